@@ -1,0 +1,137 @@
+"""The detector's exceptions: one root, a small tree, context on every error.
+
+    DetectorError                  root; `str()` is a one-line, user-facing message
+    ├── ConfigError                invalid settings (CLI exit code 2); one problem per line
+    ├── RuleError                  a rule file or rule is wrong; carries path, rule_id, key, line
+    │   └── UnsupportedRuleError   a valid rule the engine does not run (type, language)
+    ├── QueryError                 a KQL query cannot be parsed; carries query and position
+    ├── DateMathError              an Elasticsearch date-math value cannot be parsed
+    ├── ElasticsearchError         talking to Elasticsearch failed (raised by es.py only)
+    │   ├── UnavailableError       unreachable, timed out or overloaded; transient, retried
+    │   │   └── TlsError           TLS handshake or certificate verification failed
+    │   ├── AuthenticationError    401: wrong credentials
+    │   ├── AuthorizationError     403: the credentials lack a privilege
+    │   ├── RequestError           any other rejected request (4xx/5xx); carries status and reason
+    │   └── BulkError              some items of a bulk write were rejected; carries the items
+    └── ExecutionError             one rule execution failed; carries rule_id and the cause
+
+Only `detector.es` imports the Elasticsearch client and translates its exceptions into this tree,
+so no other module ever catches a client exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class DetectorError(Exception):
+    """Root of every error the detector raises on purpose."""
+
+
+class ConfigError(DetectorError):
+    """Invalid settings; `problems` holds one line per bad variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a rule a problem is: file, rule id, key path and line, each optional."""
+
+    path: Path | None = None
+    rule_id: str | None = None
+    key: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        parts: list[str] = []
+        if self.path is not None:
+            parts.append(f"{self.path}:{self.line}" if self.line else str(self.path))
+        if self.rule_id:
+            parts.append(f"rule {self.rule_id}")
+        if self.key:
+            parts.append(f"key {self.key!r}")
+        return ", ".join(parts)
+
+
+class RuleError(DetectorError):
+    """A rule file or rule is invalid."""
+
+    def __init__(self, message: str, location: Location | None = None) -> None:
+        self.message = message
+        self.location = location or Location()
+        super().__init__(f"{self.location}: {message}" if str(self.location) else message)
+
+
+class UnsupportedRuleError(RuleError):
+    """A well-formed rule that this engine does not run (for example `type = "eql"`)."""
+
+
+class QueryError(DetectorError):
+    """A KQL query that cannot be parsed; the message shows a caret under the position."""
+
+    def __init__(self, message: str, query: str, position: int) -> None:
+        self.message = message
+        self.query = query
+        self.position = position
+        super().__init__(f"{message} at position {position}\n{self.caret()}")
+
+    def caret(self) -> str:
+        """The offending line of the query with a caret under the position."""
+        start = self.query.rfind("\n", 0, self.position) + 1
+        end = self.query.find("\n", self.position)
+        line = self.query[start : end if end != -1 else len(self.query)]
+        return f"{line}\n{' ' * (self.position - start)}^"
+
+
+class DateMathError(DetectorError):
+    """An Elasticsearch date-math expression (`now-7d/d`) that cannot be parsed."""
+
+
+class ElasticsearchError(DetectorError):
+    """Talking to Elasticsearch failed; raised only by `detector.es`."""
+
+
+class UnavailableError(ElasticsearchError):
+    """Elasticsearch could not be reached or answered 429/502/503/504 or timed out (transient)."""
+
+
+class TlsError(UnavailableError):
+    """The TLS handshake or certificate verification failed."""
+
+
+class AuthenticationError(ElasticsearchError):
+    """Elasticsearch rejected the credentials (401)."""
+
+
+class AuthorizationError(ElasticsearchError):
+    """The credentials lack a privilege for this request (403)."""
+
+
+class RequestError(ElasticsearchError):
+    """Elasticsearch rejected a request for another reason."""
+
+    def __init__(self, message: str, status: int | None = None, reason: str | None = None) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(message)
+
+
+class BulkError(ElasticsearchError):
+    """Some items of a bulk write were rejected; `items` holds each rejected item's result."""
+
+    def __init__(self, message: str, items: list[dict[str, Any]]) -> None:
+        self.items = items
+        super().__init__(message)
+
+
+class ExecutionError(DetectorError):
+    """One rule execution failed."""
+
+    def __init__(self, rule_id: str, message: str) -> None:
+        self.rule_id = rule_id
+        super().__init__(f"rule {rule_id}: {message}")

@@ -1,0 +1,283 @@
+"""The one module that talks to Elasticsearch.
+
+It builds the client from settings, waits for readiness, retries transient failures and
+translates every client exception into `detector.errors`, so no other module imports the client.
+
+Retries: the client's own retries are switched off (`max_retries=0`) and tenacity owns them, so
+the two never stack. Only transient failures are retried (connection errors, timeouts, 429 and
+502/503/504, the same statuses elastic-transport retries by default), with exponential backoff and
+jitter, bounded both in attempts and in seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import elastic_transport
+import elasticsearch
+from elasticsearch import Elasticsearch
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from detector.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    BulkError,
+    ElasticsearchError,
+    RequestError,
+    TlsError,
+    UnavailableError,
+)
+from detector.settings import Settings
+
+T = TypeVar("T")
+
+# Statuses that mean "try again later" (elastic-transport's default `retry_on_status`).
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What `GET /` says about the cluster."""
+
+    name: str
+    version: str
+
+
+@dataclass
+class RequestStats:
+    """Requests sent and time spent waiting for them, for execution reports."""
+
+    requests: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class BulkResult:
+    """Outcome of a bulk create: ids written now, ids that already existed, ids rejected."""
+
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _reason(body: Any) -> str:
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping):
+            root = error.get("root_cause") or [error]
+            first = root[0] if isinstance(root, list) and root else error
+            return f"{first.get('type', 'error')}: {first.get('reason', '')}".strip()
+        if isinstance(error, str):
+            return error
+    return str(body)[:500]
+
+
+def translate(exc: Exception) -> ElasticsearchError:
+    """Turn a client exception into the detector's own error."""
+    if isinstance(exc, elastic_transport.TlsError):
+        return TlsError(f"TLS failure talking to Elasticsearch: {exc.message}")
+    if isinstance(exc, elastic_transport.ConnectionTimeout):
+        return UnavailableError(f"Elasticsearch did not answer in time: {exc.message}")
+    if isinstance(exc, elastic_transport.ConnectionError):
+        return UnavailableError(f"cannot reach Elasticsearch: {exc.message}")
+    if isinstance(exc, elasticsearch.UnsupportedProductError):
+        return RequestError(f"the server is not Elasticsearch: {exc.message}")
+    if isinstance(exc, elasticsearch.ApiError):
+        return _translate_api_error(exc)
+    return RequestError(f"Elasticsearch request failed: {exc}")
+
+
+def _translate_api_error(exc: elasticsearch.ApiError) -> ElasticsearchError:
+    status, reason = exc.meta.status, _reason(exc.body)
+    if status in TRANSIENT_STATUSES:
+        return UnavailableError(f"Elasticsearch is busy or unavailable ({status}): {reason}")
+    if status == 401:
+        return AuthenticationError(f"authentication failed (401): {reason}")
+    if status == 403:
+        return AuthorizationError(f"not authorized (403): {reason}")
+    return RequestError(f"Elasticsearch rejected the request ({status}): {reason}", status, reason)
+
+
+def build_client(settings: Settings) -> Elasticsearch:
+    """An `Elasticsearch` client configured from settings, with its own retries switched off."""
+    options: dict[str, Any] = {
+        "request_timeout": settings.es_request_timeout,
+        "max_retries": 0,
+        "retry_on_timeout": False,
+        "verify_certs": settings.es_verify_certs,
+    }
+    if settings.es_ca_certs is not None:
+        options["ca_certs"] = str(settings.es_ca_certs)
+    if settings.es_api_key is not None:
+        options["api_key"] = settings.es_api_key.get_secret_value()
+    elif settings.es_username is not None and settings.es_password is not None:
+        options["basic_auth"] = (settings.es_username, settings.es_password.get_secret_value())
+    if not settings.es_verify_certs:
+        options["ssl_show_warn"] = False
+    return Elasticsearch(settings.es_url, **options)
+
+
+class Elastic:
+    """Elasticsearch access for the detector: every call retried, translated and counted."""
+
+    def __init__(self, settings: Settings, client: Elasticsearch | None = None) -> None:
+        self.settings = settings
+        self.client = client if client is not None else build_client(settings)
+        self.stats = RequestStats()
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
+
+    def call(self, request: Callable[[Elasticsearch], T]) -> T:
+        """Run one request, retrying transient failures within the configured bounds."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(UnavailableError),
+            stop=stop_after_attempt(self.settings.es_retry_attempts)
+            | stop_after_delay(self.settings.es_retry_max_seconds),
+            wait=wait_exponential_jitter(initial=0.2, max=10.0),
+            reraise=True,
+        )
+        result: T = retrying(self._once, request)
+        return result
+
+    def _once(self, request: Callable[[Elasticsearch], T]) -> T:
+        started = time.monotonic()
+        self.stats.requests += 1
+        try:
+            return request(self.client)
+        except (elastic_transport.TransportError, elasticsearch.ApiError) as exc:
+            raise translate(exc) from exc
+        finally:
+            self.stats.seconds += time.monotonic() - started
+
+    def info(self) -> ClusterInfo:
+        """The cluster's name and version."""
+        body = self.call(lambda es: es.info()).body
+        return ClusterInfo(name=body["cluster_name"], version=body["version"]["number"])
+
+    def wait_ready(self, timeout: float | None = None) -> ClusterInfo:
+        """Wait until the cluster answers and is at least yellow, for at most `timeout` seconds."""
+        budget = self.settings.es_ready_timeout if timeout is None else timeout
+        retrying = Retrying(
+            retry=retry_if_exception_type(UnavailableError),
+            stop=stop_after_delay(budget),
+            wait=wait_exponential_jitter(initial=0.2, max=2.0),
+            reraise=True,
+        )
+        return retrying(self._ready_once)
+
+    def _ready_once(self) -> ClusterInfo:
+        info = self._once(lambda es: es.info()).body
+        health = self._once(
+            lambda es: es.cluster.health(wait_for_status="yellow", timeout="1s")
+        ).body
+        if health.get("timed_out"):
+            raise UnavailableError(f"cluster health is {health.get('status')}, waiting for yellow")
+        return ClusterInfo(name=info["cluster_name"], version=info["version"]["number"])
+
+    def search(self, index: Iterable[str], body: Mapping[str, Any]) -> dict[str, Any]:
+        """Search; missing indices are not an error, but failed shards are (partial = wrong)."""
+        names = ",".join(index)
+        response: dict[str, Any] = self.call(
+            lambda es: es.search(
+                index=names,
+                body=dict(body),
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+        ).body
+        _check_shards(response)
+        return response
+
+    def matching_indices(self, pattern: str) -> list[str]:
+        """Names of the indices (and data streams) a pattern matches; empty when none do."""
+        body = self.call(
+            lambda es: es.indices.resolve_index(name=pattern, expand_wildcards="open")
+        ).body
+        names = [item["name"] for key in ("indices", "data_streams") for item in body.get(key, [])]
+        return sorted(names)
+
+    def put_index_template(self, name: str, body: Mapping[str, Any]) -> None:
+        """Create or replace a composable index template."""
+        self.call(lambda es: es.indices.put_index_template(name=name, body=dict(body)))
+
+    def refresh(self, index: str) -> None:
+        """Make recent writes searchable."""
+        self.call(lambda es: es.indices.refresh(index=index, ignore_unavailable=True))
+
+    def bulk_create(
+        self, index: str, docs: Mapping[str, Mapping[str, Any]], refresh: bool = True
+    ) -> BulkResult:
+        """Write documents with op_type `create` under their ids; an existing id is not an error.
+
+        Items rejected with 429 are sent again (bounded by the retry settings); any other
+        rejection raises `BulkError`, after the rest were written.
+        """
+        result, pending = BulkResult(), dict(docs)
+        for _ in range(self.settings.es_retry_attempts):
+            if not pending:
+                break
+            retry = self._bulk_once(index, pending, refresh, result)
+            pending = {doc_id: pending[doc_id] for doc_id in retry}
+        result.rejected.extend({"_id": doc_id, "status": 429} for doc_id in pending)
+        if result.rejected:
+            raise BulkError(
+                f"{len(result.rejected)} of {len(docs)} documents were rejected by {index}: "
+                f"{result.rejected[0]}",
+                result.rejected,
+            )
+        return result
+
+    def _bulk_once(
+        self,
+        index: str,
+        docs: Mapping[str, Mapping[str, Any]],
+        refresh: bool,
+        result: BulkResult,
+    ) -> list[str]:
+        operations: list[Mapping[str, Any]] = []
+        for doc_id, doc in docs.items():
+            operations.append({"create": {"_index": index, "_id": doc_id}})
+            operations.append(doc)
+        body = self.call(
+            lambda es: es.bulk(operations=operations, refresh="wait_for" if refresh else False)
+        ).body
+        retry: list[str] = []
+        for item in body["items"]:
+            outcome = item["create"]
+            status, doc_id = outcome["status"], outcome["_id"]
+            if status == 201:
+                result.created.append(doc_id)
+            elif status == 409:
+                result.existing.append(doc_id)
+            elif status == 429:
+                retry.append(doc_id)
+            else:
+                result.rejected.append(
+                    {"_id": doc_id, "status": status, "error": outcome.get("error")}
+                )
+        return retry
+
+
+def _check_shards(response: Mapping[str, Any]) -> None:
+    shards = response.get("_shards", {})
+    if shards.get("failed"):
+        failures = shards.get("failures") or [{}]
+        reason = failures[0].get("reason", {})
+        raise RequestError(
+            f"{shards['failed']} of {shards.get('total')} shards failed: "
+            f"{reason.get('type', '')}: {reason.get('reason', '')}",
+            reason=str(reason.get("type", "")),
+        )
+    if response.get("timed_out"):
+        raise UnavailableError("the search timed out on some shards; its result would be partial")

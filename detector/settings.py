@@ -1,0 +1,193 @@
+"""Typed settings, read from `DETECTOR_*` environment variables and an optional `.env` file."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from detector.errors import ConfigError
+
+ENV_PREFIX = "DETECTOR_"
+# Variables with this prefix belong to the test suite, not to the service.
+_TEST_PREFIX = "DETECTOR_TEST_"
+# Elasticsearch index names: lowercase, no leading `-_+`, none of `\/*?"<>| ,#:` (see the
+# create-index API docs). A leading dot would make a hidden index that Kibana data views skip.
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the detector can be configured with; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    es_url: Annotated[list[str], NoDecode] = Field(
+        default=["http://localhost:9200"],
+        description="Elasticsearch URL, or several separated by commas (http:// or https://).",
+    )
+    es_api_key: SecretStr | None = Field(
+        default=None,
+        description="Elasticsearch API key (its `encoded` form); used instead of user/password.",
+    )
+    es_username: str | None = Field(default=None, description="User name for basic authentication.")
+    es_password: SecretStr | None = Field(
+        default=None, description="Password for basic authentication."
+    )
+    es_ca_certs: Path | None = Field(
+        default=None, description="PEM file of the CA that signed Elasticsearch's HTTP certificate."
+    )
+    es_verify_certs: bool = Field(
+        default=True,
+        description="Verify Elasticsearch's TLS certificate (keep true in production).",
+    )
+    es_request_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for one Elasticsearch response."
+    )
+    es_retry_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="Attempts per request on transient failures (connection, timeout, 429, 50x).",
+    )
+    es_retry_max_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Upper bound in seconds on the time one request may spend retrying.",
+    )
+    es_ready_timeout: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds to wait at start-up for Elasticsearch to answer and be yellow.",
+    )
+    alerts_index: str = Field(
+        default="detector-alerts",
+        description="Index the alerts are written to (not hidden, so Kibana data views match it).",
+    )
+    rules_path: Annotated[list[Path], NoDecode] = Field(
+        default=[],
+        description="Rule files or directories of `.toml` rules to run, separated by commas.",
+    )
+    builtin_rules: bool = Field(
+        default=True, description="Also run the built-in rules shipped with the detector."
+    )
+    exception_source_addresses: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description=(
+            "Comma-separated `source.address` values or CIDR ranges never to alert on; applied to "
+            "every rule, history included."
+        ),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Minimum level of log records."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log format: human-readable text or one JSON object per line."
+    )
+
+    _split_urls = field_validator("es_url", mode="before")(_split_list)
+    _split_paths = field_validator("rules_path", mode="before")(_split_list)
+    _split_exceptions = field_validator("exception_source_addresses", mode="before")(_split_list)
+
+    @field_validator("es_url")
+    @classmethod
+    def _check_urls(cls, urls: list[str]) -> list[str]:
+        if not urls:
+            raise ValueError("at least one URL is required")
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+            try:
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError:
+                raise ValueError(f"{url!r} has an invalid port") from None
+        return urls
+
+    @field_validator("es_ca_certs")
+    @classmethod
+    def _check_ca_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        return path
+
+    @field_validator("alerts_index")
+    @classmethod
+    def _check_index(cls, name: str) -> str:
+        if not _INDEX_NAME.match(name) or len(name.encode()) > 255:
+            raise ValueError(
+                f"{name!r} is not a valid visible index name (lowercase letters, digits, "
+                "'-', '_', '.', '+'; not starting with '.', '-', '_' or '+')"
+            )
+        return name
+
+    @field_validator("exception_source_addresses")
+    @classmethod
+    def _check_exceptions(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if "/" in value:
+                try:
+                    ipaddress.ip_network(value, strict=False)
+                except ValueError:
+                    raise ValueError(f"{value!r} is not a valid CIDR range") from None
+        return values
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Settings:
+        if (self.es_username is None) != (self.es_password is None):
+            raise ValueError("DETECTOR_ES_USERNAME and DETECTOR_ES_PASSWORD must be set together")
+        return self
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets `field`."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _describe(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    field = str(error["loc"][0])
+    value = error.get("input")
+    # Never echo what was given for a secret.
+    secret = field.endswith(("password", "api_key"))
+    shown = f" (got {value!r})" if isinstance(value, str) and not secret else ""
+    return f"{env_name(field)}: {message}{shown}"
+
+
+def _unknown_variables() -> list[str]:
+    known = {env_name(name) for name in Settings.model_fields}
+    return sorted(
+        key
+        for key in os.environ
+        if key.startswith(ENV_PREFIX) and not key.startswith(_TEST_PREFIX) and key not in known
+    )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (and `.env`), raising `ConfigError` with every problem."""
+    problems = [
+        f"{name}: unknown setting (see the README's table)" for name in _unknown_variables()
+    ]
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems.extend(_describe(error) for error in exc.errors())
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return settings
