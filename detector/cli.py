@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from detector import __version__
 from detector.errors import ConfigError, DetectorError
 from detector.es import Elastic
+from detector.logs import configure_logging
 from detector.settings import Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -70,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"configuration error: {problem}", file=sys.stderr)
         return 2
+    configure_logging(settings)
     try:
         return handler(args, settings)
     except DetectorError as exc:

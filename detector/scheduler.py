@@ -1,0 +1,75 @@
+"""`detector run`: every rule on its own interval, in a boring APScheduler `BlockingScheduler`.
+
+- The first execution happens at start (`next_run_time=now`).
+- At most one execution per rule at a time (`max_instances=1`); runs missed while one was still
+  going are coalesced into one (`coalesce=True`) instead of piling up.
+- SIGTERM and SIGINT let the running executions finish, then `run` returns 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from detector.datemath import parse_interval
+from detector.rules import Rule
+
+log = logging.getLogger(__name__)
+
+RunRule = Callable[[Rule], object]
+
+
+def build_scheduler(rules: Sequence[Rule], run_rule: RunRule) -> BlockingScheduler:
+    """A scheduler with one interval job per rule, the first run due now."""
+    # One worker per rule: a slow rule never delays another one's schedule.
+    executor = ThreadPoolExecutor(max_workers=max(1, len(rules)))
+    scheduler = BlockingScheduler(executors={"default": executor}, timezone=UTC)
+    now = datetime.now(UTC)
+    for rule in rules:
+        interval = parse_interval(rule.interval)
+        scheduler.add_job(
+            run_rule,
+            trigger=IntervalTrigger(seconds=interval.total_seconds(), timezone=UTC),
+            args=[rule],
+            id=rule.rule_id,
+            name=rule.name,
+            next_run_time=now,
+            coalesce=True,
+            max_instances=1,
+            # A run late by up to a whole interval still happens (once); later ones are coalesced.
+            misfire_grace_time=max(1, int(interval.total_seconds())),
+        )
+    return scheduler
+
+
+def run(rules: Sequence[Rule], run_rule: RunRule) -> int:
+    """Run the rules until SIGTERM or SIGINT; the current executions finish first."""
+    scheduler = build_scheduler(rules, run_rule)
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        log.info("stopping: waiting for running executions", extra={"signal": signum})
+        # Called on the main thread, where `start()` blocks: shutdown(wait=True) joins the
+        # worker threads, so the current executions complete before the process exits.
+        scheduler.shutdown(wait=True)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        log.info("scheduler started", extra={"rules": [rule.rule_id for rule in rules]})
+        scheduler.start()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("scheduler stopped")
+    return 0
