@@ -91,6 +91,14 @@ class Settings(BaseSettings):
             "every rule, history included."
         ),
     )
+    exceptions_file: Path | None = Field(
+        default=None,
+        description=(
+            "TOML file of per-rule exceptions (`[[exception]]` with `rule_id` or `*`, `field`, "
+            "`values`; CIDR ranges allowed for IP fields); applied to every phase, history "
+            "included."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Minimum level of log records."
     )
@@ -120,6 +128,13 @@ class Settings(BaseSettings):
     @field_validator("es_ca_certs")
     @classmethod
     def _check_ca_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        return path
+
+    @field_validator("exceptions_file")
+    @classmethod
+    def _check_exceptions_file(cls, path: Path | None) -> Path | None:
         if path is not None and not path.is_file():
             raise ValueError(f"no such file: {path}")
         return path

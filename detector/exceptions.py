@@ -1,0 +1,172 @@
+"""Rule exceptions (allowlists): field/value pairs whose documents a rule never considers. Pure.
+
+Kibana turns a rule's exception items into one filter applied with `excludeExceptions: true` to
+EVERY phase, history included (`build_exception_filter.ts`; §1.2 of the Kibana notes). So an
+allowlisted document neither alerts nor counts as history; we keep that meaning.
+
+Two sources:
+
+- `DETECTOR_EXCEPTION_SOURCE_ADDRESSES` (every rule): exact `source.address` values, and CIDR
+  ranges matched on `source.ip` (the address is a keyword; the pipeline sets `source.ip` only when
+  the whole address is one IP literal, see the CloudTrail notes §1).
+- `DETECTOR_EXCEPTIONS_FILE`, a TOML file of entries::
+
+      [[exception]]
+      rule_id = "59bf26c2-..."   # or "*" for every rule
+      field = "source.address"
+      values = ["203.0.113.7", "10.0.0.0/8", "AWS Internal"]
+      comment = "why"            # optional
+
+  A string value that is a CIDR range becomes a `term` query with the range, which an `ip` field
+  matches as a range; on `*.address` fields it is matched on the sibling `*.ip` field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detector.errors import ConfigError
+from detector.settings import Settings, env_name
+
+Value = str | int | float | bool
+ANY_RULE = "*"
+# ECS keyword addresses and the ip field the pipelines fill from them.
+_IP_FIELD_OF = {
+    "source.address": "source.ip",
+    "destination.address": "destination.ip",
+    "client.address": "client.ip",
+    "server.address": "server.ip",
+}
+_ENTRY_KEYS = {"rule_id", "field", "values", "comment"}
+
+
+@dataclass(frozen=True)
+class ExceptionItem:
+    """Documents whose `field` holds one of `values`, or an IP inside one of `networks`."""
+
+    rule_id: str
+    field: str
+    values: tuple[Value, ...] = ()
+    networks: tuple[str, ...] = ()
+    origin: str = ""
+
+    def applies_to(self, rule_id: str) -> bool:
+        """Whether this item belongs to the rule."""
+        return self.rule_id in (ANY_RULE, rule_id)
+
+    def clauses(self) -> list[dict[str, Any]]:
+        """`must_not` clauses excluding the matching documents."""
+        clauses: list[dict[str, Any]] = []
+        if self.values:
+            clauses.append({"terms": {self.field: list(self.values)}})
+        ip_field = _IP_FIELD_OF.get(self.field, self.field)
+        clauses.extend({"term": {ip_field: network}} for network in self.networks)
+        return clauses
+
+
+@dataclass(frozen=True)
+class Exceptions:
+    """Every exception item the detector knows."""
+
+    items: tuple[ExceptionItem, ...] = ()
+
+    def must_not(self, rule_id: str) -> list[dict[str, Any]]:
+        """The `must_not` clauses for one rule."""
+        return [
+            clause for item in self.items if item.applies_to(rule_id) for clause in item.clauses()
+        ]
+
+
+NO_EXCEPTIONS = Exceptions()
+
+
+def from_settings(settings: Settings) -> Exceptions:
+    """The exceptions configured in settings (source addresses, then the exceptions file)."""
+    items: list[ExceptionItem] = []
+    if settings.exception_source_addresses:
+        origin = env_name("exception_source_addresses")
+        items.append(_item(ANY_RULE, "source.address", settings.exception_source_addresses, origin))
+    if settings.exceptions_file is not None:
+        items.extend(load_file(settings.exceptions_file))
+    return Exceptions(tuple(items))
+
+
+def load_file(path: Path) -> tuple[ExceptionItem, ...]:
+    """Read an exceptions TOML file; `ConfigError` lists every bad entry with the file name."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the exceptions file: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    problems = [
+        f"{path}: unknown key {key!r} (expected [[exception]] tables)"
+        for key in document
+        if key != "exception"
+    ]
+    entries = document.get("exception", [])
+    if not isinstance(entries, list):
+        raise ConfigError([f"{path}: 'exception' must be an array of tables ([[exception]])"])
+    items: list[ExceptionItem] = []
+    for number, entry in enumerate(entries, start=1):
+        origin = f"{path}: exception #{number}"
+        try:
+            items.append(_entry(entry, origin))
+        except ValueError as exc:
+            problems.append(f"{origin}: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return tuple(items)
+
+
+def _entry(entry: Any, origin: str) -> ExceptionItem:
+    if not isinstance(entry, dict):
+        raise ValueError("must be a table")
+    unknown = sorted(set(entry) - _ENTRY_KEYS)
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))}")
+    rule_id, field, values = entry.get("rule_id"), entry.get("field"), entry.get("values")
+    if not isinstance(rule_id, str) or not rule_id.strip():
+        raise ValueError("'rule_id' must be a rule id or \"*\"")
+    if not isinstance(field, str) or not field.strip():
+        raise ValueError("'field' must be a field name")
+    if not isinstance(values, list) or not values:
+        raise ValueError("'values' must be a non-empty array")
+    bad = [value for value in values if not isinstance(value, Value)]
+    if bad:
+        raise ValueError(f"'values' may hold strings, numbers and booleans only (got {bad[0]!r})")
+    return _item(rule_id.strip(), field.strip(), values, origin)
+
+
+def _item(rule_id: str, field: str, values: list[Any], origin: str) -> ExceptionItem:
+    exact: list[Value] = []
+    networks: list[str] = []
+    for value in values:
+        network = _network(value)
+        if network is None:
+            exact.append(value)
+        else:
+            networks.append(network)
+    return ExceptionItem(rule_id, field, tuple(exact), tuple(networks), origin)
+
+
+def _network(value: Value) -> str | None:
+    """The normalised CIDR range `value` denotes, or None for an exact value.
+
+    `IP/prefix` with a bad prefix is an error rather than an exact value nobody would match.
+    """
+    if not isinstance(value, str) or "/" not in value:
+        return None
+    address = value.strip().split("/", 1)[0]
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return None  # not an IP range at all, e.g. a path
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid CIDR range") from None

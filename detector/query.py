@@ -1,0 +1,302 @@
+"""Request bodies for each phase of an execution, and the parsing of their answers. Pure.
+
+Kibana's V1 (aggregation) approach, without scripts (the target clusters may have no Painless):
+
+- the combined timestamp (override, else `@timestamp`) is never a runtime field; ranges use
+  Kibana's own fallback shape (`build_events_query.ts` `buildTimeRangeFilter`) and the minimum
+  combined time is the smaller of two filtered `min` aggregations, combined here;
+- history is asked directly over `[history_start, start]` ("was this term seen there?") instead
+  of Kibana's `min(first_seen) > from` bucket_selector over `[history_start, end]`: the same
+  answer (§1.3 "new decided precisely") with no pipeline script.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from detector.window import TimeFields, Window, from_millis, iso
+
+Body = dict[str, Any]
+Values = tuple[Any, ...]
+
+# Kibana's composite page size (`NT/build_new_terms_aggregation.ts` PAGE_SIZE).
+PAGE_SIZE = 10_000
+# Kibana's multi-field batch (`NT/multi_terms_composite.ts` BATCH_SIZE); halved on clause limits.
+BATCH_SIZE = 500
+ACTIONS_SIZE = 50
+_FIRST_SEEN_OVERRIDE, _FIRST_SEEN_FALLBACK = "first_seen_override", "first_seen_fallback"
+
+
+@dataclass(frozen=True)
+class WindowTerm:
+    """A term seen in the window: its values, first time in the window and document count."""
+
+    values: Values
+    first_seen: datetime
+    doc_count: int
+
+
+@dataclass(frozen=True)
+class Page:
+    """One composite page: its terms and the key to ask the next page with (None: last page)."""
+
+    terms: list[WindowTerm]
+    after: dict[str, Any] | None
+
+
+def rule_filter(query: Mapping[str, Any], must_not: Sequence[Mapping[str, Any]]) -> Body:
+    """The rule query with the exceptions excluded: the filter of every phase, history included.
+
+    Kibana builds one `esFilter` (query, filters, exception filter) and uses it in all phases
+    (`get_filter.ts`; §1.2 of the notes), so an excluded document is not history either.
+    """
+    body: Body = {"filter": [dict(query)]}
+    if must_not:
+        body["must_not"] = [dict(clause) for clause in must_not]
+    return {"bool": body}
+
+
+def time_range(fields: TimeFields, gte: datetime, lte: datetime) -> Body:
+    """Documents whose combined time is in `[gte, lte]`, in Kibana's fallback shape."""
+    bounds = {"gte": iso(gte), "lte": iso(lte), "format": "strict_date_optional_time"}
+    primary = {"range": {fields.primary: dict(bounds)}}
+    if fields.fallback is None:
+        return primary
+    fallback = {
+        "bool": {
+            "filter": [
+                {"range": {fields.fallback: dict(bounds)}},
+                {"bool": {"must_not": {"exists": {"field": fields.primary}}}},
+            ]
+        }
+    }
+    return {"bool": {"should": [primary, fallback], "minimum_should_match": 1}}
+
+
+def _search(filters: list[Body], aggs: Body | None = None) -> Body:
+    body: Body = {"size": 0, "track_total_hits": False, "query": {"bool": {"filter": filters}}}
+    if aggs is not None:
+        body["aggs"] = aggs
+    return body
+
+
+def first_seen_aggs(fields: TimeFields) -> Body:
+    """Sub-aggregations giving a bucket's minimum combined time (see `first_seen_of`)."""
+    if fields.fallback is None:
+        return {_FIRST_SEEN_OVERRIDE: {"min": {"field": fields.primary}}}
+    has_override = {"exists": {"field": fields.primary}}
+    return {
+        _FIRST_SEEN_OVERRIDE: {
+            "filter": has_override,
+            "aggs": {"min": {"min": {"field": fields.primary}}},
+        },
+        _FIRST_SEEN_FALLBACK: {
+            "filter": {"bool": {"must_not": has_override}},
+            "aggs": {"min": {"min": {"field": fields.fallback}}},
+        },
+    }
+
+
+def first_seen_of(bucket: Mapping[str, Any]) -> datetime | None:
+    """The minimum combined time of a bucket built with `first_seen_aggs` (None: no value)."""
+    candidates: list[float] = []
+    for name in (_FIRST_SEEN_OVERRIDE, _FIRST_SEEN_FALLBACK):
+        agg = bucket.get(name)
+        if agg is None:
+            continue
+        value = agg["min"]["value"] if "min" in agg else agg["value"]
+        if value is not None:
+            candidates.append(value)
+    return from_millis(min(candidates)) if candidates else None
+
+
+def _sources(fields: Sequence[str]) -> list[Body]:
+    # No `missing_bucket`: a document lacking a field yields no term (Kibana, §4 "missing fields").
+    return [{field: {"terms": {"field": field}}} for field in fields]
+
+
+def window_terms(
+    base: Body,
+    fields: TimeFields,
+    window: Window,
+    terms_fields: Sequence[str],
+    after: Mapping[str, Any] | None = None,
+) -> Body:
+    """Phase 1: one composite page of the terms seen in `[start, end]`, with first-seen times."""
+    composite: Body = {"size": PAGE_SIZE, "sources": _sources(terms_fields)}
+    if after is not None:
+        composite["after"] = dict(after)
+    aggs = {"terms": {"composite": composite, "aggs": first_seen_aggs(fields)}}
+    return _search([base, time_range(fields, window.start, window.end)], aggs)
+
+
+def parse_window_page(response: Mapping[str, Any], terms_fields: Sequence[str]) -> Page:
+    """The terms of a phase-1 page and the key of the next page, if there is one."""
+    agg = response.get("aggregations", {}).get("terms", {})
+    buckets: list[Mapping[str, Any]] = agg.get("buckets", [])
+    terms = []
+    for bucket in buckets:
+        first_seen = first_seen_of(bucket)
+        if first_seen is None:  # no time value at all: cannot be placed in the window
+            continue
+        values = tuple(bucket["key"][field] for field in terms_fields)
+        terms.append(WindowTerm(values, first_seen, int(bucket["doc_count"])))
+    # A short page is the last one: no extra empty request (Kibana always sends one, §1.3).
+    after = agg.get("after_key") if len(buckets) >= PAGE_SIZE else None
+    return Page(terms, after)
+
+
+def include_value(value: Any) -> str:
+    """A term value as the `include` list of a terms aggregation wants it (strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def history_single(
+    base: Body, fields: TimeFields, window: Window, field: str, values: Sequence[Any]
+) -> Body:
+    """Phase 2, one field: which of `values` occur in `[history_start, start]`.
+
+    An explicit `include` list makes the terms aggregation exact instead of top-N, and
+    `size = len(values)` leaves room for all of them (Kibana, §1.3 phase 2).
+    """
+    terms = {
+        "field": field,
+        "size": len(values),
+        "include": [include_value(value) for value in values],
+    }
+    return _search(
+        [
+            base,
+            time_range(fields, window.history_start, window.start),
+            {"terms": {field: list(values)}},
+        ],
+        {"seen": {"terms": terms}},
+    )
+
+
+def parse_history_single(response: Mapping[str, Any]) -> list[Any]:
+    """The bucket keys of a `history_single` answer: values seen in the history.
+
+    Keys compare equal to the composite keys of phase 1 in Python: strings for keyword and ip,
+    numbers for numeric and date fields, and 1/0 for booleans (`True == 1`).
+    """
+    buckets = response.get("aggregations", {}).get("seen", {}).get("buckets", [])
+    return [bucket["key"] for bucket in buckets]
+
+
+def terms_clause(terms_fields: Sequence[str], values: Values) -> Body:
+    """Documents holding this combination of values."""
+    return {
+        "bool": {
+            "filter": [
+                {"term": {field: value}} for field, value in zip(terms_fields, values, strict=True)
+            ]
+        }
+    }
+
+
+def history_multi(
+    base: Body,
+    fields: TimeFields,
+    window: Window,
+    terms_fields: Sequence[str],
+    batch: Sequence[Values],
+    after: Mapping[str, Any] | None = None,
+) -> Body:
+    """Phase 2, several fields: a composite page over the history of a batch of combinations.
+
+    As Kibana (`NT/multi_terms_composite.ts`), the batch is a `should` of one clause per
+    combination. Documents with arrays can add combinations outside the batch, so the answer is
+    paged fully and intersected with the batch by the caller (Kibana's §1.3 item 7 edge).
+    """
+    match_batch = {
+        "bool": {
+            "should": [terms_clause(terms_fields, values) for values in batch],
+            "minimum_should_match": 1,
+        }
+    }
+    composite: Body = {"size": PAGE_SIZE, "sources": _sources(terms_fields)}
+    if after is not None:
+        composite["after"] = dict(after)
+    return _search(
+        [base, time_range(fields, window.history_start, window.start), match_batch],
+        {"terms": {"composite": composite}},
+    )
+
+
+def parse_history_multi(
+    response: Mapping[str, Any], terms_fields: Sequence[str]
+) -> tuple[list[Values], dict[str, Any] | None]:
+    """The combinations of a `history_multi` page and the key of the next page, if any."""
+    agg = response.get("aggregations", {}).get("terms", {})
+    buckets = agg.get("buckets", [])
+    seen = [tuple(bucket["key"][field] for field in terms_fields) for bucket in buckets]
+    after = agg.get("after_key") if len(buckets) >= PAGE_SIZE else None
+    return seen, after
+
+
+def details(
+    base: Body,
+    fields: TimeFields,
+    window: Window,
+    terms_fields: Sequence[str],
+    term: WindowTerm,
+) -> Body:
+    """Phase 3, one search per new term: its event count, actions and first document.
+
+    The first document is among those whose combined time equals the term's first-seen time,
+    sorted by `@timestamp` then index and event id, so the choice is deterministic. Kibana takes
+    `top_hits` size 1 on the timestamp alone; ties there made later runs pick another document
+    and, with its id in the alert id, write duplicates (kibana#174148). Our alert id does not
+    depend on the document either.
+    """
+    sort = [
+        {"@timestamp": {"order": "asc", "unmapped_type": "date"}},
+        {"_index": {"order": "asc"}},
+        {"event.id": {"order": "asc", "unmapped_type": "keyword"}},
+    ]
+    aggs = {
+        "actions": {"terms": {"field": "event.action", "size": ACTIONS_SIZE}},
+        "first": {
+            "filter": time_range(fields, term.first_seen, term.first_seen),
+            "aggs": {"doc": {"top_hits": {"size": 1, "sort": sort}}},
+        },
+    }
+    body = _search(
+        [
+            base,
+            time_range(fields, window.start, window.end),
+            terms_clause(terms_fields, term.values),
+        ],
+        aggs,
+    )
+    body["track_total_hits"] = True
+    return body
+
+
+@dataclass(frozen=True)
+class Details:
+    """What phase 3 found for one term."""
+
+    hit: dict[str, Any] | None
+    event_count: int
+    actions: tuple[str, ...]
+
+
+def parse_details(response: Mapping[str, Any]) -> Details:
+    """The first document, the event count and the sorted actions of a `details` answer."""
+    aggs = response.get("aggregations", {})
+    hits = aggs.get("first", {}).get("doc", {}).get("hits", {}).get("hits", [])
+    hit = None
+    if hits:
+        first = hits[0]
+        hit = {key: first[key] for key in ("_index", "_id", "_source") if key in first}
+    total = response.get("hits", {}).get("total", {})
+    count = int(total.get("value", 0)) if isinstance(total, Mapping) else int(total)
+    actions = sorted(str(bucket["key"]) for bucket in aggs.get("actions", {}).get("buckets", []))
+    return Details(hit, count, tuple(actions))
