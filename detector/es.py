@@ -12,7 +12,7 @@ jitter, bounded both in attempts and in seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -199,6 +199,29 @@ class Elastic:
         _check_shards(response)
         return response
 
+    def msearch(
+        self, index: Iterable[str], bodies: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Several searches in one `_msearch`, each as `search` would send it.
+
+        A search that failed or has failed shards raises like `search` does; a search rejected
+        as busy (429, 50x) makes the whole request be retried.
+        """
+        if not bodies:
+            return []
+        header = {"index": ",".join(index), "ignore_unavailable": True, "allow_no_indices": True}
+        searches: list[Mapping[str, Any]] = []
+        for body in bodies:
+            searches.extend((header, dict(body)))
+
+        def request(es: Elasticsearch) -> list[dict[str, Any]]:
+            responses: list[dict[str, Any]] = es.msearch(searches=searches).body["responses"]
+            for response in responses:
+                _check_msearch_item(response)
+            return responses
+
+        return self.call(request)
+
     def matching_indices(self, pattern: str) -> list[str]:
         """Names of the indices (and data streams) a pattern matches; empty when none do."""
         body = self.call(
@@ -267,6 +290,19 @@ class Elastic:
                     {"_id": doc_id, "status": status, "error": outcome.get("error")}
                 )
         return retry
+
+
+def _check_msearch_item(response: Mapping[str, Any]) -> None:
+    if "error" in response:
+        status, reason = response.get("status"), _reason(response)
+        if status in TRANSIENT_STATUSES:
+            raise UnavailableError(f"Elasticsearch is busy or unavailable ({status}): {reason}")
+        raise RequestError(
+            f"Elasticsearch rejected a search of a multi-search ({status}): {reason}",
+            status,
+            reason,
+        )
+    _check_shards(response)
 
 
 def _check_shards(response: Mapping[str, Any]) -> None:
