@@ -1,10 +1,14 @@
 """Kibana-style Security alerts for new terms (pure: no Elasticsearch access).
 
-The contract types are defined first; the document builder follows.
+One alert per new term, built from the oldest matching document in the window the way Kibana's
+`wrapNewTermsAlerts` -> `transformHitToAlert` -> `buildAlertFields` do (notes §2), plus a
+`detector.*` namespace with what Kibana does not record (term key, first-seen time, window,
+event count, actions, S3 bucket and object).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -12,7 +16,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from detector.rules import Rule
+from detector.cloudtrail import get_field, s3_location
+from detector.reason import alert_reason
+from detector.rules import Rule, Technique, Threat, ThreatEntry
+
+SPACE_ID = "default"
+# `kibana.alert.rule.*` constants of new_terms (notes §2.3, RR/get_common_alert_fields.ts).
+RULE_CATEGORY = "New Terms Rule"
+RULE_TYPE_ID = "siem.newTermsRule"
+PRODUCER = "siem"
+# Top-level source fields Kibana's filterSource drops (RT/factories/utils/filter_source.ts);
+# `detector` is this service's own namespace and is dropped for the same reason.
+_DROPPED_SOURCE_ROOTS = ("kibana", "signal", "threshold_result", "detector")
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,9 @@ class ExecutionContext:
     execution_type: str = "scheduled"  # or "manual" (backfill / --at)
 
 
+# --- identity -----------------------------------------------------------------------------
+
+
 def _digest(parts: Sequence[Any]) -> str:
     canonical = json.dumps(list(parts), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -46,21 +64,21 @@ def _digest(parts: Sequence[Any]) -> str:
 
 def epoch_ms(moment: datetime) -> int:
     """Milliseconds since the epoch (naive datetimes are taken as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return int(_utc(moment).timestamp() * 1000)
 
 
 def term_key(rule: Rule, values: Sequence[Any]) -> str:
-    """A stable hash of (rule_id, fields, values)."""
+    """A stable hash of (rule_id, fields, values); JSON types count (`1` is not `"1"`)."""
     return _digest(["term", rule.rule_id, list(rule.new_terms_fields), list(values)])
 
 
 def alert_id(rule: Rule, term: NewTerm) -> str:
     """The alert `_id`: depends on rule, term and first-seen time only, never on the document.
 
-    Kibana hashes the chosen source document's index/id into the alert id, so two executions
-    that pick different documents for one term write two alerts (elastic/kibana#174148).
+    Kibana hashes the chosen source document's index and id into the alert id, so two runs that
+    pick different documents for one term (timestamp ties, late data) write two alerts
+    (elastic/kibana#174148). Hashing the first-seen time instead makes every run that sees the
+    same episode produce the same id, which the `create` write then turns into a no-op (409).
     """
     return _digest(
         [
@@ -73,6 +91,273 @@ def alert_id(rule: Rule, term: NewTerm) -> str:
     )
 
 
+# --- time ---------------------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """`2025-01-15T12:00:00.000Z`: UTC with milliseconds, as Kibana writes alert dates."""
+    utc = _utc(moment)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_iso(value: Any) -> datetime | None:
+    """An ISO-8601 date string as an aware UTC datetime; None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:  # trim nanoseconds to microseconds for fromisoformat
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        rest = rest[:digits][:6] + rest[digits:]
+        text = f"{head}.{rest}"
+    try:
+        return _utc(datetime.fromisoformat(text))
+    except ValueError:
+        return None
+
+
+# --- source sanitising --------------------------------------------------------------------
+
+
+def _set_path(target: dict[str, Any], path: str, value: Any) -> None:
+    """Set `a.b.c` in nested dicts, replacing a non-object in the way."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        target[head] = value
+        return
+    child = target.get(head)
+    if not isinstance(child, dict):
+        child = target[head] = {}
+    _set_path(child, rest, value)
+
+
+def _split_namespace(source: dict[str, Any], root: str) -> dict[str, Any]:
+    """Remove `root` and every `root.*` dotted key from `source`; return them as one object."""
+    taken: dict[str, Any] = {}
+    for key in [key for key in source if key == root or key.startswith(f"{root}.")]:
+        value = source.pop(key)
+        if key == root:
+            if isinstance(value, Mapping):
+                for name, item in value.items():
+                    _set_path(taken, str(name), item)
+        else:
+            _set_path(taken, key[len(root) + 1 :], value)
+    return taken
+
+
+def sanitize_source(source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The copied source fields and the original `event.*` object, as Kibana sanitises them.
+
+    Kibana's filterSource drops `kibana`, `signal`, `threshold_result` and `event` from the
+    source; `buildAlertFields` re-adds `event.*` as `kibana.alert.original_event.*` and sets
+    `event.kind: signal`.
+    """
+    if not isinstance(source, Mapping):
+        return {}, {}
+    cleaned: dict[str, Any] = copy.deepcopy(dict(source))
+    for root in _DROPPED_SOURCE_ROOTS:
+        _split_namespace(cleaned, root)
+    original_event = _split_namespace(cleaned, "event")
+    return cleaned, original_event
+
+
+# --- the rule -----------------------------------------------------------------------------
+
+
+def _entry(entry: ThreatEntry) -> dict[str, str]:
+    return {"id": entry.id, "name": entry.name, "reference": entry.reference}
+
+
+def _technique(technique: Technique) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": technique.id,
+        "name": technique.name,
+        "reference": technique.reference,
+    }
+    if technique.subtechnique:
+        body["subtechnique"] = [_entry(sub) for sub in technique.subtechnique]
+    return body
+
+
+def threat_document(threat: Sequence[Threat]) -> list[dict[str, Any]]:
+    """`kibana.alert.rule.threat`: Kibana's MITRE ATT&CK structure."""
+    return [
+        {
+            "framework": item.framework,
+            "tactic": _entry(item.tactic),
+            "technique": [_technique(technique) for technique in item.technique],
+        }
+        for item in threat
+    ]
+
+
+def rule_parameters(rule: Rule) -> dict[str, Any]:
+    """`kibana.alert.rule.parameters`: the rule's query parameters, in Kibana's snake_case."""
+    parameters: dict[str, Any] = {
+        "type": rule.type,
+        "language": rule.language,
+        "query": rule.query,
+        "index": list(rule.index),
+        "new_terms_fields": list(rule.new_terms_fields),
+        "history_window_start": rule.history_window_start,
+        "from": rule.from_,
+        "to": rule.to,
+        "max_signals": rule.max_signals,
+        "risk_score": rule.risk_score,
+        "severity": rule.severity,
+        "timestamp_override_fallback_disabled": rule.timestamp_override_fallback_disabled,
+    }
+    if rule.timestamp_override is not None:
+        parameters["timestamp_override"] = rule.timestamp_override
+    return parameters
+
+
+def _optional_rule_fields(rule: Rule) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name in ("note", "license", "timestamp_override"):
+        value = getattr(rule, name)
+        if value is not None:
+            fields[name] = value
+    return fields
+
+
+def rule_document(rule: Rule, ctx: ExecutionContext) -> dict[str, Any]:
+    """`kibana.alert.rule.*`; `uuid` is the rule_id (there is no saved object)."""
+    return {
+        "name": rule.name,
+        "rule_id": rule.rule_id,
+        "uuid": rule.rule_id,
+        "description": rule.description,
+        "severity": rule.severity,
+        "risk_score": rule.risk_score,
+        "tags": list(rule.tags),
+        "threat": threat_document(rule.threat),
+        "from": rule.from_,
+        "to": rule.to,
+        "interval": rule.interval,
+        "type": rule.type,
+        "version": rule.version,
+        "max_signals": rule.max_signals,
+        "indices": list(rule.index),
+        "references": list(rule.references),
+        "author": list(rule.author),
+        "enabled": rule.enabled,
+        "new_terms_fields": list(rule.new_terms_fields),
+        "history_window_start": rule.history_window_start,
+        "parameters": rule_parameters(rule),
+        "category": RULE_CATEGORY,
+        "rule_type_id": RULE_TYPE_ID,
+        "producer": PRODUCER,
+        "consumer": PRODUCER,
+        "execution": {
+            "uuid": ctx.execution_uuid,
+            "type": ctx.execution_type,
+            "timestamp": iso(ctx.started_at),
+        },
+        **_optional_rule_fields(rule),
+    }
+
+
+# --- the alert ----------------------------------------------------------------------------
+
+
+def _ancestors(hit: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": str(hit.get("_id", "")),
+            "index": str(hit.get("_index", "")),
+            "type": "event",
+            "depth": 0,
+        }
+    ]
+
+
+def _original_time(source: Mapping[str, Any], term: NewTerm) -> str:
+    """The source's `@timestamp` (Kibana keeps it even with an override); first_seen if bad."""
+    parsed = parse_iso(get_field(source, "@timestamp"))
+    return iso(parsed if parsed is not None else term.first_seen)
+
+
+def _actions(term: NewTerm, original_event: Mapping[str, Any]) -> list[str]:
+    if term.actions:
+        return list(term.actions)
+    action = original_event.get("action")
+    return [action] if isinstance(action, str) and action else []
+
+
+def detector_document(
+    rule: Rule, term: NewTerm, ctx: ExecutionContext, actions: Sequence[str]
+) -> dict[str, Any]:
+    """`detector.*`: what Kibana does not record about a new term."""
+    location = s3_location(term.hit.get("_source"))
+    s3 = {
+        name: value
+        for name, value in (
+            ("bucket", location.bucket),
+            ("object_key", location.object_key),
+            ("prefix", location.prefix),
+        )
+        if value is not None
+    }
+    document: dict[str, Any] = {
+        "term_key": term_key(rule, term.values),
+        "first_seen": iso(term.first_seen),
+        "window": {"start": iso(ctx.window_start), "end": iso(ctx.window_end)},
+        "history_start": iso(ctx.history_start),
+        "event_count": term.event_count,
+        "actions": list(actions),
+    }
+    if s3:
+        document["s3"] = s3
+    return document
+
+
+def _kibana_alert(
+    rule: Rule, term: NewTerm, ctx: ExecutionContext, original_event: dict[str, Any]
+) -> dict[str, Any]:
+    source = term.hit.get("_source")
+    source = source if isinstance(source, Mapping) else {}
+    started = iso(ctx.started_at)
+    return {
+        "uuid": alert_id(rule, term),
+        "original_time": _original_time(source, term),
+        "new_terms": list(term.values),
+        "ancestors": _ancestors(term.hit),
+        "depth": 1,
+        "status": "active",
+        "workflow_status": "open",
+        "workflow_tags": [],
+        "workflow_assignee_ids": [],
+        "severity": rule.severity,
+        "risk_score": rule.risk_score,
+        "reason": alert_reason(rule, term, ctx, _actions(term, original_event)),
+        "rule": rule_document(rule, ctx),
+        "intended_timestamp": iso(ctx.now),
+        "start": started,
+        "last_detected": started,
+        "original_event": original_event,
+    }
+
+
 def build_alert(rule: Rule, term: NewTerm, ctx: ExecutionContext) -> dict[str, Any]:
-    """The alert document for one new term (being written)."""
-    raise NotImplementedError
+    """The alert document for one new term; never raises on odd or missing source fields."""
+    source, original_event = sanitize_source(term.hit.get("_source"))
+    actions = _actions(term, original_event)
+    alert = source
+    alert["@timestamp"] = iso(ctx.started_at)
+    alert["event"] = {"kind": "signal"}
+    alert["kibana"] = {
+        "space_ids": [SPACE_ID],
+        "alert": _kibana_alert(rule, term, ctx, original_event),
+    }
+    data_stream = source.get("data_stream")
+    if isinstance(data_stream, Mapping):  # Kibana copies it (traverse_and_mutate_doc.ts)
+        alert["kibana"]["alert"]["original_data_stream"] = copy.deepcopy(data_stream)
+    alert["detector"] = detector_document(rule, term, ctx, actions)
+    return alert
