@@ -1,0 +1,113 @@
+from pathlib import Path
+
+import pytest
+
+from detector.errors import ConfigError
+from detector.exceptions import NO_EXCEPTIONS, ExceptionItem, Exceptions, from_settings, load_file
+from detector.settings import Settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exceptions.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_no_exceptions_no_clauses() -> None:
+    assert NO_EXCEPTIONS.must_not("any") == []
+
+
+def test_source_addresses_from_settings_exact_values_and_cidr_on_source_ip() -> None:
+    settings = Settings(exception_source_addresses=["203.0.113.7", "AWS Internal", "10.1.2.3/8"])
+    exceptions = from_settings(settings)
+    assert exceptions.must_not("rule-a") == [
+        {"terms": {"source.address": ["203.0.113.7", "AWS Internal"]}},
+        {"term": {"source.ip": "10.0.0.0/8"}},
+    ]
+
+
+def test_ipv6_cidr() -> None:
+    settings = Settings(exception_source_addresses=["2001:db8::/32"])
+    assert from_settings(settings).must_not("r") == [{"term": {"source.ip": "2001:db8::/32"}}]
+
+
+def test_file_entries_apply_per_rule_or_to_every_rule(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[[exception]]
+rule_id = "rule-a"
+field = "user_agent.name"
+values = ["Other", 3, true]
+
+[[exception]]
+rule_id = "*"
+field = "destination.ip"
+values = ["192.168.0.0/16", "path/like"]
+comment = "internal"
+""",
+    )
+    exceptions = from_settings(Settings(exceptions_file=path))
+    assert exceptions.must_not("rule-a") == [
+        {"terms": {"user_agent.name": ["Other", 3, True]}},
+        {"terms": {"destination.ip": ["path/like"]}},
+        {"term": {"destination.ip": "192.168.0.0/16"}},
+    ]
+    assert exceptions.must_not("rule-b") == [
+        {"terms": {"destination.ip": ["path/like"]}},
+        {"term": {"destination.ip": "192.168.0.0/16"}},
+    ]
+
+
+def test_cidr_on_an_address_field_is_matched_on_its_ip_field(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, '[[exception]]\nrule_id="*"\nfield="source.address"\nvalues=["::1/128"]\n'
+    )
+    assert Exceptions(load_file(path)).must_not("x") == [{"term": {"source.ip": "::1/128"}}]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[exception]]\nfield="a"\nvalues=["x"]\n', "exception #1: 'rule_id' must be"),
+        ('[[exception]]\nrule_id="*"\nvalues=["x"]\n', "exception #1: 'field' must be"),
+        ('[[exception]]\nrule_id="*"\nfield="a"\nvalues=[]\n', "'values' must be a non-empty"),
+        ('[[exception]]\nrule_id="*"\nfield="a"\nvalues=[{x=1}]\n', "strings, numbers"),
+        ('[[exception]]\nrule_id="*"\nfield="a"\nvalues=["10.0.0.0/33"]\n', "not a valid CIDR"),
+        (
+            '[[exception]]\nrule_id="*"\nfield="a"\nvalues=["x"]\nextra=1\n',
+            "unknown key(s) 'extra'",
+        ),
+        ("exception = 3\n", "must be an array of tables"),
+        ("[other]\n", "unknown key 'other'"),
+        ("[[exception]\n", "invalid TOML"),
+    ],
+)
+def test_errors_name_the_file_and_the_entry(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_file(path)
+    assert str(path) in str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_every_bad_entry_is_reported(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[exception]]\nfield="a"\nvalues=["x"]\n[[exception]]\nrule_id="*"\nfield="a"\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_file(path)
+    assert len(caught.value.problems) == 2
+    assert "#2" in caught.value.problems[1]
+
+
+def test_missing_file_is_a_settings_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no such file"):
+        Settings(exceptions_file=tmp_path / "missing.toml")
+
+
+def test_item_applies_to() -> None:
+    item = ExceptionItem("*", "f", ("v",))
+    assert item.applies_to("anything")
+    assert not ExceptionItem("a", "f", ("v",)).applies_to("b")

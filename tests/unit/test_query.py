@@ -1,0 +1,191 @@
+from datetime import UTC, datetime, timedelta
+
+from detector import query
+from detector.query import PAGE_SIZE, WindowTerm
+from detector.window import TimeFields, Window
+
+END = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+WINDOW = Window(start=END - timedelta(minutes=9), end=END, history_start=END - timedelta(days=7))
+FALLBACK = TimeFields("event.ingested", "@timestamp")
+PLAIN = TimeFields("@timestamp")
+BASE = query.rule_filter({"match_all": {}}, [])
+BOUNDS = {"format": "strict_date_optional_time"}
+
+
+def test_rule_filter_with_and_without_exceptions() -> None:
+    assert BASE == {"bool": {"filter": [{"match_all": {}}]}}
+    excluded = query.rule_filter({"term": {"a": 1}}, [{"term": {"b": 2}}])
+    assert excluded == {"bool": {"filter": [{"term": {"a": 1}}], "must_not": [{"term": {"b": 2}}]}}
+
+
+def test_time_range_without_fallback() -> None:
+    assert query.time_range(PLAIN, WINDOW.start, WINDOW.end) == {
+        "range": {
+            "@timestamp": {
+                "gte": "2025-01-15T11:51:00.000Z",
+                "lte": "2025-01-15T12:00:00.000Z",
+                **BOUNDS,
+            }
+        }
+    }
+
+
+def test_time_range_with_fallback_is_kibanas_shape() -> None:
+    bounds = {"gte": "2025-01-15T11:51:00.000Z", "lte": "2025-01-15T12:00:00.000Z", **BOUNDS}
+    assert query.time_range(FALLBACK, WINDOW.start, WINDOW.end) == {
+        "bool": {
+            "should": [
+                {"range": {"event.ingested": bounds}},
+                {
+                    "bool": {
+                        "filter": [
+                            {"range": {"@timestamp": bounds}},
+                            {"bool": {"must_not": {"exists": {"field": "event.ingested"}}}},
+                        ]
+                    }
+                },
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def test_window_terms_request_pages_with_after_key() -> None:
+    body = query.window_terms(BASE, FALLBACK, WINDOW, ["source.address"], {"source.address": "x"})
+    assert body["size"] == 0
+    composite = body["aggs"]["terms"]["composite"]
+    assert composite == {
+        "size": PAGE_SIZE,
+        "sources": [{"source.address": {"terms": {"field": "source.address"}}}],
+        "after": {"source.address": "x"},
+    }
+    assert set(body["aggs"]["terms"]["aggs"]) == {"first_seen_override", "first_seen_fallback"}
+    assert body["query"]["bool"]["filter"][0] is BASE
+    assert (
+        "after" not in query.window_terms(BASE, PLAIN, WINDOW, ["a"])["aggs"]["terms"]["composite"]
+    )
+
+
+def _bucket(
+    key: dict[str, object], override: float | None, fallback: float | None
+) -> dict[str, object]:
+    return {
+        "key": key,
+        "doc_count": 3,
+        "first_seen_override": {"doc_count": 1, "min": {"value": override}},
+        "first_seen_fallback": {"doc_count": 1, "min": {"value": fallback}},
+    }
+
+
+def test_first_seen_is_the_smaller_of_override_and_fallback() -> None:
+    ms = 1736942400000
+    assert query.first_seen_of(_bucket({}, ms + 5, ms)) == END
+    assert query.first_seen_of(_bucket({}, ms, None)) == END
+    assert query.first_seen_of(_bucket({}, None, ms)) == END
+    assert query.first_seen_of(_bucket({}, None, None)) is None
+    assert query.first_seen_of({"first_seen_override": {"value": ms}}) == END
+
+
+def test_parse_window_page_short_page_is_the_last() -> None:
+    ms = 1736942400000
+    response = {
+        "aggregations": {
+            "terms": {
+                "after_key": {"a": "2", "b": 1},
+                "buckets": [
+                    _bucket({"a": "1", "b": True}, ms, None),
+                    _bucket({"a": "2", "b": 1}, None, None),
+                ],
+            }
+        }
+    }
+    page = query.parse_window_page(response, ["a", "b"])
+    assert page.terms == [WindowTerm(("1", True), END, 3)]
+    assert page.after is None
+
+
+def test_parse_window_page_full_page_has_a_next() -> None:
+    buckets = [_bucket({"a": str(n)}, 1.0, None) for n in range(PAGE_SIZE)]
+    response = {"aggregations": {"terms": {"after_key": {"a": "z"}, "buckets": buckets}}}
+    page = query.parse_window_page(response, ["a"])
+    assert len(page.terms) == PAGE_SIZE
+    assert page.after == {"a": "z"}
+
+
+def test_parse_window_page_without_aggregations_is_empty() -> None:
+    assert query.parse_window_page({}, ["a"]) == query.Page([], None)
+
+
+def test_history_single_is_exact_and_bounded_by_the_window_start() -> None:
+    body = query.history_single(BASE, PLAIN, WINDOW, "f", ["a", 3, True])
+    assert body["aggs"] == {
+        "seen": {"terms": {"field": "f", "size": 3, "include": ["a", "3", "true"]}}
+    }
+    filters = body["query"]["bool"]["filter"]
+    assert filters[1]["range"]["@timestamp"]["gte"] == "2025-01-08T12:00:00.000Z"
+    assert filters[1]["range"]["@timestamp"]["lte"] == "2025-01-15T11:51:00.000Z"
+    assert filters[2] == {"terms": {"f": ["a", 3, True]}}
+    response = {"aggregations": {"seen": {"buckets": [{"key": "a"}, {"key": 1}]}}}
+    assert query.parse_history_single(response) == ["a", 1]
+
+
+def test_history_multi_matches_the_batch() -> None:
+    body = query.history_multi(BASE, PLAIN, WINDOW, ["a", "b"], [("1", "x"), ("2", "y")])
+    batch = body["query"]["bool"]["filter"][2]
+    assert batch == {
+        "bool": {
+            "should": [
+                {"bool": {"filter": [{"term": {"a": "1"}}, {"term": {"b": "x"}}]}},
+                {"bool": {"filter": [{"term": {"a": "2"}}, {"term": {"b": "y"}}]}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+    response = {
+        "aggregations": {
+            "terms": {
+                "after_key": {"a": "2", "b": "y"},
+                "buckets": [{"key": {"a": "1", "b": "x"}, "doc_count": 1}],
+            }
+        }
+    }
+    assert query.parse_history_multi(response, ["a", "b"]) == ([("1", "x")], None)
+
+
+def test_details_request_and_answer() -> None:
+    term = WindowTerm(("1.2.3.4",), END - timedelta(minutes=1), 2)
+    body = query.details(BASE, FALLBACK, WINDOW, ["source.address"], term)
+    assert body["track_total_hits"] is True
+    assert body["size"] == 0
+    assert body["query"]["bool"]["filter"][2] == {
+        "bool": {"filter": [{"term": {"source.address": "1.2.3.4"}}]}
+    }
+    first = body["aggs"]["first"]
+    assert first["filter"] == query.time_range(FALLBACK, term.first_seen, term.first_seen)
+    assert first["aggs"]["doc"]["top_hits"]["size"] == 1
+    response = {
+        "hits": {"total": {"value": 7, "relation": "eq"}, "hits": []},
+        "aggregations": {
+            "actions": {"buckets": [{"key": "PutObject"}, {"key": "GetObject"}]},
+            "first": {
+                "doc": {
+                    "hits": {
+                        "hits": [
+                            {
+                                "_index": "i",
+                                "_id": "d",
+                                "_score": None,
+                                "_source": {"x": 1},
+                                "sort": [1],
+                            }
+                        ]
+                    }
+                }
+            },
+        },
+    }
+    details = query.parse_details(response)
+    assert details == query.Details(
+        {"_index": "i", "_id": "d", "_source": {"x": 1}}, 7, ("GetObject", "PutObject")
+    )
+    assert query.parse_details({}).hit is None
