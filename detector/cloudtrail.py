@@ -87,11 +87,28 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _split_entries(inner: str) -> list[str]:
+    """Split at `, name=` outside nested `{}`/`[]`; plain split if the brackets do not balance."""
+    chunks, start, depth = [], 0, 0
+    for position, char in enumerate(inner):
+        if char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth = max(depth - 1, 0)
+        elif char == "," and depth == 0 and _ENTRY_START.match(inner, position):
+            chunks.append(inner[start:position])
+            start = position + 2
+    if depth:  # a value with a stray `{` or `[`: nesting cannot be trusted
+        return _ENTRY_START.split(inner)
+    return [*chunks, inner[start:]]
+
+
 def parse_java_map(text: Any) -> dict[str, str]:
     """Top-level entries of a Java `Map.toString()` string, best-effort, never raising.
 
-    Entries are split on `", "` followed by `name=`, so commas, `=` and braces inside a value
-    survive unless they look like a following entry (`key=a, b=c` cannot be told apart).
+    Entries are split on `", "` followed by `name=` outside nested maps and lists, so commas,
+    `=` and braces inside a value survive unless they look like a following entry
+    (`key=a, b=c` cannot be told apart from two entries).
     Array values keep their brackets: `host=[s3.amazonaws.com]`.
     """
     if not isinstance(text, str):
@@ -100,7 +117,7 @@ def parse_java_map(text: Any) -> dict[str, str]:
     if not (body.startswith("{") and body.endswith("}")):
         return {}
     entries: dict[str, str] = {}
-    for chunk in _ENTRY_START.split(body[1:-1]):
+    for chunk in _split_entries(body[1:-1]):
         match = _FIRST_KEY.match(chunk)
         if match is None:
             continue
