@@ -45,14 +45,17 @@ def join_words(words: Sequence[str]) -> str:
     return f"{', '.join(words[:-1])} and {words[-1]}"
 
 
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
 def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
+    """`7d`, `36h`, `90m`; else the largest unit with one decimal (`7.5d`)."""
+    seconds = max(int(delta.total_seconds()), 0)
+    for unit, size in _UNITS:
+        if seconds and seconds % size == 0 and seconds // size < 100:
             return f"{seconds // size}{unit}"
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f}d"
-    return f"{seconds}s"
+    unit, size = next((unit, size) for unit, size in _UNITS if seconds >= size or size == 1)
+    return f"{seconds / size:.1f}{unit}"
 
 
 def history_length(rule: Rule, ctx: ExecutionContext) -> str:
