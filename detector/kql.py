@@ -302,7 +302,7 @@ def _query_error(error: lark.exceptions.UnexpectedInput, query: str, offset: int
         position = None if start is None else offset + start
     elif isinstance(error, lark.exceptions.UnexpectedCharacters):
         expected = set(error.allowed or ())
-        position = offset + error.pos_in_stream
+        position = offset + (error.pos_in_stream or 0)
     else:
         expected = set(getattr(error, "expected", ()) or ())
         position = None
