@@ -24,8 +24,10 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
+from tenacity.wait import wait_base
 
 from detector.errors import (
     AuthenticationError,
@@ -42,6 +44,15 @@ T = TypeVar("T")
 
 # Statuses that mean "try again later" (elastic-transport's default `retry_on_status`).
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def _backoff(max_seconds: float) -> wait_base:
+    """Exponential backoff from 0.2 s up to `max_seconds`, plus up to 1 s of jitter.
+
+    (`wait_exponential_jitter(initial=...)` warns since tenacity 9.2, and its replacement
+    argument `multiplier` does not exist before it.)
+    """
+    return wait_exponential(multiplier=0.2, max=max_seconds) + wait_random(0, 1)
 
 
 @dataclass(frozen=True)
@@ -144,7 +155,7 @@ class Elastic:
             retry=retry_if_exception_type(UnavailableError),
             stop=stop_after_attempt(self.settings.es_retry_attempts)
             | stop_after_delay(self.settings.es_retry_max_seconds),
-            wait=wait_exponential_jitter(initial=0.2, max=10.0),
+            wait=_backoff(10.0),
             reraise=True,
         )
         result: T = retrying(self._once, request)
@@ -170,7 +181,7 @@ class Elastic:
         retrying = Retrying(
             retry=retry_if_exception_type(UnavailableError),
             stop=stop_after_delay(budget),
-            wait=wait_exponential_jitter(initial=0.2, max=2.0),
+            wait=_backoff(2.0),
             reraise=True,
         )
         return retrying(self._ready_once)

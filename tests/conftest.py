@@ -1,0 +1,191 @@
+"""Shared fixtures (see docs/contracts.md, "Test fixtures").
+
+`es_node` starts one Elasticsearch node per session with `scripts/local-es` (version from
+`ES_VERSION`), or uses the node that `DETECTOR_TEST_ES_URL` (with `DETECTOR_TEST_ES_USERNAME`,
+default `elastic`, and `DETECTOR_TEST_ES_PASSWORD`) points at. Tests under `tests/integration/`
+are marked `es`; tests under `tests/unit/` may not use the node at all.
+
+`DETECTOR_*` variables of the developer's shell (other than `DETECTOR_TEST_*`) are removed at
+start-up so they cannot leak into the settings the tests build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch, NotFoundError
+
+from detector.es import Elastic
+from detector.settings import ENV_PREFIX, Settings
+
+TESTS = Path(__file__).resolve().parent
+LOCAL_ES = TESTS.parent / "scripts" / "local-es"
+START_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class EsNode:
+    """How to reach the test node; `reader_*` is a user that may only read `logs-*`."""
+
+    url: str
+    username: str | None
+    password: str | None
+    version: str
+    reader_username: str | None = None
+    reader_password: str | None = None
+
+    def client(self) -> Elasticsearch:
+        """A raw client for test setup and cleanup (the code under test uses `Elastic`)."""
+        auth = (self.username, self.password) if self.username and self.password else None
+        return Elasticsearch(self.url, basic_auth=auth, request_timeout=30)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in [key for key in os.environ if key.startswith(ENV_PREFIX)]:
+        if not name.startswith("DETECTOR_TEST_"):
+            del os.environ[name]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parents = Path(item.path).resolve().parents
+        if TESTS / "integration" in parents:
+            item.add_marker(pytest.mark.es)
+        elif TESTS / "unit" in parents and "es_node" in item.fixturenames:
+            raise pytest.UsageError(f"{item.nodeid}: unit tests must not use Elasticsearch")
+
+
+def _external_node(url: str) -> EsNode:
+    password = os.environ.get("DETECTOR_TEST_ES_PASSWORD")
+    username = os.environ.get("DETECTOR_TEST_ES_USERNAME", "elastic") if password else None
+    settings = Settings(_env_file=None, es_url=[url], es_username=username, es_password=password)
+    elastic = Elastic(settings)
+    try:
+        version = elastic.wait_ready(30).version
+    except Exception as exc:
+        pytest.fail(f"DETECTOR_TEST_ES_URL={url} is not usable: {exc}", pytrace=False)
+    finally:
+        elastic.close()
+    return EsNode(
+        url,
+        username,
+        password,
+        version,
+        os.environ.get("DETECTOR_TEST_ES_READER_USERNAME"),
+        os.environ.get("DETECTOR_TEST_ES_READER_PASSWORD"),
+    )
+
+
+def _local_es(command: str, state: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(LOCAL_ES), command],
+        env={**os.environ, "LOCAL_ES_STATE": str(state)},
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+
+
+def _start_local_node(state: Path) -> EsNode:
+    version = os.environ.get("ES_VERSION", "the default version")
+    try:
+        started = _local_es("start", state)
+    except subprocess.TimeoutExpired:
+        _local_es("stop", state)
+        pytest.fail(f"scripts/local-es start ({version}) took over {START_TIMEOUT}s", pytrace=False)
+    if started.returncode != 0:
+        pytest.fail(
+            f"could not start Elasticsearch ({version}) with scripts/local-es:\n{started.stderr}",
+            pytrace=False,
+        )
+    recorded = json.loads(state.read_text())
+    return EsNode(
+        recorded["url"],
+        recorded["username"],
+        recorded["password"],
+        recorded["version"],
+        recorded.get("reader_username"),
+        recorded.get("reader_password"),
+    )
+
+
+@pytest.fixture(scope="session")
+def es_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EsNode]:
+    """The Elasticsearch node of this session; a failure to start fails every test using it."""
+    external = os.environ.get("DETECTOR_TEST_ES_URL")
+    if external:
+        yield _external_node(external)
+        return
+    state = tmp_path_factory.mktemp("local-es") / "state.json"
+    node = _start_local_node(state)
+    try:
+        yield node
+    finally:
+        stopped = _local_es("stop", state)
+        if stopped.returncode != 0:
+            print(f"scripts/local-es stop failed: {stopped.stderr}", file=sys.stderr)
+
+
+@pytest.fixture
+def token(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique lowercase hex string; with the node in use, `*<token>*` is deleted afterwards."""
+    value = uuid.uuid4().hex[:12]
+    yield value
+    if "es_node" in request.fixturenames:
+        _delete_test_objects(request.getfixturevalue("es_node"), value)
+
+
+def _delete_test_objects(node: EsNode, token: str) -> None:
+    pattern = f"*{token}*"
+    with node.client() as es:
+        resolved = es.indices.resolve_index(name=pattern, expand_wildcards="all").body
+        for stream in resolved.get("data_streams", []):
+            es.indices.delete_data_stream(name=stream["name"])
+        indices = [index["name"] for index in resolved.get("indices", [])]
+        if indices:
+            es.indices.delete(index=",".join(indices), expand_wildcards="all")
+        try:
+            templates = es.indices.get_index_template(name=pattern).body["index_templates"]
+        except NotFoundError:
+            templates = []
+        for template in templates:
+            es.indices.delete_index_template(name=template["name"])
+        try:
+            components = es.cluster.get_component_template(name=pattern).body
+        except NotFoundError:
+            components = {"component_templates": []}
+        for component in components["component_templates"]:
+            es.cluster.delete_component_template(name=component["name"])
+
+
+@pytest.fixture
+def es_settings(es_node: EsNode, token: str) -> Settings:
+    """Settings for the node, with an alerts index of this test's own."""
+    return Settings(
+        _env_file=None,
+        es_url=[es_node.url],
+        es_username=es_node.username,
+        es_password=es_node.password,
+        alerts_index=f"detector-alerts-{token}",
+        es_retry_attempts=3,
+        es_retry_max_seconds=10,
+    )
+
+
+@pytest.fixture
+def elastic(es_settings: Settings) -> Iterator[Elastic]:
+    """The detector's Elasticsearch access for the node, closed after the test."""
+    client = Elastic(es_settings)
+    try:
+        yield client
+    finally:
+        client.close()
