@@ -1,0 +1,346 @@
+"""One execution of one new_terms rule at `now`: find the new terms, write their alerts.
+
+Kibana's V1 aggregation approach (§1.3 of the Kibana notes), without scripts:
+
+1. window terms: composite pages of 10,000 over `[start, end]`, each term with its first-seen
+   time (min combined timestamp) and document count; every page is read;
+2. history: which of a page's terms occur in `[history_start, start]` (exact: terms aggregation
+   with `include` for one field, batched composite for several); those are not new;
+3. details, for the at most `max_signals` terms chosen: one `_msearch`, one search per term,
+   giving the first document, the event count and the actions.
+
+Then the alerts are written through the store with deterministic ids (op_type create), after the
+terms already alerted in the same episode were dropped; duplicates therefore never consume the
+`max_signals` budget (Kibana dedups before truncating, §2.6). Terms beyond the budget are the
+overflow: counted, listed and logged, and alerted by a later execution while still new.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from detector import kql, query
+from detector.alerts import ExecutionContext, NewTerm, alert_id, build_alert
+from detector.errors import DetectorError, RequestError
+from detector.es import Elastic
+from detector.exceptions import NO_EXCEPTIONS, Exceptions
+from detector.logs import structured
+from detector.query import Body, Values, WindowTerm
+from detector.rules import Rule
+from detector.window import TimeFields, Window, as_utc, iso, time_fields, window_for
+
+log = logging.getLogger(__name__)
+
+# Phase-3 searches per `_msearch` (Kibana V2 uses batches of 500 too).
+DETAILS_BATCH = 500
+# Overflow terms named in the log line (all of them are in the result).
+LOGGED_OVERFLOW = 20
+# Messages of the errors Kibana halves its multi-field batch on (`multi_terms_composite.ts`).
+_CLAUSE_ERRORS = ("too_many_nested_clauses", "too_many_clauses", "failed to create query")
+
+
+class AlertStore(Protocol):
+    """What the engine needs from the alert store (`detector.store.AlertStore`)."""
+
+    def already_alerted(
+        self, rule: Rule, terms: Sequence[NewTerm], episode: timedelta
+    ) -> set[tuple[Any, ...]]:
+        """Values of the terms alerted before within `episode` of their first-seen time."""
+        ...
+
+    def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> int:
+        """Create the alerts under their ids; returns how many were created now."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What one execution did; `to_json()` is also the structured log line."""
+
+    rule_id: str
+    rule_name: str
+    now: datetime
+    status: str  # "succeeded" or "failed"
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    history_start: datetime | None = None
+    error: str | None = None
+    terms_checked: int = 0
+    new_terms: int = 0
+    already_alerted: int = 0
+    alerts_written: int = 0
+    alerts: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    overflow: int = 0
+    overflow_terms: tuple[Values, ...] = ()
+    dry_run: bool = False
+    duration_ms: int = 0
+    search_ms: int = 0
+    index_ms: int = 0
+    requests: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the execution succeeded."""
+        return self.status == "succeeded"
+
+    def to_json(self, *, with_alerts: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict (times in ISO-8601); alert documents only if asked."""
+        data = asdict(self)
+        data.pop("alerts")
+        for key in ("now", "window_start", "window_end", "history_start"):
+            value = data[key]
+            data[key] = iso(value) if value is not None else None
+        data["overflow_terms"] = [list(values) for values in self.overflow_terms]
+        if with_alerts:
+            data["alerts"] = list(self.alerts)
+        return data
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything the phases share."""
+
+    rule: Rule
+    window: Window
+    fields: TimeFields
+    base: Body
+
+    @property
+    def terms_fields(self) -> tuple[str, ...]:
+        return self.rule.new_terms_fields
+
+
+@dataclass
+class _Found:
+    """Phases 1 and 2: how many window terms were read, and the new ones."""
+
+    checked: int = 0
+    new: list[WindowTerm] = field(default_factory=list)
+
+
+def execute(
+    elastic: Elastic,
+    store: AlertStore,
+    rule: Rule,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    exceptions: Exceptions = NO_EXCEPTIONS,
+    execution_type: str = "scheduled",
+) -> ExecutionResult:
+    """Run `rule` once at `now`; a failure is reported in the result, never raised."""
+    started, requests, waited = time.monotonic(), elastic.stats.requests, elastic.stats.seconds
+    outcome: dict[str, Any] = {"dry_run": dry_run}
+    try:
+        window = window_for(rule, now)
+        outcome.update(
+            window_start=window.start, window_end=window.end, history_start=window.history_start
+        )
+        base = query.rule_filter(kql.to_dsl(rule.query), exceptions.must_not(rule.rule_id))
+        plan = _Plan(rule, window, time_fields(rule), base)
+        outcome.update(_run(elastic, store, plan, now, dry_run, execution_type))
+        outcome["status"] = "succeeded"
+    except DetectorError as exc:
+        outcome.update(status="failed", error=str(exc))
+    searched = elastic.stats.seconds - waited - outcome.pop("index_seconds", 0.0)
+    result = ExecutionResult(
+        rule_id=rule.rule_id,
+        rule_name=rule.name,
+        now=as_utc(now),
+        duration_ms=round((time.monotonic() - started) * 1000),
+        search_ms=round(max(searched, 0.0) * 1000),
+        requests=elastic.stats.requests - requests,
+        **outcome,
+    )
+    _log(result)
+    return result
+
+
+def _run(
+    elastic: Elastic,
+    store: AlertStore,
+    plan: _Plan,
+    now: datetime,
+    dry_run: bool,
+    execution_type: str,
+) -> dict[str, Any]:
+    found = _find_new_terms(elastic, plan)
+    # Oldest first, as Kibana's pages are read; values break ties so the choice is stable.
+    ordered = sorted(found.new, key=lambda term: (term.first_seen, _sortable(term.values)))
+    fresh, duplicates = _drop_alerted(store, plan, ordered)
+    chosen, rest = fresh[: plan.rule.max_signals], fresh[plan.rule.max_signals :]
+    terms = _details(elastic, plan, chosen)
+    context = ExecutionContext(
+        execution_uuid=str(uuid.uuid4()),
+        started_at=datetime.now(UTC),
+        now=as_utc(now),
+        window_start=plan.window.start,
+        window_end=plan.window.end,
+        history_start=plan.window.history_start,
+        execution_type=execution_type,
+    )
+    alerts = {alert_id(plan.rule, term): build_alert(plan.rule, term, context) for term in terms}
+    written, index_seconds = 0, 0.0
+    if alerts and not dry_run:
+        before, started = elastic.stats.seconds, time.monotonic()
+        written = store.write(alerts)
+        index_seconds = elastic.stats.seconds - before
+        index_ms = round((time.monotonic() - started) * 1000)
+    else:
+        index_ms = 0
+    return {
+        "terms_checked": found.checked,
+        "new_terms": len(found.new),
+        "already_alerted": duplicates,
+        "alerts_written": written,
+        "alerts": tuple(alerts.values()),
+        "overflow": len(rest),
+        "overflow_terms": tuple(term.values for term in rest),
+        "index_ms": index_ms,
+        "index_seconds": index_seconds,
+    }
+
+
+def _sortable(values: Values) -> tuple[tuple[bool, Any], ...]:
+    # Strings and numbers never compare with each other: order by kind first.
+    return tuple((isinstance(value, str), value) for value in values)
+
+
+# --- phases 1 and 2 -------------------------------------------------------------------------
+
+
+def _find_new_terms(elastic: Elastic, plan: _Plan) -> _Found:
+    found = _Found()
+    for page in _window_pages(elastic, plan):
+        found.checked += len(page)
+        seen = _seen_in_history(elastic, plan, [term.values for term in page])
+        found.new.extend(term for term in page if term.values not in seen)
+    return found
+
+
+def _window_pages(elastic: Elastic, plan: _Plan) -> Iterator[list[WindowTerm]]:
+    """Phase 1: every composite page of window terms (Kibana stops at its `max_signals`;
+    we read all pages so the overflow is known and the oldest terms are alerted first)."""
+    after: dict[str, Any] | None = None
+    while True:
+        body = query.window_terms(plan.base, plan.fields, plan.window, plan.terms_fields, after)
+        page = query.parse_window_page(elastic.search(plan.rule.index, body), plan.terms_fields)
+        if page.terms:
+            yield page.terms
+        if page.after is None:
+            return
+        after = page.after
+
+
+def _seen_in_history(elastic: Elastic, plan: _Plan, values: list[Values]) -> set[Values]:
+    """Phase 2: the subset of `values` that occurs in `[history_start, start]`."""
+    if not values:
+        return set()
+    if len(plan.terms_fields) == 1:
+        singles = [value[0] for value in values]
+        body = query.history_single(
+            plan.base, plan.fields, plan.window, plan.terms_fields[0], singles
+        )
+        keys = query.parse_history_single(elastic.search(plan.rule.index, body))
+        return {(key,) for key in keys}
+    return _seen_multi(elastic, plan, values)
+
+
+def _seen_multi(elastic: Elastic, plan: _Plan, values: list[Values]) -> set[Values]:
+    """Batches of combinations, halved when the query has too many clauses (as Kibana)."""
+    seen: set[Values] = set()
+    size, position = query.BATCH_SIZE, 0
+    while position < len(values):
+        batch = values[position : position + size]
+        try:
+            seen |= _seen_batch(elastic, plan, batch)
+        except RequestError as exc:
+            if size == 1 or not any(marker in str(exc) for marker in _CLAUSE_ERRORS):
+                raise
+            size //= 2
+            log.warning("halving the history batch", extra=structured(batch_size=size))
+            continue
+        position += len(batch)
+    return seen
+
+
+def _seen_batch(elastic: Elastic, plan: _Plan, batch: list[Values]) -> set[Values]:
+    wanted, seen = set(batch), set[Values]()
+    after: dict[str, Any] | None = None
+    while True:
+        body = query.history_multi(
+            plan.base, plan.fields, plan.window, plan.terms_fields, batch, after
+        )
+        combos, after = query.parse_history_multi(
+            elastic.search(plan.rule.index, body), plan.terms_fields
+        )
+        # Array-valued documents add combinations outside the batch: keep the batch's only.
+        seen.update(combo for combo in combos if combo in wanted)
+        if after is None:
+            return seen
+
+
+# --- dedup and phase 3 ----------------------------------------------------------------------
+
+
+def _drop_alerted(
+    store: AlertStore, plan: _Plan, ordered: list[WindowTerm]
+) -> tuple[list[WindowTerm], int]:
+    """The terms not alerted yet in this episode, and how many were."""
+    if not ordered:
+        return [], 0
+    probes = [NewTerm(term.values, term.first_seen, {}) for term in ordered]
+    alerted = store.already_alerted(plan.rule, probes, plan.window.history_length)
+    fresh = [term for term in ordered if term.values not in alerted]
+    return fresh, len(ordered) - len(fresh)
+
+
+def _details(elastic: Elastic, plan: _Plan, chosen: list[WindowTerm]) -> list[NewTerm]:
+    """Phase 3: the first document, event count and actions of each chosen term."""
+    terms: list[NewTerm] = []
+    for start in range(0, len(chosen), DETAILS_BATCH):
+        batch = chosen[start : start + DETAILS_BATCH]
+        bodies = [
+            query.details(plan.base, plan.fields, plan.window, plan.terms_fields, term)
+            for term in batch
+        ]
+        for term, response in zip(batch, elastic.msearch(plan.rule.index, bodies), strict=True):
+            details = query.parse_details(response)
+            if details.hit is None:
+                # Its documents went away between the phases (deleted or index dropped).
+                log.warning("new term vanished", extra=structured(values=list(term.values)))
+                continue
+            terms.append(
+                NewTerm(
+                    values=term.values,
+                    first_seen=term.first_seen,
+                    hit=details.hit,
+                    event_count=details.event_count,
+                    actions=details.actions,
+                )
+            )
+    return terms
+
+
+def _log(result: ExecutionResult) -> None:
+    fields = result.to_json()
+    fields["overflow_terms"] = fields["overflow_terms"][:LOGGED_OVERFLOW]
+    if result.succeeded:
+        log.info(
+            "rule %s: %d new term(s), %d alert(s) written, %d left over",
+            result.rule_id,
+            result.new_terms,
+            result.alerts_written,
+            result.overflow,
+            extra=structured(execution=fields),
+        )
+    else:
+        log.error(
+            "rule %s failed: %s", result.rule_id, result.error, extra=structured(execution=fields)
+        )
