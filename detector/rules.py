@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,6 +102,7 @@ class Rule:
     version: int = 1
     enabled: bool = True
     source: Path | None = None
+    builtin: bool = False
     metadata: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -166,7 +167,10 @@ def builtin_rules() -> list[Rule]:
     """The rules shipped with the detector (some are disabled by default)."""
     folder = resources.files("detector") / "builtin"
     entries = sorted((entry for entry in folder.iterdir() if entry.name.endswith(".toml")), key=str)
-    return [parse_rule(entry.read_text(encoding="utf-8"), Path(str(entry))) for entry in entries]
+    return [
+        replace(parse_rule(entry.read_text(encoding="utf-8"), Path(str(entry))), builtin=True)
+        for entry in entries
+    ]
 
 
 def rules_for(settings: Settings) -> LoadResult:
