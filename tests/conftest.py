@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch, NotFoundError
@@ -59,15 +60,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         parents = Path(item.path).resolve().parents
         if TESTS / "integration" in parents:
             item.add_marker(pytest.mark.es)
-        elif TESTS / "unit" in parents and "es_node" in item.fixturenames:
+        elif TESTS / "unit" in parents and "es_node" in getattr(item, "fixturenames", ()):
             raise pytest.UsageError(f"{item.nodeid}: unit tests must not use Elasticsearch")
 
 
 def _external_node(url: str) -> EsNode:
     password = os.environ.get("DETECTOR_TEST_ES_PASSWORD")
     username = os.environ.get("DETECTOR_TEST_ES_USERNAME", "elastic") if password else None
-    settings = Settings(_env_file=None, es_url=[url], es_username=username, es_password=password)
-    elastic = Elastic(settings)
+    elastic = Elastic(_settings(es_url=[url], es_username=username, es_password=password))
     try:
         version = elastic.wait_ready(30).version
     except Exception as exc:
@@ -170,8 +170,7 @@ def _delete_test_objects(node: EsNode, token: str) -> None:
 @pytest.fixture
 def es_settings(es_node: EsNode, token: str) -> Settings:
     """Settings for the node, with an alerts index of this test's own."""
-    return Settings(
-        _env_file=None,
+    return _settings(
         es_url=[es_node.url],
         es_username=es_node.username,
         es_password=es_node.password,
@@ -179,6 +178,11 @@ def es_settings(es_node: EsNode, token: str) -> Settings:
         es_retry_attempts=3,
         es_retry_max_seconds=10,
     )
+
+
+def _settings(**values: Any) -> Settings:
+    """Settings from `values` only: no `.env` file (the environment is cleaned above)."""
+    return Settings(**{"_env_file": None, **values})
 
 
 @pytest.fixture
