@@ -10,13 +10,14 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from detector import __version__
 from detector.errors import ConfigError, DetectorError
 from detector.es import Elastic
 from detector.logs import configure_logging
-from detector.rules import load_rules, rules_for
+from detector.rules import Rule, load_rule_file, load_rules, rules_for
 from detector.settings import Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -83,6 +84,104 @@ def _kql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _at(text: str) -> datetime:
+    """`--at`: an ISO-8601 time; without an offset it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 time (e.g. 2025-01-15T12:00:00Z)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _selected_rules(args: argparse.Namespace, settings: Settings) -> tuple[list[Rule], int]:
+    """The rules `once` runs, and how many rule problems were printed."""
+    loaded = rules_for(settings)
+    for error in loaded.errors:
+        print(f"rule problem: {error}", file=sys.stderr)
+    if not args.rule:
+        return [rule for rule in loaded.rules if rule.enabled], len(loaded.errors)
+    by_id = {rule.rule_id: rule for rule in loaded.rules}
+    chosen: list[Rule] = []
+    for wanted in args.rule:
+        if wanted in by_id:
+            chosen.append(by_id[wanted])
+        elif wanted.endswith(".toml") or Path(wanted).is_file():
+            chosen.append(load_rule_file(wanted))
+        else:
+            known = ", ".join(sorted(by_id)) or "none"
+            raise ConfigError([f"--rule {wanted!r}: no such rule id or file (rules: {known})"])
+    return chosen, len(loaded.errors)
+
+
+def _once(args: argparse.Namespace, settings: Settings) -> int:
+    """One execution of each selected rule at `--at` (default: now)."""
+    from detector.engine import execute
+    from detector.exceptions import from_settings
+    from detector.store import AlertStore
+
+    try:
+        rules, problems = _selected_rules(args, settings)
+        exceptions = from_settings(settings)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    now = args.at or datetime.now(UTC)
+    elastic = Elastic(settings)
+    store = AlertStore(elastic, settings.alerts_index)
+    failed = problems > 0
+    try:
+        elastic.wait_ready()
+        if not args.dry_run:
+            store.ensure_index()
+        for rule in rules:
+            result = execute(
+                elastic,
+                store,
+                rule,
+                now,
+                dry_run=args.dry_run,
+                exceptions=exceptions,
+                execution_type="manual" if args.at else "scheduled",
+            )
+            failed |= not result.succeeded
+            if args.json:
+                print(json.dumps(result.to_json(with_alerts=args.dry_run), default=str))
+                continue
+            print(result.summary())
+            for alert in result.alerts if args.dry_run else ():
+                print(json.dumps(alert, sort_keys=True, default=str))
+    finally:
+        elastic.close()
+    return 1 if failed else 0
+
+
+def _add_once_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    once = commands.add_parser("once", help="run the rules once and exit (1 if one failed)")
+    once.add_argument(
+        "--at",
+        type=_at,
+        default=None,
+        metavar="ISO8601",
+        help="run as if it were this time (UTC unless an offset is given; default: now)",
+    )
+    once.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="ID_OR_PATH",
+        help="a rule id among the loaded rules, or a rule TOML file (repeatable; default: the "
+        "enabled rules)",
+    )
+    once.add_argument(
+        "--dry-run", action="store_true", help="write nothing; print the alerts instead"
+    )
+    once.add_argument("--json", action="store_true", help="print one JSON object per execution")
+    once.set_defaults(handler=_once)
+
+
 def _add_rule_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rules = commands.add_parser("rules", help="check or list detection rules")
     actions = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
@@ -115,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=_check)
     _add_rule_commands(commands)
+    _add_once_command(commands)
     return parser
 
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from detector import kql, query
 from detector.alerts import ExecutionContext, NewTerm, alert_id, build_alert
 from detector.errors import DetectorError, RequestError
-from detector.es import Elastic
+from detector.es import BulkResult, Elastic
 from detector.exceptions import NO_EXCEPTIONS, Exceptions
 from detector.logs import structured
 from detector.query import Body, Values, WindowTerm
@@ -49,13 +49,13 @@ class AlertStore(Protocol):
     """What the engine needs from the alert store (`detector.store.AlertStore`)."""
 
     def already_alerted(
-        self, rule: Rule, terms: Sequence[NewTerm], episode: timedelta
+        self, rule: Rule, terms: Sequence[NewTerm], history: timedelta
     ) -> set[tuple[Any, ...]]:
-        """Values of the terms alerted before within `episode` of their first-seen time."""
+        """Values of the terms alerted before within `history` of their first-seen time."""
         ...
 
-    def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> int:
-        """Create the alerts under their ids; returns how many were created now."""
+    def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:
+        """Create the alerts under their ids (op_type create: existing ids are no-ops)."""
         ...
 
 
@@ -88,6 +88,23 @@ class ExecutionResult:
     def succeeded(self) -> bool:
         """Whether the execution succeeded."""
         return self.status == "succeeded"
+
+    def summary(self) -> str:
+        """A short human-readable line."""
+        head = f"{self.rule_id} ({self.rule_name}) at {iso(self.now)}"
+        if not self.succeeded:
+            return f"{head}: FAILED: {self.error}"
+        verb = "would write" if self.dry_run else "wrote"
+        count = len(self.alerts) if self.dry_run else self.alerts_written
+        text = (
+            f"{head}: {self.terms_checked} term(s) in the window, {self.new_terms} new, "
+            f"{verb} {count} alert(s)"
+        )
+        if self.already_alerted:
+            text += f", {self.already_alerted} already alerted"
+        if self.overflow:
+            text += f", {self.overflow} left over for the next run (max_signals)"
+        return f"{text} [{self.requests} request(s), {self.duration_ms} ms]"
 
     def to_json(self, *, with_alerts: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (times in ISO-8601); alert documents only if asked."""
@@ -189,7 +206,7 @@ def _run(
     written, index_seconds = 0, 0.0
     if alerts and not dry_run:
         before, started = elastic.stats.seconds, time.monotonic()
-        written = store.write(alerts)
+        written = len(store.write(alerts).created)
         index_seconds = elastic.stats.seconds - before
         index_ms = round((time.monotonic() - started) * 1000)
     else:
