@@ -55,19 +55,24 @@ def run(rules: Sequence[Rule], run_rule: RunRule) -> int:
     scheduler = build_scheduler(rules, run_rule)
     stopping = threading.Event()
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        if stopping.is_set():
-            return
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # Only set a flag: the handler runs on the main thread, possibly while the scheduler
+        # holds its executor's lock there, so shutting down from here could deadlock.
         stopping.set()
-        log.info("stopping: waiting for running executions", extra={"signal": signum})
-        # Called on the main thread, where `start()` blocks: shutdown(wait=True) joins the
-        # worker threads, so the current executions complete before the process exits.
-        scheduler.shutdown(wait=True)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    def stop_when_asked() -> None:
+        stopping.wait()
+        log.info("stopping: waiting for running executions to finish")
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stopper = threading.Thread(target=stop_when_asked, name="detector-stop", daemon=True)
+    stopper.start()
     try:
         log.info("scheduler started", extra={"rules": [rule.rule_id for rule in rules]})
         scheduler.start()
+        stopper.join()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,0 +1,58 @@
+"""`detector run` schedules each rule on its own interval and stops cleanly on a signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from detector.rules import Rule
+from detector.scheduler import build_scheduler, run
+
+RULE = Rule(
+    rule_id="r-1",
+    name="test rule",
+    description="d",
+    type="new_terms",
+    language="kuery",
+    query="a: b",
+    index=("logs-*",),
+    new_terms_fields=("source.address",),
+    history_window_start="now-7d",
+    risk_score=47,
+    severity="medium",
+)
+
+
+def test_each_rule_gets_its_own_interval_and_runs_first_at_start() -> None:
+    rules = [RULE, replace(RULE, rule_id="r-2", interval="1h")]
+    scheduler = build_scheduler(rules, lambda rule: None)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert jobs["r-1"].trigger.interval == timedelta(minutes=5)
+    assert jobs["r-2"].trigger.interval == timedelta(hours=1)
+    for job in jobs.values():
+        assert abs(job.next_run_time - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_one_execution_per_rule_at_a_time_and_misfires_coalesced() -> None:
+    job = build_scheduler([RULE], lambda rule: None).get_jobs()[0]
+    assert job.max_instances == 1
+    assert job.coalesce is True
+    assert job.misfire_grace_time == 300
+
+
+def test_sigterm_lets_the_running_execution_finish_then_returns_zero() -> None:
+    finished = threading.Event()
+
+    def slow(rule: Rule) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+        finished.set()
+
+    started = time.monotonic()
+    assert run([RULE], slow) == 0
+    assert finished.is_set()
+    assert time.monotonic() - started < 10
