@@ -166,7 +166,8 @@ def _check_times(built: Rule, rule: TableReader) -> None:
         raise rule.fail("interval", str(exc)) from None
     start = _date(rule, "from", built.from_, now)
     _date(rule, "to", built.to, now)
-    key = "new_terms_fields" if rule.has("new_terms_fields") else "new_terms.history_window_start"
+    kibana_shape = not rule.has("new_terms") and rule.has("history_window_start")
+    key = "history_window_start" if kibana_shape else "new_terms.history_window_start"
     history = _date(rule, key, built.history_window_start, now)
     if history >= start:
         message = (

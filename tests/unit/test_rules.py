@@ -110,6 +110,14 @@ def test_kibana_shape_of_new_terms_is_accepted(tmp_path: Path) -> None:
     assert (rule.new_terms_fields, rule.history_window_start) == (("a", "b"), "now-3d")
 
 
+def test_kibana_shape_errors_name_its_key(tmp_path: Path) -> None:
+    head = MINIMAL[: MINIMAL.index("[rule.new_terms]")]
+    text = head.replace(
+        "[rule]\n", '[rule]\nnew_terms_fields = ["a"]\nhistory_window_start = "now"\n'
+    )
+    assert load_error(tmp_path, text).location.key == "rule.history_window_start"
+
+
 def test_metadata_is_kept(tmp_path: Path) -> None:
     assert load_rule_file(write(tmp_path, MINIMAL)).metadata == {"maturity": "production"}
 
