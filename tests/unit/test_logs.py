@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -12,8 +13,8 @@ from detector.logs import MASK, configure_logging
 from detector.settings import Settings
 
 
-def _settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+def _settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
 
 
 def _log(settings: Settings, message: str, **fields: object) -> str:
