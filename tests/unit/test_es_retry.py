@@ -1,0 +1,195 @@
+"""Retries and error translation of `detector.es.Elastic`, against a scripted local HTTP stub."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from detector.errors import AuthenticationError, BulkError, RequestError, UnavailableError
+from detector.es import Elastic
+from detector.settings import Settings
+
+PRODUCT_HEADER = {"X-Elastic-Product": "Elasticsearch"}
+EMPTY_SEARCH = {
+    "took": 1,
+    "timed_out": False,
+    "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+    "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []},
+}
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class StubElasticsearch:
+    """Answers each request with the next scripted (status, body); records every request."""
+
+    answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    requests: list[Recorded] = field(default_factory=list)
+    url: str = ""
+
+    def answer(self, status: int, body: dict[str, Any]) -> None:
+        self.answers.append((status, body))
+
+
+def _handler(stub: StubElasticsearch) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            stub.requests.append(Recorded(self.command, self.path, headers, body))
+            status, answer = stub.answers.pop(0) if stub.answers else (500, {"error": "unscripted"})
+            payload = json.dumps(answer).encode()
+            self.send_response(status)
+            headers = {"Content-Type": "application/json", "Content-Length": str(len(payload))}
+            if 200 <= status < 300:
+                headers.update(PRODUCT_HEADER)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_HEAD = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def stub() -> Iterator[StubElasticsearch]:
+    stub = StubElasticsearch()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
+    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield stub
+    server.shutdown()
+    server.server_close()
+
+
+def _elastic(url: str, **values: Any) -> Elastic:
+    options: dict[str, Any] = {
+        "_env_file": None,
+        "es_url": [url],
+        "es_retry_attempts": 3,
+        "es_retry_max_seconds": 10,
+        **values,
+    }
+    return Elastic(Settings(**options))
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _bulk_item(doc_id: str, status: int, error: str | None = None) -> dict[str, Any]:
+    outcome: dict[str, Any] = {"_index": "alerts", "_id": doc_id, "status": status}
+    if error:
+        outcome["error"] = {"type": error, "reason": f"{error} for {doc_id}"}
+    return {"create": outcome}
+
+
+def test_a_busy_answer_is_retried_and_the_next_answer_returned(stub):
+    stub.answer(429, {"error": {"type": "es_rejected_execution_exception", "reason": "busy"}})
+    stub.answer(200, EMPTY_SEARCH)
+    elastic = _elastic(stub.url)
+
+    response = elastic.search(["logs-x"], {"query": {"match_all": {}}})
+
+    assert response["hits"]["hits"] == []
+    assert len(stub.requests) == 2
+    assert elastic.stats.requests == 2
+
+
+def test_a_bad_request_is_not_retried_and_raises_request_error(stub):
+    stub.answer(400, {"error": {"type": "parsing_exception", "reason": "unknown query [nope]"}})
+    elastic = _elastic(stub.url)
+
+    with pytest.raises(RequestError) as raised:
+        elastic.search(["logs-x"], {"query": {"nope": {}}})
+
+    assert raised.value.status == 400
+    assert "parsing_exception: unknown query [nope]" in str(raised.value)
+    assert len(stub.requests) == 1
+
+
+def test_wrong_credentials_are_not_retried_and_raise_authentication_error(stub):
+    stub.answer(401, {"error": {"type": "security_exception", "reason": "unable to authenticate"}})
+    elastic = _elastic(stub.url, es_username="elastic", es_password="wrong")
+
+    with pytest.raises(AuthenticationError, match="401"):
+        elastic.info()
+
+    assert len(stub.requests) == 1
+
+
+def test_a_refused_connection_is_retried_as_configured_then_raises_unavailable():
+    elastic = _elastic(f"http://127.0.0.1:{_closed_port()}", es_retry_max_seconds=5)
+    started = time.monotonic()
+
+    with pytest.raises(UnavailableError, match="cannot reach Elasticsearch"):
+        elastic.info()
+
+    assert elastic.stats.requests == 3
+    assert time.monotonic() - started < 5 + 1
+
+
+def test_the_api_key_is_sent_as_apikey_authorization(stub):
+    stub.answer(200, EMPTY_SEARCH)
+    elastic = _elastic(stub.url, es_api_key=SecretStr("a2V5OnNlY3JldA=="))
+
+    elastic.search(["logs-x"], {"query": {"match_all": {}}})
+
+    assert stub.requests[0].headers["authorization"] == "ApiKey a2V5OnNlY3JldA=="
+
+
+def test_bulk_items_rejected_with_429_are_sent_again_and_reported_created(stub):
+    stub.answer(
+        200, {"errors": True, "items": [_bulk_item("a", 429, "busy"), _bulk_item("b", 201)]}
+    )
+    stub.answer(200, {"errors": False, "items": [_bulk_item("a", 201)]})
+    elastic = _elastic(stub.url)
+
+    result = elastic.bulk_create("alerts", {"a": {"n": 1}, "b": {"n": 2}})
+
+    assert sorted(result.created) == ["a", "b"]
+    assert result.rejected == []
+    assert len(stub.requests) == 2
+    resent = [json.loads(line) for line in stub.requests[1].body.splitlines()]
+    assert resent == [{"create": {"_index": "alerts", "_id": "a"}}, {"n": 1}]
+
+
+def test_a_bulk_item_rejected_with_400_raises_bulk_error_naming_the_item(stub):
+    rejected = _bulk_item("a", 400, "document_parsing_exception")
+    stub.answer(200, {"errors": True, "items": [rejected, _bulk_item("b", 201)]})
+    elastic = _elastic(stub.url)
+
+    with pytest.raises(BulkError) as raised:
+        elastic.bulk_create("alerts", {"a": {"n": "x"}, "b": {"n": 2}})
+
+    assert len(raised.value.items) == 1
+    item = raised.value.items[0]
+    assert (item["_id"], item["status"]) == ("a", 400)
+    assert item["error"]["type"] == "document_parsing_exception"
+    assert len(stub.requests) == 1
