@@ -1,0 +1,129 @@
+"""Settings from `DETECTOR_*` variables: every invalid value is named, secrets never shown."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from detector.errors import ConfigError
+from detector.settings import load_settings
+
+SECRET = "s3cret-value-never-shown"
+
+
+@pytest.fixture(autouse=True)
+def _no_env_file(tmp_path, monkeypatch):
+    """Run where no `.env` file is, so only the variables a test sets count."""
+    monkeypatch.chdir(tmp_path)
+
+
+def _problems(monkeypatch, **variables: str) -> list[str]:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    return raised.value.problems
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DETECTOR_ES_URL", "not a url", "'not a url' is not an http:// or https:// URL"),
+        ("DETECTOR_ES_URL", "ftp://es:9200", "'ftp://es:9200' is not an http:// or https:// URL"),
+        ("DETECTOR_ES_URL", "http://es:99999", "'http://es:99999' has an invalid port"),
+        ("DETECTOR_ES_REQUEST_TIMEOUT", "-1", "greater than 0"),
+        ("DETECTOR_ES_READY_TIMEOUT", "-5", "greater than or equal to 0"),
+        ("DETECTOR_ES_CA_CERTS", "/nonexistent/ca.pem", "no such file: /nonexistent/ca.pem"),
+        ("DETECTOR_ALERTS_INDEX", ".hidden", "'.hidden' is not a valid visible index name"),
+        ("DETECTOR_ALERTS_INDEX", "Upper", "'Upper' is not a valid visible index name"),
+        (
+            "DETECTOR_EXCEPTION_SOURCE_ADDRESSES",
+            "10.0.0.0/33",
+            "'10.0.0.0/33' is not a valid CIDR range",
+        ),
+        ("DETECTOR_ES_URLS", "http://es:9200", "unknown setting"),
+    ],
+)
+def test_an_invalid_value_is_reported_under_its_variable(monkeypatch, variable, value, message):
+    problems = _problems(monkeypatch, **{variable: value})
+
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{variable}: ")
+    assert message in problems[0]
+
+
+def test_a_username_without_password_names_both_variables(monkeypatch):
+    problems = _problems(monkeypatch, DETECTOR_ES_USERNAME="elastic")
+
+    assert problems == ["DETECTOR_ES_USERNAME and DETECTOR_ES_PASSWORD must be set together"]
+
+
+def test_every_problem_is_reported_at_once(monkeypatch):
+    problems = _problems(
+        monkeypatch, DETECTOR_ES_URL="not a url", DETECTOR_ALERTS_INDEX="Upper", DETECTOR_NOPE="1"
+    )
+
+    named = sorted(problem.split(":", 1)[0] for problem in problems)
+    assert named == ["DETECTOR_ALERTS_INDEX", "DETECTOR_ES_URL", "DETECTOR_NOPE"]
+
+
+def test_valid_variables_become_typed_settings(monkeypatch):
+    monkeypatch.setenv("DETECTOR_ES_URL", "https://a:9200, https://b:9200")
+    monkeypatch.setenv("DETECTOR_ES_RETRY_ATTEMPTS", "7")
+    monkeypatch.setenv("DETECTOR_EXCEPTION_SOURCE_ADDRESSES", "10.0.0.0/8,192.0.2.7")
+
+    settings = load_settings()
+
+    assert settings.es_url == ["https://a:9200", "https://b:9200"]
+    assert settings.es_retry_attempts == 7
+    assert settings.exception_source_addresses == ["10.0.0.0/8", "192.0.2.7"]
+
+
+def test_secrets_are_masked_in_the_settings_repr(monkeypatch):
+    monkeypatch.setenv("DETECTOR_ES_USERNAME", "elastic")
+    monkeypatch.setenv("DETECTOR_ES_PASSWORD", SECRET)
+    monkeypatch.setenv("DETECTOR_ES_API_KEY", SECRET + "-key")
+
+    settings = load_settings()
+
+    assert SECRET not in repr(settings)
+    assert settings.es_password is not None
+    assert settings.es_password.get_secret_value() == SECRET
+
+
+def test_secrets_are_never_echoed_in_configuration_errors(monkeypatch):
+    problems = _problems(
+        monkeypatch,
+        DETECTOR_ES_PASSWORD=SECRET,
+        DETECTOR_ES_API_KEY=SECRET,
+    )
+
+    assert problems == ["DETECTOR_ES_USERNAME and DETECTOR_ES_PASSWORD must be set together"]
+    assert SECRET not in "\n".join(problems)
+
+
+def _check_command(tmp_path, **variables: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "detector", "check"],
+        env={**os.environ, **variables},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_check_command_exits_2_with_one_line_per_problem(tmp_path):
+    done = _check_command(tmp_path, DETECTOR_ES_URL="not a url", DETECTOR_ALERTS_INDEX=".hidden")
+
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith("configuration error: ") for line in lines)
+    assert any("DETECTOR_ES_URL: 'not a url'" in line for line in lines)
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
