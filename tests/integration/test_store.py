@@ -14,7 +14,7 @@ from detector.errors import BulkError
 from detector.es import Elastic
 from detector.rules import Rule, Threat, ThreatEntry
 from detector.store import AlertStore, template_name
-from tests.support.cloudtrail import anonymous_s3_event
+from tests.support.cloudtrail import anonymous_s3_event, ecs_documents
 
 AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 HISTORY = timedelta(days=7)
@@ -251,3 +251,39 @@ def test_already_alerted_with_no_terms_or_no_index(elastic: Elastic, es_settings
     missing = AlertStore(elastic, es_settings.alerts_index)  # never created
     assert missing.already_alerted(RULE, [_term("203.0.113.7")], HISTORY) == set()
     assert missing.already_alerted(RULE, [], HISTORY) == set()
+
+
+# --- copied source fields ---------------------------------------------------------------
+
+
+def test_alerts_from_every_real_ecs_document_are_accepted(
+    store: AlertStore, elastic: Elastic
+) -> None:
+    # Elastic's own pipeline outputs (several package versions, flattened objects, arrays).
+    alerts: dict[str, dict[str, Any]] = {}
+    for number, doc in enumerate(ecs_documents()):
+        hit = {"_index": "logs", "_id": f"ecs-{number}", "_source": doc}
+        term = NewTerm((f"value-{number}",), AT + timedelta(seconds=number), hit)
+        alerts[alert_id(RULE, term)] = build_alert(RULE, term, _ctx())
+    assert len(store.write(alerts).created) == len(alerts)
+    flat = _properties(elastic, store.index)["aws"]["properties"]["cloudtrail"]["properties"]
+    assert flat["flattened"]["properties"]["request_parameters"]["type"] == "flattened"
+
+
+def test_malformed_copied_values_are_ignored_not_rejected(
+    store: AlertStore, elastic: Elastic
+) -> None:
+    # Kibana drops source values that break the alert mapping; `ignore_malformed` keeps them
+    # in _source without indexing them.
+    doc = anonymous_s3_event("AWS Internal", at=AT)
+    doc["source"]["ip"] = "AWS Internal"
+    doc["numbers"] = {"n": 1}
+    other = anonymous_s3_event("203.0.113.5", at=AT)
+    other["numbers"] = {"n": "not a number"}
+    terms = [
+        NewTerm(("AWS Internal",), AT, {"_index": "l", "_id": "1", "_source": doc}),
+        NewTerm(("203.0.113.5",), AT, {"_index": "l", "_id": "2", "_source": other}),
+    ]
+    assert len(store.write(_alerts(RULE, *terms)).created) == 2
+    source = _properties(elastic, store.index)["source"]["properties"]
+    assert source["address"]["type"] == "keyword"
