@@ -21,7 +21,7 @@ from detector.alerts import (
     term_key,
 )
 from detector.cloudtrail import get_field
-from detector.rules import Rule, Technique, Threat, ThreatEntry
+from detector.rules import Rule, Technique, Threat, ThreatEntry, builtin_rules
 from tests.support.cloudtrail import anonymous_s3_event, ecs_documents
 
 AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
@@ -440,3 +440,15 @@ def test_pure_modules_do_not_import_io_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[]"
+
+
+def test_built_in_rules_give_the_documented_reason() -> None:
+    for rule in builtin_rules():
+        alert = build_alert(rule, _term(), CTX)
+        assert alert["kibana"]["alert"]["reason"] == (
+            "Anonymous GetObject of s3://public-assets-example/reports/2024/q4.csv from "
+            f"203.0.113.7, a source not seen in the previous 7d, created medium alert {rule.name}."
+        )
+        threat = alert["kibana"]["alert"]["rule"]["threat"]
+        assert threat and all({"framework", "tactic", "technique"} <= set(t) for t in threat)
+        json.dumps(alert)
