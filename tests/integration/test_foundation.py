@@ -1,0 +1,223 @@
+"""`detector check` and the Elasticsearch access layer against the real test node.
+
+The test node (integ-test-zip) cannot create the `.security` index, so no API key can be created
+there: the API-key test shows that a key is sent and checked by Elasticsearch (an unknown key is
+refused with 401); `tests/unit/test_es_retry.py` shows the header it is sent in.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+from pydantic import SecretStr
+
+from detector.errors import AuthorizationError
+from detector.es import Elastic
+from tests.conftest import EsNode
+
+# Start-up of a Python process that imports the client, on a slow CI machine.
+PROCESS_SLACK = 5.0
+# The readiness loop may start one last attempt just before the budget ends and wait up to 3 s
+# (2 s backoff plus 1 s of jitter) before it.
+READY_SLACK = 3.0 + PROCESS_SLACK
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def detector_check(tmp_path, **variables: str) -> Run:
+    """`python -m detector check` with exactly these DETECTOR_* variables, timed."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "detector", "check"],
+        env={**os.environ, **variables},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+def node_variables(node: EsNode, **overrides: str) -> dict[str, str]:
+    variables = {"DETECTOR_ES_URL": node.url}
+    if node.username and node.password:
+        variables["DETECTOR_ES_USERNAME"] = node.username
+        variables["DETECTOR_ES_PASSWORD"] = node.password
+    return {**variables, **overrides}
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def assert_clean_failure(run: Run, message: str) -> None:
+    assert run.returncode == 1, run.stderr
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_check_prints_the_cluster_version(es_node, tmp_path):
+    run = detector_check(tmp_path, **node_variables(es_node))
+
+    assert run.returncode == 0, run.stderr
+    assert f"version: {es_node.version}" in run.stdout
+
+
+def test_a_wrong_password_fails_at_once_with_an_authentication_message(es_node, tmp_path):
+    run = detector_check(tmp_path, **node_variables(es_node, DETECTOR_ES_PASSWORD="wrong-pw"))
+
+    assert_clean_failure(run, "error: authentication failed (401)")
+    assert "wrong-pw" not in run.stderr
+    assert run.seconds < PROCESS_SLACK
+
+
+def test_a_closed_port_fails_with_an_unreachable_message(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}"
+    run = detector_check(tmp_path, DETECTOR_ES_URL=url, DETECTOR_ES_READY_TIMEOUT="1")
+
+    assert_clean_failure(run, "error: cannot reach Elasticsearch")
+    assert run.seconds < 1 + READY_SLACK
+
+
+def test_tls_to_the_plain_http_port_fails_with_a_tls_message(es_node, tmp_path):
+    https = es_node.url.replace("http://", "https://", 1)
+    variables = node_variables(es_node, DETECTOR_ES_URL=https, DETECTOR_ES_READY_TIMEOUT="1")
+    run = detector_check(tmp_path, **variables)
+
+    assert_clean_failure(run, "error: TLS failure talking to Elasticsearch")
+    assert run.seconds < 1 + READY_SLACK
+
+
+def test_a_port_that_never_opens_fails_after_the_ready_budget_and_no_later(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}"
+    run = detector_check(tmp_path, DETECTOR_ES_URL=url, DETECTOR_ES_READY_TIMEOUT="4")
+
+    assert_clean_failure(run, "cannot reach Elasticsearch")
+    assert 4 <= run.seconds < 4 + READY_SLACK
+
+
+class DelayedProxy:
+    """Forwards a TCP port to the node, but only starts listening `delay` seconds after start()."""
+
+    def __init__(self, upstream: str, delay: float) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 9200)
+        self.delay = delay
+        self.port = closed_port()
+        self._stop = threading.Event()
+        self._listener: socket.socket | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.close()
+
+    def _serve(self) -> None:
+        if self._stop.wait(self.delay):
+            return
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, target), daemon=True).start()
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def delayed_proxy(es_node) -> Iterator[DelayedProxy]:
+    proxy = DelayedProxy(es_node.url, delay=3.0)
+    yield proxy
+    proxy.stop()
+
+
+def test_check_waits_for_a_node_that_starts_listening_late(es_node, delayed_proxy, tmp_path):
+    variables = node_variables(
+        es_node,
+        DETECTOR_ES_URL=f"http://127.0.0.1:{delayed_proxy.port}",
+        DETECTOR_ES_READY_TIMEOUT="30",
+    )
+    delayed_proxy.start()
+    run = detector_check(tmp_path, **variables)
+
+    assert run.returncode == 0, run.stderr
+    assert f"version: {es_node.version}" in run.stdout
+    assert run.seconds >= delayed_proxy.delay - 0.5
+
+
+def test_an_api_key_is_checked_by_elasticsearch(es_node, tmp_path):
+    unknown_key = base64.b64encode(b"no-such-id:no-such-secret").decode()
+    variables = {"DETECTOR_ES_URL": es_node.url, "DETECTOR_ES_API_KEY": unknown_key}
+    run = detector_check(tmp_path, **variables)
+
+    assert_clean_failure(run, "error: authentication failed (401)")
+    assert unknown_key not in run.stderr
+
+
+@pytest.fixture
+def reader(es_node, es_settings) -> Iterator[Elastic]:
+    """`Elastic` as the user that may only read `logs-*`."""
+    if not (es_node.reader_username and es_node.reader_password):
+        pytest.fail("the test node has no least-privilege user (set DETECTOR_TEST_ES_READER_*)")
+    settings = es_settings.model_copy(
+        update={
+            "es_username": es_node.reader_username,
+            "es_password": SecretStr(es_node.reader_password),
+        }
+    )
+    elastic = Elastic(settings)
+    yield elastic
+    elastic.close()
+
+
+def test_a_read_only_user_can_search_logs(reader, token):
+    response = reader.search([f"logs-{token}"], {"query": {"match_all": {}}})
+
+    assert response["hits"]["hits"] == []
+
+
+def test_a_read_only_user_writing_an_index_gets_an_authorization_error(reader, token):
+    index = f"detector-alerts-{token}"
+
+    with pytest.raises(
+        AuthorizationError, match=r"not authorized \(403\).*indices:data/write/index"
+    ):
+        reader.call(lambda es: es.index(index=index, document={"a": 1}))
