@@ -14,6 +14,7 @@ from elasticsearch import helpers
 
 from detector import engine
 from detector.engine import ExecutionResult
+from detector.errors import RequestError
 from detector.es import Elastic
 from detector.exceptions import NO_EXCEPTIONS, Exceptions, from_settings
 from detector.rules import Rule, builtin_rules
@@ -371,3 +372,74 @@ def test_two_field_rule_matches_the_oracle(elastic: Elastic, store: AlertStore, 
         ("198.51.100.4", host("delta")),
         ("2001:db8::9", host("gamma")),
     ]
+
+
+@pytest.mark.parametrize(
+    "fields", [("source.ip",), ("source.ip", "aws.cloudtrail.read_only")], ids=["ip", "ip+bool"]
+)
+def test_ip_and_boolean_fields_keep_their_types(
+    elastic: Elastic, store: AlertStore, token: str, fields: tuple[str, ...]
+) -> None:
+    rule = token_rule(token, new_terms_fields=fields)
+    harness = Harness(elastic, store, rule, spec_for(rule))
+    at = T0 - timedelta(minutes=2)
+    harness.add(
+        cloudtrail_index(token),
+        [
+            event("2001:db8::1", T0 - timedelta(days=1), action="GetObject"),  # read_only true
+            event("2001:db8::1", at, action="PutObject"),  # read_only false: new pair only
+            event("192.0.2.10", at),
+            event("AWS Internal", at),  # no source.ip: no term
+        ],
+    )
+    (result,) = harness.schedule(T0, 1)
+    expected = (
+        {("192.0.2.10",)}
+        if len(fields) == 1
+        else {
+            ("192.0.2.10", True),
+            ("2001:db8::1", False),
+        }
+    )
+    assert set(terms_of([result])) == expected
+
+
+class ClauseLimitedElastic(Elastic):
+    """Rejects queries with more than `limit` `should` clauses, as a low max_clause_count does."""
+
+    limit = 125
+
+    def search(self, index: Iterable[str], body: Mapping[str, Any]) -> dict[str, Any]:
+        for clause in body["query"]["bool"]["filter"]:
+            should = clause.get("bool", {}).get("should", [])
+            if len(should) > self.limit:
+                raise RequestError(
+                    "Elasticsearch rejected the request (400): search_phase_execution_exception: "
+                    "too_many_nested_clauses: Query contains too many nested clauses",
+                    400,
+                    "search_phase_execution_exception",
+                )
+        return super().search(index, body)
+
+
+def test_multi_field_batches_are_halved_on_clause_limits(
+    es_settings: Settings, store: AlertStore, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    elastic = ClauseLimitedElastic(es_settings)
+    rule = token_rule(token, new_terms_fields=("source.address", "tls.client.server_name"))
+    harness = Harness(elastic, store, rule, spec_for(rule))
+    at = T0 - timedelta(minutes=3)
+    sources = [f"10.1.{n // 200}.{n % 200}" for n in range(300)]
+    harness.add(
+        cloudtrail_index(token),
+        [event(source, at + timedelta(milliseconds=n)) for n, source in enumerate(sources)]
+        + [event(source, T0 - timedelta(days=1)) for source in sources[::3]],
+    )
+    try:
+        (result,) = harness.schedule(T0, 1)
+    finally:
+        elastic.close()
+    assert result.new_terms == 200
+    assert result.overflow == 100
+    halved = [vars(r)["batch_size"] for r in caplog.records if r.getMessage().startswith("halving")]
+    assert halved == [250, 125]
