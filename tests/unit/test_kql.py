@@ -150,6 +150,10 @@ def test_escapes_in_quoted_values(query: str, value: str):
     assert to_dsl(query) == phrase("a", value)
 
 
+def test_quoted_value_may_end_with_an_escaped_backslash():
+    assert to_dsl(r'a: "x\\" or b: "\\"') == should(phrase("a", "x\\"), phrase("b", "\\"))
+
+
 def test_escaped_colon_in_a_wildcard_value():
     assert to_dsl(r"user.id: *\:i-*") == wildcard("user.id", r"*\:i\-*")
 
