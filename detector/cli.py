@@ -158,6 +158,39 @@ def _once(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run every enabled rule on its own interval until SIGTERM or SIGINT."""
+    from detector import scheduler
+    from detector.engine import execute
+    from detector.exceptions import from_settings
+    from detector.store import AlertStore
+
+    loaded = rules_for(settings)
+    for error in loaded.errors:
+        print(f"rule problem: {error}", file=sys.stderr)
+    rules = [rule for rule in loaded.rules if rule.enabled]
+    if not rules:
+        print("error: no enabled rule to run", file=sys.stderr)
+        return 1
+    exceptions = from_settings(settings)
+    elastic = Elastic(settings)
+    elastic.wait_ready()
+    AlertStore(elastic, settings.alerts_index).ensure_index()
+    # One client per rule, so each execution's request figures are its own.
+    clients = {rule.rule_id: Elastic(settings) for rule in rules}
+
+    def run_rule(rule: Rule) -> None:
+        client = clients[rule.rule_id]
+        store = AlertStore(client, settings.alerts_index)
+        execute(client, store, rule, datetime.now(UTC), exceptions=exceptions)
+
+    try:
+        return scheduler.run(rules, run_rule)
+    finally:
+        for client in [elastic, *clients.values()]:
+            client.close()
+
+
 def _add_once_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     once = commands.add_parser("once", help="run the rules once and exit (1 if one failed)")
     once.add_argument(
@@ -215,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_check)
     _add_rule_commands(commands)
     _add_once_command(commands)
+    run = commands.add_parser("run", help="run the enabled rules on their schedules")
+    run.set_defaults(handler=_run)
     return parser
 
 
@@ -231,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings)
     try:
         return handler(args, settings)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"configuration error: {problem}", file=sys.stderr)
+        return 2
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
