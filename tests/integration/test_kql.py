@@ -94,7 +94,7 @@ CASES: list[tuple[str, set[str]]] = [
     ("tag: y", {"get", "put"}),
     ("tag: (x and y)", {"get"}),
     # escapes
-    (r'k: a\:b \(c\)\* \"q\"\\', {"special"}),
+    (r"k: a\:b \(c\)\* \"q\"\\", {"special"}),
     (r'k: "a:b (c)* \"q\"\\"', {"special"}),
     (r"k2: \or", {"lower"}),
     # wildcards in values (escaped query_string syntax, spaces kept in the pattern)
@@ -159,5 +159,7 @@ CASES: list[tuple[str, set[str]]] = [
 
 
 @pytest.mark.parametrize(("query", "expected"), CASES, ids=[query for query, _ in CASES])
-def test_compiled_query_selects_exactly(elastic: Elastic, index: str, query: str, expected: set[str]):
+def test_compiled_query_selects_exactly(
+    elastic: Elastic, index: str, query: str, expected: set[str]
+):
     assert selected(elastic, index, query) == expected
