@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from detector import __version__
 from detector.errors import ConfigError, DetectorError
@@ -115,6 +116,13 @@ def _selected_rules(args: argparse.Namespace, settings: Settings) -> tuple[list[
     return chosen, len(loaded.errors)
 
 
+def _alert_line(alert: dict[str, Any]) -> str:
+    """One alert as a readable line: the new term(s), when first seen, and the reason."""
+    fields = alert["kibana"]["alert"]
+    terms = ", ".join(str(value) for value in fields["new_terms"])
+    return f"  - {terms} (first seen {alert['detector']['first_seen']}): {fields['reason']}"
+
+
 def _once(args: argparse.Namespace, settings: Settings) -> int:
     """One execution of each selected rule at `--at` (default: now)."""
     from detector.engine import execute
@@ -152,7 +160,7 @@ def _once(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             print(result.summary())
             for alert in result.alerts if args.dry_run else ():
-                print(json.dumps(alert, sort_keys=True, default=str))
+                print(_alert_line(alert))
     finally:
         elastic.close()
     return 1 if failed else 0
@@ -209,7 +217,9 @@ def _add_once_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "enabled rules)",
     )
     once.add_argument(
-        "--dry-run", action="store_true", help="write nothing; print the alerts instead"
+        "--dry-run",
+        action="store_true",
+        help="write nothing; print the alerts instead (all their fields with --json)",
     )
     once.add_argument("--json", action="store_true", help="print one JSON object per execution")
     once.set_defaults(handler=_once)

@@ -352,9 +352,7 @@ def _log(result: ExecutionResult) -> None:
             result.new_terms,
             result.alerts_written,
             result.overflow,
-            extra=structured(execution=fields),
+            extra=structured(**fields),
         )
     else:
-        log.error(
-            "rule %s failed: %s", result.rule_id, result.error, extra=structured(execution=fields)
-        )
+        log.error("rule %s failed: %s", result.rule_id, result.error, extra=structured(**fields))

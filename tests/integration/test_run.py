@@ -42,7 +42,7 @@ def _start(node: EsNode, settings: Settings, rules: Path, log: Path) -> subproce
 
 def _executions(log: Path) -> list[dict[str, object]]:
     lines = (json.loads(line) for line in log.read_text().splitlines() if line.startswith("{"))
-    return [line["execution"] for line in lines if "execution" in line]
+    return [line for line in lines if "alerts_written" in line]
 
 
 def _wait_for(log: Path, count: int, timeout: float) -> list[dict[str, object]]:
