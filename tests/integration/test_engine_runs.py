@@ -213,7 +213,22 @@ def test_once_dry_run_prints_the_alerts_and_writes_nothing(
     summary, *alerts = out.splitlines()
     assert "would write 40 alert(s)" in summary
     assert len(alerts) == len(SOURCES)
-    assert {json.loads(line)["kibana"]["alert"]["new_terms"][0] for line in alerts} == set(SOURCES)
+    assert {line.split()[1] for line in alerts} == set(SOURCES)
+    assert all("Anonymous GetObject" in line for line in alerts)
+    assert loaded.stored() == []
+
+
+def test_once_dry_run_json_includes_the_alert_documents(
+    loaded: Harness, es_node: EsNode, es_settings: Settings, tmp_path: Path
+) -> None:
+    path = rule_file(tmp_path, list(loaded.rule.index))
+    at = "2025-01-15T12:00:00"
+    code, out, err = finish(
+        once(es_node, es_settings, tmp_path, "--at", at, "--rule", str(path), "--dry-run", "--json")
+    )
+    assert code == 0, err
+    alerts = json.loads(out)["alerts"]
+    assert {alert["kibana"]["alert"]["new_terms"][0] for alert in alerts} == set(SOURCES)
     assert loaded.stored() == []
 
 
