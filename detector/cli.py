@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from detector import __version__
+from detector import __version__, commands_ops
 from detector.errors import ConfigError, DetectorError
 from detector.es import Elastic
 from detector.logs import configure_logging
@@ -260,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_once_command(commands)
     run = commands.add_parser("run", help="run the enabled rules on their schedules")
     run.set_defaults(handler=_run)
+    commands_ops.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,120 @@
+"""`detector demo` and `detector setup`: argument parsing and output; the work is in
+`detector.demo` and `detector.setup`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from detector.settings import Settings
+
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+REASON_WIDTH = 100
+
+
+def add_commands(commands: Commands) -> None:
+    """Register `demo` and `setup`."""
+    demo = commands.add_parser(
+        "demo", help="load a CloudTrail scenario, run the last hour's executions, show the alerts"
+    )
+    demo.set_defaults(handler=_demo)
+    setup = commands.add_parser(
+        "setup", help="install the index templates, the detector's role and API key, Kibana objects"
+    )
+    setup.add_argument("--kibana-url", default=None, metavar="URL", help="Kibana to import into")
+    setup.add_argument(
+        "--create-role", action="store_true", help="create or update the detector's role"
+    )
+    setup.add_argument(
+        "--api-key",
+        action="store_true",
+        help="create an API key limited to that role and print DETECTOR_ES_API_KEY=...",
+    )
+    setup.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="with --api-key: write DETECTOR_ES_API_KEY to this file instead of printing it, "
+        "and keep the key already there if it still works",
+    )
+    setup.add_argument(
+        "--kibana-wait",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for Kibana to be available (default: 300)",
+    )
+    setup.set_defaults(handler=_setup)
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from detector import demo
+
+    if settings.log_level == "INFO":  # one line per execution would drown the progress line
+        logging.getLogger("detector.engine").setLevel(logging.WARNING)
+    result = demo.run(settings)
+    alerted = sum(r.alerts_written for r in result.executions)
+    print(
+        f"\nLoaded {result.documents} CloudTrail events into {demo.demo_data.INDEX} (8 days up "
+        f"to {result.end:%Y-%m-%d %H:%M} UTC); ran {len(result.executions)} scheduled "
+        f"execution(s): {alerted} new alert(s) written to {settings.alerts_index}.\n"
+    )
+    for failure in result.failed:
+        print(f"FAILED: {failure.summary()}", file=sys.stderr)
+    print(alert_table(result.alerts) if result.alerts else "No alerts.")
+    print(_next_steps(settings))
+    return 1 if result.failed else 0
+
+
+def alert_table(alerts: Sequence[dict[str, Any]]) -> str:
+    """The alerts as an aligned table: source, bucket, object, actions, first seen, reason."""
+    header = ["SOURCE", "BUCKET", "OBJECT", "ACTIONS", "FIRST SEEN (UTC)"]
+    rows = [header, *([*_row(alert)] for alert in alerts)]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    lines = []
+    for number, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if number:
+            lines.append(f"    reason: {_reason(alerts[number - 1])}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _row(alert: dict[str, Any]) -> list[str]:
+    detector = alert.get("detector", {})
+    s3 = detector.get("s3", {})
+    obj = s3.get("object_key") or (f"{s3['prefix']}*" if s3.get("prefix") else "-")
+    count = detector.get("event_count", 1)
+    actions = ", ".join(detector.get("actions", [])) + (f" ({count} events)" if count > 1 else "")
+    first_seen = str(detector.get("first_seen", ""))[:19].replace("T", " ")
+    source = ", ".join(str(v) for v in alert["kibana"]["alert"].get("new_terms", []))
+    return [source, s3.get("bucket", "-"), obj, actions or "-", first_seen]
+
+
+def _reason(alert: dict[str, Any]) -> str:
+    reason = str(alert["kibana"]["alert"].get("reason", ""))
+    return reason if len(reason) <= REASON_WIDTH * 2 else reason[: REASON_WIDTH * 2 - 3] + "..."
+
+
+def _next_steps(settings: Settings) -> str:
+    return f"""
+Where to look next:
+  - Kibana: a data view on `{settings.alerts_index}` (time field @timestamp), or run
+    `detector setup --kibana-url http://localhost:5601` to import the data views, the saved
+    search and the dashboard (docker compose up does it for you).
+  - `detector once --dry-run` runs the rules once now and prints what they would alert;
+    `detector run` keeps running them every 5 minutes.
+  - README.md (how it works, configuration) and docs/.
+Elasticsearch is still running; stop it with `scripts/local-es stop`."""
+
+
+def _setup(args: argparse.Namespace, settings: Settings) -> int:
+    from detector import setup
+
+    return setup.run_command(args, settings)

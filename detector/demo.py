@@ -1,0 +1,190 @@
+"""`detector demo`: load the CloudTrail story, replay the last hour's executions, show the alerts.
+
+1. the demo index `logs-aws.cloudtrail-default` is (re)created from the demo template and filled
+   with `detector.demo_data.scenario(end)`; an index of that name the demo did not create is
+   never touched;
+2. every scheduled execution of the built-in rules over the last hour, oldest first (`end` is
+   the current time rounded down to the rule interval), writes its alerts to the alerts index;
+3. the alerts of the demo's sources are read back and printed as a table.
+
+Run twice, it creates no duplicate: alert ids are deterministic and the store drops a term that
+already has an alert in the same episode, so the second run shows the same alerts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+from detector import demo_data
+from detector.datemath import parse_interval
+from detector.engine import ExecutionResult, execute
+from detector.errors import DetectorError, RequestError
+from detector.es import Elastic
+from detector.exceptions import from_settings
+from detector.rules import Rule, builtin_rules
+from detector.settings import Settings
+from detector.store import AlertStore
+
+REPLAY = timedelta(hours=1)
+BATCH = 500
+
+
+class DemoError(DetectorError):
+    """The demo cannot run (e.g. the index name belongs to real data)."""
+
+
+class Progress:
+    """One rewritten status line on a terminal, plain lines otherwise (logs, CI, pipes)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+
+    def step(self, text: str, done: int = 0, total: int = 0) -> None:
+        """Report progress; on a terminal the same line is redrawn until `finish`."""
+        if not self.live:
+            if done in (0, total):
+                self.stream.write(f"{text}{f' ({total})' if total else ''}\n")
+            return
+        bar = ""
+        if total:
+            filled = round(20 * done / total)
+            bar = f" [{'#' * filled}{'.' * (20 - filled)}] {done}/{total}"
+        self.stream.write(f"\r\033[K{text}{bar}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the current line."""
+        if self.live:
+            self.stream.write("\n")
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo did."""
+
+    end: datetime
+    documents: int
+    executions: list[ExecutionResult]
+    alerts: list[dict[str, Any]]
+
+    @property
+    def failed(self) -> list[ExecutionResult]:
+        """The executions that failed."""
+        return [result for result in self.executions if not result.succeeded]
+
+
+def demo_rules() -> list[Rule]:
+    """The enabled built-in rules that read the demo index."""
+    return [rule for rule in builtin_rules() if rule.enabled]
+
+
+def run(settings: Settings, now: datetime | None = None, progress: Progress | None = None) -> DemoResult:
+    """Load the story and replay the last hour; raises `DetectorError` on failures."""
+    progress = progress or Progress()
+    rules = demo_rules()
+    end = _align(now or datetime.now(UTC), rules)
+    elastic = Elastic(settings)
+    try:
+        elastic.wait_ready()
+        count = load(elastic, end, progress)
+        store = AlertStore(elastic, settings.alerts_index)
+        store.ensure_index()
+        results = replay(elastic, settings, rules, end, progress)
+        elastic.refresh(settings.alerts_index)
+        alerts = demo_alerts(elastic, settings.alerts_index, rules)
+    finally:
+        elastic.close()
+    return DemoResult(end, count, results, alerts)
+
+
+def _align(moment: datetime, rules: Sequence[Rule]) -> datetime:
+    step = min((parse_interval(rule.interval) for rule in rules), default=timedelta(minutes=5))
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment - (moment - epoch) % step
+
+
+def load(elastic: Elastic, end: datetime, progress: Progress) -> int:
+    """Recreate the demo index and index the story; returns the number of documents."""
+    _check_index_is_ours(elastic)
+    elastic.put_index_template(demo_data.TEMPLATE, demo_data.INDEX_TEMPLATE)
+    elastic.call(lambda es: es.indices.delete(index=demo_data.INDEX, ignore_unavailable=True))
+    elastic.call(lambda es: es.indices.create(index=demo_data.INDEX))
+    docs = demo_data.scenario(end)
+    for start in range(0, len(docs), BATCH):
+        batch = {doc["event"]["id"]: doc for doc in docs[start : start + BATCH]}
+        elastic.bulk_create(demo_data.INDEX, batch, refresh=False)
+        progress.step("loading CloudTrail events", min(start + BATCH, len(docs)), len(docs))
+    progress.finish()
+    elastic.refresh(demo_data.INDEX)
+    return len(docs)
+
+
+def _check_index_is_ours(elastic: Elastic) -> None:
+    try:
+        resolved = elastic.call(
+            lambda es: es.indices.resolve_index(name=demo_data.INDEX, expand_wildcards="all")
+        ).body
+    except RequestError as error:
+        if error.status == 404:
+            return
+        raise
+    if resolved.get("data_streams") or resolved.get("aliases"):
+        raise DemoError(f"{demo_data.INDEX} is a data stream or alias with real data; not touching it")
+    if not resolved.get("indices"):
+        return
+    mapping = elastic.call(lambda es: es.indices.get_mapping(index=demo_data.INDEX)).body
+    meta = next(iter(mapping.values()), {}).get("mappings", {}).get("_meta", {})
+    if meta.get("managed_by") != demo_data.DEMO_MARKER:
+        raise DemoError(
+            f"the index {demo_data.INDEX} exists and was not created by the demo; "
+            "run the demo against a scratch cluster (e.g. scripts/local-es)"
+        )
+
+
+def scheduled_times(rule: Rule, end: datetime) -> list[datetime]:
+    """The rule's scheduled execution times in `(end - REPLAY, end]`, oldest first."""
+    step = parse_interval(rule.interval)
+    count = int(REPLAY / step)
+    return [end - step * (count - 1 - number) for number in range(count)]
+
+
+def replay(
+    elastic: Elastic, settings: Settings, rules: Sequence[Rule], end: datetime, progress: Progress
+) -> list[ExecutionResult]:
+    """Every scheduled execution of the last hour, oldest first, as the scheduler would run them."""
+    exceptions = from_settings(settings)
+    store = AlertStore(elastic, settings.alerts_index)
+    plan = sorted((at, rule.rule_id, rule) for rule in rules for at in scheduled_times(rule, end))
+    results = []
+    for number, (at, _rule_id, rule) in enumerate(plan, start=1):
+        results.append(execute(elastic, store, rule, at, exceptions=exceptions))
+        progress.step("running the scheduled executions of the last hour", number, len(plan))
+    progress.finish()
+    return results
+
+
+def demo_alerts(elastic: Elastic, index: str, rules: Sequence[Rule]) -> list[dict[str, Any]]:
+    """The latest alert of each demo source by the demo's rules, oldest first seen first."""
+    body = {
+        "size": 100,
+        "query": {
+            "bool": {
+                "filter": [
+                    {"terms": {"kibana.alert.rule.rule_id": [rule.rule_id for rule in rules]}},
+                    {"terms": {"source.address": demo_data.demo_addresses()}},
+                ]
+            }
+        },
+        "sort": [{"detector.first_seen": "desc"}],
+    }
+    hits = elastic.search([index], body)["hits"]["hits"]
+    latest: dict[str, dict[str, Any]] = {}
+    for hit in hits:
+        latest.setdefault(hit["_source"]["detector"]["term_key"], hit["_source"])
+    return sorted(latest.values(), key=lambda alert: str(alert["detector"]["first_seen"]))
