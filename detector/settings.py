@@ -105,6 +105,20 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log format: human-readable text or one JSON object per line."
     )
+    kibana_url: str | None = Field(
+        default=None,
+        description=(
+            "Kibana URL that `detector setup` imports the data views, saved search and dashboard "
+            "into (e.g. http://localhost:5601)."
+        ),
+    )
+    kibana_username: str | None = Field(
+        default=None,
+        description="User name for Kibana; unset, the Elasticsearch credentials are used.",
+    )
+    kibana_password: SecretStr | None = Field(
+        default=None, description="Password for Kibana, with `DETECTOR_KIBANA_USERNAME`."
+    )
 
     _split_urls = field_validator("es_url", mode="before")(_split_list)
     _split_paths = field_validator("rules_path", mode="before")(_split_list)
@@ -149,6 +163,16 @@ class Settings(BaseSettings):
             )
         return name
 
+    @field_validator("kibana_url")
+    @classmethod
+    def _check_kibana_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        return url.rstrip("/")
+
     @field_validator("exception_source_addresses")
     @classmethod
     def _check_exceptions(cls, values: list[str]) -> list[str]:
@@ -164,6 +188,10 @@ class Settings(BaseSettings):
     def _check_auth(self) -> Settings:
         if (self.es_username is None) != (self.es_password is None):
             raise ValueError("DETECTOR_ES_USERNAME and DETECTOR_ES_PASSWORD must be set together")
+        if (self.kibana_username is None) != (self.kibana_password is None):
+            raise ValueError(
+                "DETECTOR_KIBANA_USERNAME and DETECTOR_KIBANA_PASSWORD must be set together"
+            )
         return self
 
 
