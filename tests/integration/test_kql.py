@@ -27,6 +27,9 @@ MAPPINGS: dict[str, Any] = {
     },
 }
 
+# A short refresh interval, so that `refresh="wait_for"` returns quickly.
+SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "50ms"}
+
 DOCS: dict[str, dict[str, Any]] = {
     "get": {
         "k": "GetObject",
@@ -61,9 +64,11 @@ DOCS: dict[str, dict[str, Any]] = {
 def index(elastic: Elastic, token: str) -> str:
     name = f"kql-{token}"
     es = elastic.client
-    es.indices.create(index=name, mappings=MAPPINGS, settings={"number_of_replicas": 0})
+    es.indices.create(index=name, mappings=MAPPINGS, settings=SETTINGS)
+    operations: list[dict[str, Any]] = []
     for doc_id, doc in DOCS.items():
-        es.index(index=name, id=doc_id, document=doc, refresh="wait_for")
+        operations += [{"index": {"_index": name, "_id": doc_id}}, doc]
+    assert not es.bulk(operations=operations, refresh="wait_for")["errors"]
     return name
 
 

@@ -52,7 +52,7 @@ def index(elastic: Elastic, token: str) -> tuple[str, dict[str, dict[str, Any]]]
     es.indices.create(
         index=name,
         mappings={"dynamic": "strict", "properties": properties},
-        settings={"number_of_shards": 1, "number_of_replicas": 0},
+        settings={"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "50ms"},
     )
     operations: list[dict[str, Any]] = []
     for doc_id, doc in docs.items():
