@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from detector import __version__, commands_ops
+from detector import __version__, commands_ops, commands_runs
+from detector.commands_runs import make_runner, parse_time, select_rules
 from detector.errors import ConfigError, DetectorError
 from detector.es import Elastic
 from detector.logs import configure_logging
-from detector.rules import Rule, load_rule_file, load_rules, rules_for
+from detector.rules import load_rules, rules_for
 from detector.settings import Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -85,37 +86,6 @@ def _kql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _at(text: str) -> datetime:
-    """`--at`: an ISO-8601 time; without an offset it is UTC."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO-8601 time (e.g. 2025-01-15T12:00:00Z)"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _selected_rules(args: argparse.Namespace, settings: Settings) -> tuple[list[Rule], int]:
-    """The rules `once` runs, and how many rule problems were printed."""
-    loaded = rules_for(settings)
-    for error in loaded.errors:
-        print(f"rule problem: {error}", file=sys.stderr)
-    if not args.rule:
-        return [rule for rule in loaded.rules if rule.enabled], len(loaded.errors)
-    by_id = {rule.rule_id: rule for rule in loaded.rules}
-    chosen: list[Rule] = []
-    for wanted in args.rule:
-        if wanted in by_id:
-            chosen.append(by_id[wanted])
-        elif wanted.endswith(".toml") or Path(wanted).is_file():
-            chosen.append(load_rule_file(wanted))
-        else:
-            known = ", ".join(sorted(by_id)) or "none"
-            raise ConfigError([f"--rule {wanted!r}: no such rule id or file (rules: {known})"])
-    return chosen, len(loaded.errors)
-
-
 def _alert_line(alert: dict[str, Any]) -> str:
     """One alert as a readable line: the new term(s), when first seen, and the reason."""
     fields = alert["kibana"]["alert"]
@@ -124,36 +94,28 @@ def _alert_line(alert: dict[str, Any]) -> str:
 
 
 def _once(args: argparse.Namespace, settings: Settings) -> int:
-    """One execution of each selected rule at `--at` (default: now)."""
+    """One execution of each selected rule at `--at` (default: now); logged unless dry."""
     from detector.engine import execute
-    from detector.exceptions import from_settings
-    from detector.store import AlertStore
 
     try:
-        rules, problems = _selected_rules(args, settings)
-        exceptions = from_settings(settings)
+        rules, problems = select_rules(args.rule, settings)
+        elastic = Elastic(settings)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     now = args.at or datetime.now(UTC)
-    elastic = Elastic(settings)
-    store = AlertStore(elastic, settings.alerts_index)
     failed = problems > 0
     try:
         elastic.wait_ready()
-        if not args.dry_run:
-            store.ensure_index()
+        runner = make_runner(elastic, settings, ensure=not args.dry_run)
         for rule in rules:
-            result = execute(
-                elastic,
-                store,
-                rule,
-                now,
-                dry_run=args.dry_run,
-                exceptions=exceptions,
-                execution_type="manual" if args.at else "scheduled",
-            )
+            if args.dry_run:
+                result = execute(
+                    elastic, runner.store, rule, now, dry_run=True, exceptions=runner.exceptions
+                )
+            else:
+                result = runner.once(rule, now, manual=args.at is not None)
             failed |= not result.succeeded
             if args.json:
                 print(json.dumps(result.to_json(with_alerts=args.dry_run), default=str))
@@ -166,44 +128,11 @@ def _once(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
-    """Run every enabled rule on its own interval until SIGTERM or SIGINT."""
-    from detector import scheduler
-    from detector.engine import execute
-    from detector.exceptions import from_settings
-    from detector.store import AlertStore
-
-    loaded = rules_for(settings)
-    for error in loaded.errors:
-        print(f"rule problem: {error}", file=sys.stderr)
-    rules = [rule for rule in loaded.rules if rule.enabled]
-    if not rules:
-        print("error: no enabled rule to run", file=sys.stderr)
-        return 1
-    exceptions = from_settings(settings)
-    elastic = Elastic(settings)
-    elastic.wait_ready()
-    AlertStore(elastic, settings.alerts_index).ensure_index()
-    # One client per rule, so each execution's request figures are its own.
-    clients = {rule.rule_id: Elastic(settings) for rule in rules}
-
-    def run_rule(rule: Rule) -> None:
-        client = clients[rule.rule_id]
-        store = AlertStore(client, settings.alerts_index)
-        execute(client, store, rule, datetime.now(UTC), exceptions=exceptions)
-
-    try:
-        return scheduler.run(rules, run_rule)
-    finally:
-        for client in [elastic, *clients.values()]:
-            client.close()
-
-
 def _add_once_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     once = commands.add_parser("once", help="run the rules once and exit (1 if one failed)")
     once.add_argument(
         "--at",
-        type=_at,
+        type=parse_time,
         default=None,
         metavar="ISO8601",
         help="run as if it were this time (UTC unless an offset is given; default: now)",
@@ -259,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_commands(commands)
     _add_once_command(commands)
     run = commands.add_parser("run", help="run the enabled rules on their schedules")
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=commands_runs.run)
+    commands_runs.add_commands(commands)
     commands_ops.add_commands(commands)
     return parser
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -12,7 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from detector.errors import ConfigError
+from detector.datemath import parse_interval
+from detector.errors import ConfigError, DateMathError
 
 ENV_PREFIX = "DETECTOR_"
 # Variables with this prefix belong to the test suite, not to the service.
@@ -99,6 +101,34 @@ class Settings(BaseSettings):
             "included."
         ),
     )
+    execution_log_index: str = Field(
+        default="detector-executions",
+        description=(
+            "Index of the execution log (one document per execution) and of each rule's "
+            "checkpoint (not hidden)."
+        ),
+    )
+    max_catchup: str = Field(
+        default="24h",
+        description=(
+            "How far back `detector run` catches up missed executions after downtime or "
+            "failures (s, m, h, d); anything older is reported as a gap."
+        ),
+    )
+    health_max_age: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "Seconds within which each enabled rule must have succeeded for `detector health` "
+            "to pass."
+        ),
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port that `detector run` serves Prometheus metrics on (off when unset).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Minimum level of log records."
     )
@@ -153,7 +183,7 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {path}")
         return path
 
-    @field_validator("alerts_index")
+    @field_validator("alerts_index", "execution_log_index")
     @classmethod
     def _check_index(cls, name: str) -> str:
         if not _INDEX_NAME.match(name) or len(name.encode()) > 255:
@@ -162,6 +192,20 @@ class Settings(BaseSettings):
                 "'-', '_', '.', '+'; not starting with '.', '-', '_' or '+')"
             )
         return name
+
+    @field_validator("max_catchup")
+    @classmethod
+    def _check_duration(cls, text: str) -> str:
+        try:
+            parse_interval(text)
+        except DateMathError as exc:
+            raise ValueError(str(exc)) from None
+        return text
+
+    @property
+    def max_catchup_delta(self) -> timedelta:
+        """`max_catchup` as a duration."""
+        return parse_interval(self.max_catchup)
 
     @field_validator("kibana_url")
     @classmethod

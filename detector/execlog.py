@@ -1,0 +1,148 @@
+"""Documents of the execution log: one per execution, and one checkpoint per rule. Pure.
+
+An execution's status follows Kibana's rule monitoring (§5 of the Kibana notes): `failed` when
+the execution failed, `partial failure` when it succeeded with a warning (terms left over beyond
+`max_signals`, or a gap reported before it), `succeeded` otherwise. Times are ISO-8601 UTC with
+milliseconds; durations are milliseconds, the gap in seconds.
+
+Execution types are Kibana's: `scheduled` (the schedule and its catch-up executions) and
+`manual` (`once --at` and backfills).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from detector.catchup import Gap
+from detector.window import iso
+
+if TYPE_CHECKING:  # the engine imports the Elasticsearch client; only its type is needed here
+    from detector.engine import ExecutionResult
+
+SUCCEEDED = "succeeded"
+PARTIAL_FAILURE = "partial failure"
+FAILED = "failed"
+STATUSES = (SUCCEEDED, PARTIAL_FAILURE, FAILED)
+
+SCHEDULED = "scheduled"
+MANUAL = "manual"
+
+EXECUTION = "execution"
+CHECKPOINT = "checkpoint"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When an execution ran, by the wall clock."""
+
+    started: datetime
+    ended: datetime
+
+
+def status_of(result: ExecutionResult, gap: Gap | None = None) -> str:
+    """`failed`, `partial failure` (left-over terms, or a gap before it) or `succeeded`."""
+    if not result.succeeded:
+        return FAILED
+    if result.overflow or gap is not None:
+        return PARTIAL_FAILURE
+    return SUCCEEDED
+
+
+def warnings_of(result: ExecutionResult, gap: Gap | None = None) -> list[str]:
+    """Human-readable reasons for a partial failure."""
+    warnings: list[str] = []
+    if gap is not None:
+        warnings.append(gap_message(gap))
+    if result.overflow:
+        warnings.append(
+            f"{result.overflow} new term(s) beyond max_signals were left for the next execution"
+        )
+    return warnings
+
+
+def gap_message(gap: Gap) -> str:
+    """Kibana's wording, with the range."""
+    return (
+        f"{gap.seconds:.0f} s were not queried between the last covered execution "
+        f"({iso(gap.start)}) and {iso(gap.end)}, beyond the catch-up maximum, so alerts may "
+        "have been missed; run `detector backfill` over that range to cover it"
+    )
+
+
+def execution_doc(
+    result: ExecutionResult,
+    *,
+    execution_id: str,
+    execution_type: str,
+    timing: Timing,
+    interval: str,
+    gap: Gap | None = None,
+) -> dict[str, Any]:
+    """The execution-log document of one execution."""
+    doc: dict[str, Any] = {
+        "@timestamp": iso(timing.ended),
+        "kind": EXECUTION,
+        "rule": {"id": result.rule_id, "name": result.rule_name, "interval": interval},
+        "execution": {
+            "id": execution_id,
+            "type": execution_type,
+            "status": status_of(result, gap),
+            "scheduled": iso(result.now),
+            "started": iso(timing.started),
+            "ended": iso(timing.ended),
+            "duration_ms": _millis(timing),
+            "error": result.error,
+            "warnings": warnings_of(result, gap),
+        },
+        "window": {
+            "start": _iso_or_none(result.window_start),
+            "end": _iso_or_none(result.window_end),
+            "history_start": _iso_or_none(result.history_start),
+        },
+        "metrics": {
+            "terms_checked": result.terms_checked,
+            "new_terms": result.new_terms,
+            "already_alerted": result.already_alerted,
+            "alerts_written": result.alerts_written,
+            "overflow": result.overflow,
+            "search_ms": result.search_ms,
+            "index_ms": result.index_ms,
+            "requests": result.requests,
+        },
+    }
+    if gap is not None:
+        doc["gap"] = {"seconds": gap.seconds, "start": iso(gap.start), "end": iso(gap.end)}
+    return doc
+
+
+def checkpoint_doc(
+    rule_id: str, rule_name: str, now: datetime, updated: datetime
+) -> dict[str, Any]:
+    """The checkpoint of a rule: the `now` of its last successful scheduled execution."""
+    return {
+        "@timestamp": iso(updated),
+        "kind": CHECKPOINT,
+        "rule": {"id": rule_id, "name": rule_name},
+        "checkpoint": iso(now),
+    }
+
+
+def checkpoint_id(rule_id: str) -> str:
+    """The id of a rule's checkpoint document."""
+    return f"checkpoint:{rule_id}"
+
+
+def parse_checkpoint(source: Mapping[str, Any]) -> datetime:
+    """The checkpoint time of a checkpoint document."""
+    return datetime.fromisoformat(str(source["checkpoint"]).replace("Z", "+00:00"))
+
+
+def _iso_or_none(value: datetime | None) -> str | None:
+    return iso(value) if value is not None else None
+
+
+def _millis(timing: Timing) -> int:
+    return round((timing.ended - timing.started).total_seconds() * 1000)

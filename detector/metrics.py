@@ -1,0 +1,103 @@
+"""Prometheus metrics of the executions, served by `detector run` when `metrics_port` is set.
+
+Each `Metrics` has its own registry, so several can live in one process (tests); the HTTP
+server is prometheus_client's own, on a daemon thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from threading import Thread
+from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from detector.execlog import FAILED
+
+if TYPE_CHECKING:
+    from detector.engine import ExecutionResult
+
+# Seconds: a quick execution takes tens of milliseconds, a heavy one minutes.
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+@dataclass
+class Server:
+    """A running metrics endpoint."""
+
+    server: WSGIServer
+    thread: Thread
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (useful when asked for port 0)."""
+        return int(self.server.server_port)
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class Metrics:
+    """Counters, a histogram and a gauge, labelled by rule (and status, execution type)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        reg = self.registry
+        self.executions = Counter(
+            "detector_executions",
+            "Rule executions, by rule, status and execution type.",
+            ["rule_id", "status", "type"],
+            registry=reg,
+        )
+        self.failures = Counter(
+            "detector_execution_failures", "Failed rule executions.", ["rule_id"], registry=reg
+        )
+        self.alerts = Counter(
+            "detector_alerts_written", "Alerts written.", ["rule_id"], registry=reg
+        )
+        self.gap_seconds = Counter(
+            "detector_gap_seconds", "Seconds left uncovered (gaps).", ["rule_id"], registry=reg
+        )
+        self.duration = Histogram(
+            "detector_execution_duration_seconds",
+            "Duration of rule executions.",
+            ["rule_id"],
+            buckets=DURATION_BUCKETS,
+            registry=reg,
+        )
+        self.last_success = Gauge(
+            "detector_last_success_timestamp_seconds",
+            "When the rule's last successful execution ended (Unix time).",
+            ["rule_id"],
+            registry=reg,
+        )
+
+    def observe(
+        self,
+        result: ExecutionResult,
+        status: str,
+        execution_type: str,
+        ended: datetime,
+        gap_seconds: float = 0.0,
+    ) -> None:
+        """Count one execution."""
+        rule = result.rule_id
+        self.executions.labels(rule_id=rule, status=status, type=execution_type).inc()
+        self.duration.labels(rule_id=rule).observe(result.duration_ms / 1000)
+        self.alerts.labels(rule_id=rule).inc(result.alerts_written)
+        if gap_seconds:
+            self.gap_seconds.labels(rule_id=rule).inc(gap_seconds)
+        if status == FAILED:
+            self.failures.labels(rule_id=rule).inc()
+        else:
+            self.last_success.labels(rule_id=rule).set(ended.timestamp())
+
+    def serve(self, port: int, address: str = "0.0.0.0") -> Server:
+        """Serve `/metrics` on `port` until `close()`."""
+        server, thread = start_http_server(port, addr=address, registry=self.registry)
+        return Server(server, thread)

@@ -1,0 +1,144 @@
+"""The execution-log index: one document per execution, and each rule's checkpoint.
+
+Every request goes through `detector.es.Elastic`; nothing here imports the client. Like the
+alerts index, it is a plain visible index (no data stream, ILM or pipeline) created from a
+composable template with explicit, strict mappings (detector/mappings/executions-template.json).
+The checkpoint of a rule (the `now` of its last successful scheduled execution) is a small
+document of kind `checkpoint` in the same index, under the id `checkpoint:<rule id>`.
+
+`record` never raises: a log that cannot be written is logged loudly, and the execution it
+describes stands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from detector import execlog
+from detector.errors import DetectorError, RequestError
+from detector.es import Elastic
+from detector.health import RuleRuns
+from detector.logs import structured
+from detector.rules import Rule
+from detector.store import template_name, template_priority
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_RESOURCE = "mappings/executions-template.json"
+SUCCESSFUL = (execlog.SUCCEEDED, execlog.PARTIAL_FAILURE)
+
+
+@cache
+def _template_base() -> dict[str, Any]:
+    text = resources.files("detector").joinpath(TEMPLATE_RESOURCE).read_text("utf-8")
+    body: dict[str, Any] = json.loads(text)
+    return body
+
+
+def template_body(index: str) -> dict[str, Any]:
+    """The composable template for the log index (and `<index>-*`)."""
+    base = json.loads(json.dumps(_template_base()))
+    meta = base.pop("_meta", {})
+    return {
+        "index_patterns": [index, f"{index}-*"],
+        "priority": template_priority(index),
+        "template": base,
+        "_meta": {**meta, "managed_by": "newterms-detector"},
+    }
+
+
+class RunLog:
+    """Writes and reads the execution log of every rule in one index."""
+
+    def __init__(self, elastic: Elastic, index: str) -> None:
+        self.elastic = elastic
+        self.index = index
+
+    def ensure_index(self) -> None:
+        """Put the template and create the index if missing; idempotent and race-safe."""
+        self.elastic.put_index_template(template_name(self.index), template_body(self.index))
+        try:
+            self.elastic.call(lambda es: es.indices.create(index=self.index))
+        except RequestError as error:
+            if not (error.status == 400 and "resource_already_exists" in (error.reason or "")):
+                raise
+
+    def write(self, doc_id: str, doc: Mapping[str, Any]) -> None:
+        """Index one document under `doc_id` (raises on failure)."""
+        self.elastic.call(lambda es: es.index(index=self.index, id=doc_id, document=dict(doc)))
+
+    def record(self, doc_id: str, doc: Mapping[str, Any]) -> bool:
+        """Write an execution document; a failure is logged as an error, never raised."""
+        try:
+            self.write(doc_id, doc)
+        except DetectorError as exc:
+            log.error(
+                "could not write the execution log to %s: %s",
+                self.index,
+                exc,
+                extra=structured(execution_log=dict(doc)),
+            )
+            return False
+        return True
+
+    def checkpoint(self, rule_id: str) -> datetime | None:
+        """The `now` of the rule's last successful scheduled execution, if any (raises)."""
+        doc_id = execlog.checkpoint_id(rule_id)
+        try:
+            found = self.elastic.call(lambda es: es.get(index=self.index, id=doc_id)).body
+        except RequestError as error:
+            if error.status == 404:
+                return None
+            raise
+        return execlog.parse_checkpoint(found["_source"])
+
+    def save_checkpoint(self, rule: Rule, now: datetime) -> bool:
+        """Move the rule's checkpoint to `now`; a failure is logged, never raised."""
+        doc = execlog.checkpoint_doc(rule.rule_id, rule.name, now, datetime.now(UTC))
+        try:
+            self.write(execlog.checkpoint_id(rule.rule_id), doc)
+        except DetectorError as exc:
+            log.error(
+                "could not save the checkpoint of rule %s: %s (the next execution repeats "
+                "the catch-up from the previous one)",
+                rule.rule_id,
+                exc,
+            )
+            return False
+        return True
+
+    def last_runs(self, rule: Rule) -> RuleRuns:
+        """The rule's newest scheduled execution and its newest successful one."""
+        bodies = [_newest(rule.rule_id, None), _newest(rule.rule_id, SUCCESSFUL)]
+        last, success = (_first(found) for found in self.elastic.msearch([self.index], bodies))
+        return RuleRuns(rule.rule_id, rule.name, last, success)
+
+    def refresh(self) -> None:
+        """Make the documents written so far searchable."""
+        self.elastic.refresh(self.index)
+
+
+def _newest(rule_id: str, statuses: tuple[str, ...] | None) -> dict[str, Any]:
+    filters: list[dict[str, Any]] = [
+        {"term": {"kind": execlog.EXECUTION}},
+        {"term": {"rule.id": rule_id}},
+        {"term": {"execution.type": execlog.SCHEDULED}},
+    ]
+    if statuses is not None:
+        filters.append({"terms": {"execution.status": list(statuses)}})
+    return {
+        "size": 1,
+        "query": {"bool": {"filter": filters}},
+        "sort": [{"execution.ended": {"order": "desc", "unmapped_type": "date"}}],
+    }
+
+
+def _first(response: Mapping[str, Any]) -> dict[str, Any] | None:
+    hits = response.get("hits", {}).get("hits", [])
+    return dict(hits[0]["_source"]) if hits else None

@@ -1,0 +1,158 @@
+"""Execution-log documents and the health verdict built from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from detector import execlog, health
+from detector.catchup import Gap
+from detector.engine import ExecutionResult
+from detector.health import RuleRuns
+from detector.window import iso
+
+T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+TIMING = execlog.Timing(T + timedelta(seconds=1), T + timedelta(seconds=3, milliseconds=250))
+
+
+def result(**changes: object) -> ExecutionResult:
+    values: dict[str, object] = {
+        "rule_id": "r1",
+        "rule_name": "Rule one",
+        "now": T,
+        "status": "succeeded",
+        "window_start": T - timedelta(minutes=9),
+        "window_end": T,
+        "history_start": T - timedelta(days=7),
+        "terms_checked": 12,
+        "new_terms": 3,
+        "already_alerted": 1,
+        "alerts_written": 2,
+        "search_ms": 40,
+        "index_ms": 7,
+        "requests": 5,
+    }
+    values.update(changes)
+    return ExecutionResult(**values)  # type: ignore[arg-type]
+
+
+def doc(res: ExecutionResult, gap: Gap | None = None) -> dict[str, object]:
+    return execlog.execution_doc(
+        res, execution_id="e1", execution_type="scheduled", timing=TIMING, interval="5m", gap=gap
+    )
+
+
+def test_status_follows_kibana() -> None:
+    assert execlog.status_of(result()) == "succeeded"
+    assert execlog.status_of(result(overflow=4)) == "partial failure"
+    assert execlog.status_of(result(), Gap(T - timedelta(hours=6), T)) == "partial failure"
+    assert execlog.status_of(result(status="failed", error="boom")) == "failed"
+    assert execlog.status_of(result(status="failed"), Gap(T, T)) == "failed"
+
+
+def test_execution_document_carries_every_figure() -> None:
+    built = doc(result())
+    assert built == {
+        "@timestamp": "2025-01-15T12:00:03.250Z",
+        "kind": "execution",
+        "rule": {"id": "r1", "name": "Rule one", "interval": "5m"},
+        "execution": {
+            "id": "e1",
+            "type": "scheduled",
+            "status": "succeeded",
+            "scheduled": "2025-01-15T12:00:00.000Z",
+            "started": "2025-01-15T12:00:01.000Z",
+            "ended": "2025-01-15T12:00:03.250Z",
+            "duration_ms": 2250,
+            "error": None,
+            "warnings": [],
+        },
+        "window": {
+            "start": "2025-01-15T11:51:00.000Z",
+            "end": "2025-01-15T12:00:00.000Z",
+            "history_start": "2025-01-08T12:00:00.000Z",
+        },
+        "metrics": {
+            "terms_checked": 12,
+            "new_terms": 3,
+            "already_alerted": 1,
+            "alerts_written": 2,
+            "overflow": 0,
+            "search_ms": 40,
+            "index_ms": 7,
+            "requests": 5,
+        },
+    }
+
+
+def test_gap_is_in_the_document_with_its_range_and_a_warning() -> None:
+    gap = Gap(T - timedelta(hours=30), T - timedelta(hours=24))
+    built = doc(result(overflow=2), gap)
+    assert built["gap"] == {
+        "seconds": 21600.0,
+        "start": "2025-01-14T06:00:00.000Z",
+        "end": "2025-01-14T12:00:00.000Z",
+    }
+    warnings = built["execution"]["warnings"]  # type: ignore[index]
+    assert "21600 s were not queried" in warnings[0]
+    assert "beyond max_signals" in warnings[1]
+
+
+def test_failed_execution_without_a_window_keeps_nulls() -> None:
+    built = doc(result(status="failed", error="no such index", window_start=None))
+    assert built["execution"]["error"] == "no such index"  # type: ignore[index]
+    assert built["window"]["start"] is None  # type: ignore[index]
+
+
+def test_checkpoint_round_trip() -> None:
+    built = execlog.checkpoint_doc("r1", "Rule one", T, T + timedelta(seconds=2))
+    assert execlog.parse_checkpoint(built) == T
+    assert execlog.checkpoint_id("r1") == "checkpoint:r1"
+
+
+def runs(last: dict[str, object] | None, success: dict[str, object] | None) -> RuleRuns:
+    return RuleRuns("r1", "Rule one", last, success)
+
+
+def execution(status: str, ended: datetime, error: str | None = None) -> dict[str, object]:
+    return {"execution": {"status": status, "ended": iso(ended), "error": error}}
+
+
+MAX = timedelta(minutes=15)
+
+
+def test_health_ok_with_a_recent_success() -> None:
+    ok = execution("succeeded", T - timedelta(minutes=3))
+    assert health.problem(runs(ok, ok), T, MAX) is None
+    partial = execution("partial failure", T - timedelta(minutes=3))
+    assert health.problem(runs(partial, partial), T, MAX) is None
+
+
+def test_health_never_ran() -> None:
+    assert health.problem(runs(None, None), T, MAX) == "rule r1 (Rule one): never ran"
+
+
+def test_health_last_run_failed() -> None:
+    failed = execution("failed", T - timedelta(minutes=1), "index_not_found")
+    old = execution("succeeded", T - timedelta(hours=1))
+    line = health.problem(runs(failed, old), T, MAX)
+    assert line == (
+        "rule r1 (Rule one): last execution failed at 2025-01-15T11:59:00.000Z: index_not_found "
+        "(last success at 2025-01-15T11:00:00Z, 3600 s ago)"
+    )
+    never = health.problem(runs(failed, None), T, MAX)
+    assert never is not None
+    assert never.endswith("(never succeeded)")
+
+
+def test_health_recent_failure_after_a_recent_success_is_still_healthy() -> None:
+    failed = execution("failed", T - timedelta(minutes=1), "boom")
+    ok = execution("succeeded", T - timedelta(minutes=6))
+    assert health.problem(runs(failed, ok), T, MAX) is None
+
+
+def test_health_success_too_old() -> None:
+    old = execution("succeeded", T - timedelta(minutes=20))
+    assert health.problems([runs(old, old)], T, MAX) == [
+        "rule r1 (Rule one): last success at 2025-01-15T11:40:00Z, 1200 s ago "
+        "(more than the 900 s allowed)"
+    ]
