@@ -55,14 +55,14 @@ def add_commands(commands: Commands) -> None:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from detector import demo
+    from detector import demo, demo_data
 
     if settings.log_level == "INFO":  # one line per execution would drown the progress line
         logging.getLogger("detector.engine").setLevel(logging.WARNING)
     result = demo.run(settings)
     alerted = sum(r.alerts_written for r in result.executions)
     print(
-        f"\nLoaded {result.documents} CloudTrail events into {demo.demo_data.INDEX} (8 days up "
+        f"\nLoaded {result.documents} CloudTrail events into {demo_data.INDEX} (8 days up "
         f"to {result.end:%Y-%m-%d %H:%M} UTC); ran {len(result.executions)} scheduled "
         f"execution(s): {alerted} new alert(s) written to {settings.alerts_index}.\n"
     )

@@ -83,7 +83,9 @@ def demo_rules() -> list[Rule]:
     return [rule for rule in builtin_rules() if rule.enabled]
 
 
-def run(settings: Settings, now: datetime | None = None, progress: Progress | None = None) -> DemoResult:
+def run(
+    settings: Settings, now: datetime | None = None, progress: Progress | None = None
+) -> DemoResult:
     """Load the story and replay the last hour; raises `DetectorError` on failures."""
     progress = progress or Progress()
     rules = demo_rules()
@@ -135,11 +137,16 @@ def _check_index_is_ours(elastic: Elastic) -> None:
             return
         raise
     if resolved.get("data_streams") or resolved.get("aliases"):
-        raise DemoError(f"{demo_data.INDEX} is a data stream or alias with real data; not touching it")
+        raise DemoError(
+            f"{demo_data.INDEX} is a data stream or alias with real data; not touching it"
+        )
     if not resolved.get("indices"):
         return
-    mapping = elastic.call(lambda es: es.indices.get_mapping(index=demo_data.INDEX)).body
-    meta = next(iter(mapping.values()), {}).get("mappings", {}).get("_meta", {})
+    mapping: dict[str, Any] = elastic.call(
+        lambda es: es.indices.get_mapping(index=demo_data.INDEX)
+    ).body
+    first: dict[str, Any] = next(iter(mapping.values()), {})
+    meta = first.get("mappings", {}).get("_meta", {})
     if meta.get("managed_by") != demo_data.DEMO_MARKER:
         raise DemoError(
             f"the index {demo_data.INDEX} exists and was not created by the demo; "

@@ -165,7 +165,9 @@ def _recurring(end: datetime) -> list[dict[str, Any]]:
     docs = []
     for number, source in enumerate(RECURRING):
         for hours in range(1, 7 * 24, 10):  # every 10 hours over the last week, never older
-            docs.append(_anonymous(source, "GetObject", end - timedelta(hours=hours, minutes=number)))
+            docs.append(
+                _anonymous(source, "GetObject", end - timedelta(hours=hours, minutes=number))
+            )
         docs.append(_anonymous(source, "GetObject", end - timedelta(minutes=31 + 7 * number)))
     return docs
 
@@ -193,14 +195,25 @@ def _new(end: datetime) -> list[dict[str, Any]]:
 
 def _failures(end: datetime) -> list[dict[str, Any]]:
     (prober,) = FAILING
-    return [
-        _anonymous(prober, action, end - timedelta(minutes=minutes), bucket=PRIVATE_BUCKET,
-                   key="2024/payroll.xlsx", error=("AccessDenied", "Access Denied"))
+    denied = ("AccessDenied", "Access Denied")
+    missing = ("NoSuchKey", "The specified key does not exist.")
+    docs = [
+        _anonymous(
+            prober,
+            action,
+            end - timedelta(minutes=minutes),
+            PRIVATE_BUCKET,
+            "2024/payroll.xlsx",
+            denied,
+        )
         for action, minutes in (("ListObjects", 38), ("GetObject", 37), ("GetObject", 17))
-    ] + [
-        _anonymous(NEW[1], "GetObject", end - timedelta(minutes=22), key="backup.zip",
-                   error=("NoSuchKey", "The specified key does not exist.")),
-    ]  # fmt: skip
+    ]
+    docs.append(
+        _anonymous(
+            NEW[1], "GetObject", end - timedelta(minutes=22), key="backup.zip", error=missing
+        )
+    )
+    return docs
 
 
 def _anonymous(
@@ -269,7 +282,11 @@ def _s3_event(
         },
         "cloud": {"provider": "aws", "region": "us-east-1", "service": {"name": "s3"}},
         "source": {"address": address},
-        "tls": {"cipher": "TLS_AES_128_GCM_SHA256", "client": {"server_name": host}, "version": "1.3"},
+        "tls": {
+            "cipher": "TLS_AES_128_GCM_SHA256",
+            "client": {"server_name": host},
+            "version": "1.3",
+        },
         "aws": {"cloudtrail": _cloudtrail(action, bucket, key, parameters, event_id, error)},
     }
     if _is_ip(address):

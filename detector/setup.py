@@ -1,0 +1,178 @@
+"""`detector setup`: what a deployment needs before `detector run`.
+
+1. the index templates (and indices): the alerts index through `detector.store`, the execution
+   log through `detector.runlog.ensure_index(elastic, settings)` when that module provides it;
+2. with `--create-role`, the role `newterms-detector` (least privilege, see `role_descriptor`);
+3. with `--api-key`, an API key limited to that role's privileges, printed as
+   `DETECTOR_ES_API_KEY=<encoded>` or written to `--env-file` (kept when it still works);
+4. with a Kibana URL, the saved objects (data views, saved search, dashboard).
+
+Roles and API keys live in the `.security` index; a cluster that cannot create it (the
+integ-test-zip lacks `analysis-common`) makes steps 2 and 3 fail with a clear message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from detector import kibana
+from detector.errors import AuthenticationError, DetectorError, RequestError
+from detector.es import Elastic
+from detector.rules import rules_for
+from detector.settings import Settings
+from detector.store import AlertStore
+
+ROLE_NAME = "newterms-detector"
+KEY_NAME = "newterms-detector"
+ENV_KEY = "DETECTOR_ES_API_KEY"
+READ = ["read", "view_index_metadata"]
+OWN = ["create_index", "create_doc", "write", "manage", "read", "view_index_metadata"]
+
+
+class SetupError(DetectorError):
+    """A setup step failed."""
+
+
+def own_indices(settings: Settings) -> list[str]:
+    """The detector's own indices and their `-*` siblings (reindex targets, rollovers)."""
+    names = [settings.alerts_index, getattr(settings, "execution_log_index", "detector-executions")]
+    return [pattern for name in names for pattern in (name, f"{name}-*")]
+
+
+def role_descriptor(settings: Settings) -> dict[str, Any]:
+    """Read the rule indices; create, write and manage only its own; monitor the cluster."""
+    loaded = rules_for(settings)
+    sources = sorted({pattern for rule in loaded.rules if rule.enabled for pattern in rule.index})
+    return {
+        "cluster": ["monitor", "manage_index_templates"],
+        "indices": [
+            {"names": sources or ["logs-*"], "privileges": READ, "allow_restricted_indices": False},
+            {"names": own_indices(settings), "privileges": OWN, "allow_restricted_indices": False},
+        ],
+        "metadata": {"managed_by": "newterms-detector"},
+    }
+
+
+def install_templates(elastic: Elastic, settings: Settings) -> list[str]:
+    """Put the index templates and create the indices; returns what was installed."""
+    AlertStore(elastic, settings.alerts_index).ensure_index()
+    done = [settings.alerts_index]
+    try:
+        runlog = importlib.import_module("detector.runlog")
+    except ImportError:
+        return done
+    ensure = getattr(runlog, "ensure_index", None)
+    if callable(ensure):
+        ensure(elastic, settings)
+        done.append(getattr(settings, "execution_log_index", "detector-executions"))
+    return done
+
+
+def _security_call(elastic: Elastic, what: str, request: Any) -> Any:
+    try:
+        return elastic.call(request).body
+    except RequestError as exc:
+        hint = ""
+        if "pattern_capture" in str(exc) or "security index" in str(exc).lower():
+            hint = " (this cluster cannot store native roles or API keys: its .security index "
+            hint += "cannot be created, e.g. the integ-test-zip distribution)"
+        raise SetupError(f"cannot {what}: {exc}{hint}") from None
+
+
+def create_role(elastic: Elastic, descriptor: dict[str, Any]) -> None:
+    """Create or update the detector's role."""
+    _security_call(
+        elastic,
+        f"create the role {ROLE_NAME}",
+        lambda es: es.security.put_role(name=ROLE_NAME, **descriptor),
+    )
+
+
+def create_api_key(elastic: Elastic, descriptor: dict[str, Any]) -> str:
+    """A new API key limited to `descriptor`; returns its `encoded` form."""
+    body = _security_call(
+        elastic,
+        "create an API key",
+        lambda es: es.security.create_api_key(
+            name=KEY_NAME,
+            role_descriptors={ROLE_NAME: descriptor},
+            metadata={"managed_by": "newterms-detector"},
+        ),
+    )
+    return str(body["encoded"])
+
+
+def key_in_file(path: Path) -> str | None:
+    """The `DETECTOR_ES_API_KEY` value of an env file, if any."""
+    if not path.is_file():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == ENV_KEY and value.strip():
+            return value.strip()
+    return None
+
+
+def key_works(settings: Settings, key: str) -> bool:
+    """Whether Elasticsearch accepts `key`."""
+    update = {"es_api_key": SecretStr(key), "es_retry_attempts": 1}
+    probe = Elastic(settings.model_copy(update=update))
+    try:
+        probe.call(lambda es: es.security.authenticate())
+    except AuthenticationError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def write_env_file(path: Path, key: str) -> None:
+    """Write `DETECTOR_ES_API_KEY=<key>` (and nothing else) readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(f"{ENV_KEY}={key}\n", encoding="utf-8")
+    temporary.chmod(0o600)
+    temporary.replace(path)
+
+
+def _api_key(elastic: Elastic, settings: Settings, args: argparse.Namespace) -> None:
+    descriptor = role_descriptor(settings)
+    existing = key_in_file(args.env_file) if args.env_file else None
+    if existing and key_works(settings, existing):
+        print(f"API key: kept the working key in {args.env_file}")
+        return
+    key = create_api_key(elastic, descriptor)
+    if args.env_file:
+        write_env_file(args.env_file, key)
+        print(f"API key: created, written to {args.env_file} as {ENV_KEY}")
+    else:
+        print(f"{ENV_KEY}={key}")
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`detector setup`: every requested step, in order; the first failure stops it (exit 1)."""
+    kibana_url = args.kibana_url or settings.kibana_url
+    elastic = Elastic(settings)
+    try:
+        elastic.wait_ready()
+        installed = install_templates(elastic, settings)
+        print(f"index templates and indices: {', '.join(installed)}")
+        if args.create_role:
+            create_role(elastic, role_descriptor(settings))
+            print(f"role: {ROLE_NAME} created or updated")
+        if args.api_key:
+            _api_key(elastic, settings, args)
+    finally:
+        elastic.close()
+    if kibana_url:
+        result = kibana.import_saved_objects(settings, kibana_url, args.kibana_wait)
+        print(f"Kibana: imported {result.success_count} saved object(s) into {kibana_url}")
+    else:
+        print("Kibana: skipped (no --kibana-url or DETECTOR_KIBANA_URL)", file=sys.stderr)
+    return 0
