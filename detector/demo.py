@@ -4,7 +4,8 @@
    with `detector.demo_data.scenario(end)`; an index of that name the demo did not create is
    never touched;
 2. every scheduled execution of the built-in rules over the last hour, oldest first (`end` is
-   the current time rounded down to the rule interval), writes its alerts to the alerts index;
+   the current time rounded down to the rule interval), is replayed with
+   `detector.runner.backfill`: alerts to the alerts index, executions to the execution log;
 3. the alerts of the demo's sources are read back and printed as a table.
 
 Run twice, it creates no duplicate: alert ids are deterministic and the store drops a term that
@@ -19,13 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from detector import demo_data
+from detector import demo_data, runner
 from detector.datemath import parse_interval
-from detector.engine import ExecutionResult, execute
+from detector.engine import ExecutionResult
 from detector.errors import DetectorError, RequestError
 from detector.es import Elastic
 from detector.exceptions import from_settings
 from detector.rules import Rule, builtin_rules
+from detector.runlog import RunLog
 from detector.settings import Settings
 from detector.store import AlertStore
 
@@ -84,7 +86,10 @@ def demo_rules() -> list[Rule]:
 
 
 def run(
-    settings: Settings, now: datetime | None = None, progress: Progress | None = None
+    settings: Settings,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+    index: str = demo_data.INDEX,
 ) -> DemoResult:
     """Load the story and replay the last hour; raises `DetectorError` on failures."""
     progress = progress or Progress()
@@ -93,7 +98,7 @@ def run(
     elastic = Elastic(settings)
     try:
         elastic.wait_ready()
-        count = load(elastic, end, progress)
+        count = load(elastic, end, progress, index)
         store = AlertStore(elastic, settings.alerts_index)
         store.ensure_index()
         results = replay(elastic, settings, rules, end, progress)
@@ -111,67 +116,67 @@ def _align(moment: datetime, rules: Sequence[Rule]) -> datetime:
     return moment - (moment - epoch) % step
 
 
-def load(elastic: Elastic, end: datetime, progress: Progress) -> int:
+def load(elastic: Elastic, end: datetime, progress: Progress, index: str = demo_data.INDEX) -> int:
     """Recreate the demo index and index the story; returns the number of documents."""
-    _check_index_is_ours(elastic)
-    elastic.put_index_template(demo_data.TEMPLATE, demo_data.INDEX_TEMPLATE)
-    elastic.call(lambda es: es.indices.delete(index=demo_data.INDEX, ignore_unavailable=True))
-    elastic.call(lambda es: es.indices.create(index=demo_data.INDEX))
+    _check_index_is_ours(elastic, index)
+    elastic.put_index_template(demo_data.template_name(index), demo_data.index_template(index))
+    elastic.call(lambda es: es.indices.delete(index=index, ignore_unavailable=True))
+    elastic.call(lambda es: es.indices.create(index=index))
     docs = demo_data.scenario(end)
     for start in range(0, len(docs), BATCH):
         batch = {doc["event"]["id"]: doc for doc in docs[start : start + BATCH]}
-        elastic.bulk_create(demo_data.INDEX, batch, refresh=False)
+        elastic.bulk_create(index, batch, refresh=False)
         progress.step("loading CloudTrail events", min(start + BATCH, len(docs)), len(docs))
     progress.finish()
-    elastic.refresh(demo_data.INDEX)
+    elastic.refresh(index)
     return len(docs)
 
 
-def _check_index_is_ours(elastic: Elastic) -> None:
+def _check_index_is_ours(elastic: Elastic, index: str) -> None:
     try:
         resolved = elastic.call(
-            lambda es: es.indices.resolve_index(name=demo_data.INDEX, expand_wildcards="all")
+            lambda es: es.indices.resolve_index(name=index, expand_wildcards="all")
         ).body
     except RequestError as error:
         if error.status == 404:
             return
         raise
     if resolved.get("data_streams") or resolved.get("aliases"):
-        raise DemoError(
-            f"{demo_data.INDEX} is a data stream or alias with real data; not touching it"
-        )
+        raise DemoError(f"{index} is a data stream or alias with real data; not touching it")
     if not resolved.get("indices"):
         return
-    mapping: dict[str, Any] = elastic.call(
-        lambda es: es.indices.get_mapping(index=demo_data.INDEX)
-    ).body
+    mapping: dict[str, Any] = elastic.call(lambda es: es.indices.get_mapping(index=index)).body
     first: dict[str, Any] = next(iter(mapping.values()), {})
     meta = first.get("mappings", {}).get("_meta", {})
     if meta.get("managed_by") != demo_data.DEMO_MARKER:
         raise DemoError(
-            f"the index {demo_data.INDEX} exists and was not created by the demo; "
+            f"the index {index} exists and was not created by the demo; "
             "run the demo against a scratch cluster (e.g. scripts/local-es)"
         )
-
-
-def scheduled_times(rule: Rule, end: datetime) -> list[datetime]:
-    """The rule's scheduled execution times in `(end - REPLAY, end]`, oldest first."""
-    step = parse_interval(rule.interval)
-    count = int(REPLAY / step)
-    return [end - step * (count - 1 - number) for number in range(count)]
 
 
 def replay(
     elastic: Elastic, settings: Settings, rules: Sequence[Rule], end: datetime, progress: Progress
 ) -> list[ExecutionResult]:
-    """Every scheduled execution of the last hour, oldest first, as the scheduler would run them."""
-    exceptions = from_settings(settings)
-    store = AlertStore(elastic, settings.alerts_index)
-    plan = sorted((at, rule.rule_id, rule) for rule in rules for at in scheduled_times(rule, end))
-    results = []
-    for number, (at, _rule_id, rule) in enumerate(plan, start=1):
-        results.append(execute(elastic, store, rule, at, exceptions=exceptions))
-        progress.step("running the scheduled executions of the last hour", number, len(plan))
+    """Every scheduled execution of the last hour, oldest first (`detector backfill`'s replay);
+    each one is recorded in the execution log."""
+    log = RunLog(elastic, settings.execution_log_index)
+    log.ensure_index()
+    step = min(parse_interval(rule.interval) for rule in rules)
+
+    def report(done: int, total: int, _result: ExecutionResult) -> None:
+        progress.step("running the scheduled executions of the last hour", done, total)
+
+    results = runner.backfill(
+        elastic,
+        AlertStore(elastic, settings.alerts_index),
+        log,
+        rules,
+        end - REPLAY + step,
+        end,
+        progress=report,
+        exceptions=from_settings(settings),
+    )
     progress.finish()
     return results
 

@@ -4,7 +4,7 @@
 authenticated S3 and IAM traffic, anonymous reads of a public bucket by sources seen every day,
 sources last seen eight or more days ago that come back, brand-new anonymous sources (a reader,
 a lister, a writer, an IPv6 client) and failed anonymous attempts, which the rule ignores.
-`INDEX_TEMPLATE` maps `logs-aws.cloudtrail-default` as the integration does (keyword where it
+`index_template()` maps `logs-aws.cloudtrail-default` as the integration does (keyword where it
 uses `constant_keyword`, which the smallest distributions lack), as a plain index.
 """
 
@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 INDEX = "logs-aws.cloudtrail-default"
-TEMPLATE = "newterms-detector-demo-cloudtrail"
 DEMO_MARKER = "newterms-detector-demo"
 BUCKET_OWNER = "123456789012"
 PUBLIC_BUCKET = "acme-public-assets"
@@ -96,17 +95,28 @@ MAPPINGS: dict[str, Any] = {
         ),
     },
 }
-INDEX_TEMPLATE: dict[str, Any] = {
-    "index_patterns": [INDEX],
-    # Above the built-in `logs` template (100) and Fleet's `logs-aws.cloudtrail` (200), so the
-    # demo gets a plain index here even on a cluster that would make it a data stream.
-    "priority": 300,
-    "template": {
-        "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1"},
-        "mappings": MAPPINGS,
-    },
-    "_meta": {"managed_by": DEMO_MARKER},
-}
+
+
+def index_template(index: str = INDEX) -> dict[str, Any]:
+    """A composable template giving exactly `index` the integration's mapping, as a plain index.
+
+    Its priority is above the built-in `logs` template (100) and Fleet's `logs-aws.cloudtrail`
+    (200), so the demo gets a plain index even on a cluster that would make it a data stream.
+    """
+    return {
+        "index_patterns": [index],
+        "priority": 300,
+        "template": {
+            "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1"},
+            "mappings": MAPPINGS,
+        },
+        "_meta": {"managed_by": DEMO_MARKER},
+    }
+
+
+def template_name(index: str = INDEX) -> str:
+    """The demo template's name for `index`."""
+    return f"{DEMO_MARKER}-{index}"
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def objects_for(settings: Settings) -> list[dict[str, Any]]:
     """The saved objects with the data views pointing at the configured indices."""
     titles = {
         ALERTS_DATA_VIEW: settings.alerts_index,
-        EXECUTIONS_DATA_VIEW: getattr(settings, "execution_log_index", "detector-executions"),
+        EXECUTIONS_DATA_VIEW: settings.execution_log_index,
     }
     objects = [json.loads(json.dumps(item)) for item in packaged_objects()]
     for item in objects:

@@ -1,7 +1,6 @@
 """`detector setup`: what a deployment needs before `detector run`.
 
-1. the index templates (and indices): the alerts index through `detector.store`, the execution
-   log through `detector.runlog.ensure_index(elastic, settings)` when that module provides it;
+1. the index templates and indices: alerts (`detector.store`), execution log (`detector.runlog`);
 2. with `--create-role`, the role `newterms-detector` (least privilege, see `role_descriptor`);
 3. with `--api-key`, an API key limited to that role's privileges, printed as
    `DETECTOR_ES_API_KEY=<encoded>` or written to `--env-file` (kept when it still works);
@@ -14,7 +13,6 @@ integ-test-zip lacks `analysis-common`) makes steps 2 and 3 fail with a clear me
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from detector import kibana
 from detector.errors import AuthenticationError, DetectorError, RequestError
 from detector.es import Elastic
 from detector.rules import rules_for
+from detector.runlog import RunLog
 from detector.settings import Settings
 from detector.store import AlertStore
 
@@ -41,7 +40,7 @@ class SetupError(DetectorError):
 
 def own_indices(settings: Settings) -> list[str]:
     """The detector's own indices and their `-*` siblings (reindex targets, rollovers)."""
-    names = [settings.alerts_index, getattr(settings, "execution_log_index", "detector-executions")]
+    names = [settings.alerts_index, settings.execution_log_index]
     return [pattern for name in names for pattern in (name, f"{name}-*")]
 
 
@@ -60,18 +59,10 @@ def role_descriptor(settings: Settings) -> dict[str, Any]:
 
 
 def install_templates(elastic: Elastic, settings: Settings) -> list[str]:
-    """Put the index templates and create the indices; returns what was installed."""
+    """Put the index templates and create the indices; returns their names."""
     AlertStore(elastic, settings.alerts_index).ensure_index()
-    done = [settings.alerts_index]
-    try:
-        runlog = importlib.import_module("detector.runlog")
-    except ImportError:
-        return done
-    ensure = getattr(runlog, "ensure_index", None)
-    if callable(ensure):
-        ensure(elastic, settings)
-        done.append(getattr(settings, "execution_log_index", "detector-executions"))
-    return done
+    RunLog(elastic, settings.execution_log_index).ensure_index()
+    return [settings.alerts_index, settings.execution_log_index]
 
 
 def _security_call(elastic: Elastic, what: str, request: Any) -> Any:

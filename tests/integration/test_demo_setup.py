@@ -1,0 +1,126 @@
+"""`detector demo` and `detector setup` against the real node."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from detector import demo, demo_data, setup
+from detector.cli import main
+from detector.es import Elastic
+from detector.settings import Settings
+
+NOW = datetime(2026, 3, 2, 10, 7, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(es_settings: Settings, token: str) -> Settings:
+    return es_settings.model_copy(update={"execution_log_index": f"detector-executions-{token}"})
+
+
+def _quiet() -> demo.Progress:
+    return demo.Progress(io.StringIO())
+
+
+def _count(elastic: Elastic, index: str) -> int:
+    elastic.refresh(index)
+    return int(elastic.call(lambda es: es.count(index=index)).body["count"])
+
+
+def test_demo_alerts_on_returning_and_new_sources_only_and_is_idempotent(
+    settings: Settings, elastic: Elastic, token: str
+) -> None:
+    index = f"logs-aws.cloudtrail-default-{token}"
+    first = demo.run(settings, NOW, _quiet(), index)
+    expected = {source.address for source in (*demo_data.RETURNING, *demo_data.NEW)}
+    assert not first.failed
+    assert {alert["source"]["address"] for alert in first.alerts} == expected
+    assert len(first.executions) == 12 and first.end == datetime(2026, 3, 2, 10, 5, tzinfo=UTC)
+    written = _count(elastic, settings.alerts_index)
+    assert written == len(expected)
+
+    again = demo.run(settings, NOW, _quiet(), index)
+    assert sum(result.alerts_written for result in again.executions) == 0
+    assert again.alerts == first.alerts
+    assert _count(elastic, settings.alerts_index) == written
+    assert _count(elastic, settings.execution_log_index) >= 24
+
+
+def test_demo_never_touches_an_index_it_did_not_create(
+    settings: Settings, elastic: Elastic, token: str
+) -> None:
+    index = f"logs-aws.cloudtrail-default-{token}"
+    elastic.call(lambda es: es.indices.create(index=index))
+    with pytest.raises(demo.DemoError, match="was not created by the demo"):
+        demo.run(settings, NOW, _quiet(), index)
+    assert elastic.matching_indices(index) == [index]
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("DETECTOR_ES_URL", ",".join(settings.es_url))
+    monkeypatch.setenv("DETECTOR_ALERTS_INDEX", settings.alerts_index)
+    monkeypatch.setenv("DETECTOR_EXECUTION_LOG_INDEX", settings.execution_log_index)
+    if settings.es_username and settings.es_password:
+        monkeypatch.setenv("DETECTOR_ES_USERNAME", settings.es_username)
+        monkeypatch.setenv("DETECTOR_ES_PASSWORD", settings.es_password.get_secret_value())
+
+
+def _templates(elastic: Elastic, token: str) -> set[str]:
+    body: dict[str, Any] = elastic.call(
+        lambda es: es.indices.get_index_template(name=f"*{token}*")
+    ).body
+    return {template["name"] for template in body["index_templates"]}
+
+
+def test_setup_installs_both_templates(
+    settings: Settings,
+    elastic: Elastic,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _env(monkeypatch, settings)
+    assert main(["setup"]) == 0
+    assert _templates(elastic, token) == {
+        f"{settings.alerts_index}-template",
+        f"{settings.execution_log_index}-template",
+    }
+    assert elastic.matching_indices(f"*{token}*") == sorted(
+        [settings.alerts_index, settings.execution_log_index]
+    )
+    assert main(["setup"]) == 0  # idempotent
+    assert "Kibana: skipped" in capsys.readouterr().err
+
+
+def test_setup_role_on_a_cluster_without_security_index_is_a_clear_error(
+    settings: Settings,
+    elastic: Elastic,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The integ-test-zip cannot create the .security index (no analysis-common module).
+    _env(monkeypatch, settings)
+    assert main(["setup", "--create-role"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot create the role {setup.ROLE_NAME}: ")
+    assert "cannot store native roles or API keys" in err and "Traceback" not in err
+    assert len(_templates(elastic, token)) == 2  # the templates came first
+
+
+def test_role_descriptor_reads_the_rule_indices_and_owns_only_its_own(settings: Settings) -> None:
+    descriptor = setup.role_descriptor(settings)
+    read, own = descriptor["indices"]
+    assert set(read["names"]) == {"filebeat-*", "logs-aws.cloudtrail*"}
+    assert read["privileges"] == ["read", "view_index_metadata"]
+    assert own["names"] == [
+        settings.alerts_index,
+        f"{settings.alerts_index}-*",
+        settings.execution_log_index,
+        f"{settings.execution_log_index}-*",
+    ]
+    assert descriptor["cluster"] == ["monitor", "manage_index_templates"]
