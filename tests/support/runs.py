@@ -1,0 +1,69 @@
+"""Runners with indices of their own, and what they wrote (integration tests of the runner)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from detector.es import Elastic
+from detector.runlog import RunLog
+from detector.runner import Runner
+from detector.store import AlertStore
+from tests.support import cloudtrail as ct
+
+DAY = timedelta(hours=24)
+
+MakeRunner = Callable[[str], Runner]
+
+
+def runner_factory(elastic: Elastic, token: str) -> MakeRunner:
+    """Runners with alerts and execution-log indices of their own, named after `name`."""
+
+    def make(name: str, max_catchup: timedelta = DAY) -> Runner:
+        store = AlertStore(elastic, f"detector-alerts-{token}-{name}")
+        log = RunLog(elastic, f"detector-executions-{token}-{name}")
+        store.ensure_index()
+        log.ensure_index()
+        return Runner(elastic, store, log, max_catchup=max_catchup)
+
+    return make
+
+
+def add_events(elastic: Elastic, index: str, docs: list[dict[str, Any]]) -> None:
+    ct.create_index(elastic, index)
+    ct.index_documents(elastic, index, docs)
+    elastic.refresh(index)
+
+
+def alerts_index(runner: Runner) -> str:
+    """The index the runner writes its alerts to."""
+    assert isinstance(runner.store, AlertStore)
+    return runner.store.index
+
+
+def alerts_of(runner: Runner) -> dict[str, tuple[Any, ...]]:
+    """Alert id -> (new terms, first seen) of every alert the runner wrote."""
+    runner.elastic.refresh(alerts_index(runner))
+    body = {"size": 1000, "query": {"match_all": {}}}
+    hits = runner.elastic.search([alerts_index(runner)], body)["hits"]["hits"]
+    return {
+        hit["_id"]: (
+            tuple(hit["_source"]["kibana"]["alert"]["new_terms"]),
+            hit["_source"]["detector"]["first_seen"],
+        )
+        for hit in hits
+    }
+
+
+def log_docs(runner: Runner) -> list[dict[str, Any]]:
+    """The execution documents of the runner's log, oldest scheduled time first."""
+    runner.log.refresh()
+    body = {
+        "size": 1000,
+        "query": {"term": {"kind": "execution"}},
+        "sort": [{"execution.scheduled": "asc"}, {"execution.started": "asc"}],
+    }
+    return [
+        hit["_source"] for hit in runner.elastic.search([runner.log.index], body)["hits"]["hits"]
+    ]
