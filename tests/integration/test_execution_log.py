@@ -1,0 +1,245 @@
+"""The execution log holds each execution's figures; `detector health` reads it; metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detector.engine import ExecutionResult
+from detector.es import Elastic
+from detector.metrics import Metrics
+from detector.settings import Settings
+from detector.window import iso
+from tests.conftest import EsNode
+from tests.integration.test_backfill import detector
+from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
+from tests.integration.test_engine_runs import REPO, rule_file
+from tests.support import cloudtrail as ct
+from tests.support.runs import MakeRunner, add_events, log_docs, runner_factory
+
+EVERY = timedelta(minutes=5)
+
+
+@pytest.fixture
+def make_runner(elastic: Elastic, token: str) -> MakeRunner:
+    return runner_factory(elastic, token)
+
+
+def assert_logged(doc: dict[str, Any], result: ExecutionResult, status: str) -> None:
+    assert doc["rule"]["id"] == result.rule_id
+    assert doc["rule"]["name"] == result.rule_name
+    execution = doc["execution"]
+    assert execution["status"] == status
+    assert execution["type"] == "scheduled"
+    assert execution["scheduled"] == iso(result.now)
+    assert execution["error"] == result.error
+    assert execution["duration_ms"] >= result.duration_ms - 1
+    assert doc["window"] == {
+        "start": iso(result.window_start) if result.window_start else None,
+        "end": iso(result.window_end) if result.window_end else None,
+        "history_start": iso(result.history_start) if result.history_start else None,
+    }
+    figures = ["terms_checked", "new_terms", "already_alerted", "alerts_written", "overflow"]
+    figures += ["search_ms", "index_ms", "requests"]
+    assert doc["metrics"] == {name: getattr(result, name) for name in figures}
+
+
+def test_one_log_document_per_execution_with_the_results_figures(
+    elastic: Elastic, token: str, make_runner: MakeRunner
+) -> None:
+    rule = dataclasses.replace(token_rule(token), max_signals=1)
+    add_events(
+        elastic,
+        cloudtrail_index(token),
+        [
+            event("198.51.100.1", T0 - timedelta(minutes=3)),
+            event("198.51.100.2", T0 - timedelta(minutes=2)),
+            event("198.51.100.1", T0 + timedelta(minutes=2)),
+        ],
+    )
+    runner = make_runner("figures")
+    results = [result for n in range(3) for result in runner.run_due(rule, T0 + n * EVERY)]
+    results += runner.run_due(dataclasses.replace(rule, query="source.address:("), T0 + 3 * EVERY)
+
+    logged = log_docs(runner)
+    assert len(logged) == 4
+    assert [result.alerts_written for result in results] == [1, 1, 0, 0]
+    assert_logged(logged[0], results[0], "partial failure")  # one term left over
+    assert "1 new term(s) beyond max_signals" in logged[0]["execution"]["warnings"][0]
+    assert_logged(logged[1], results[1], "succeeded")
+    assert_logged(logged[2], results[2], "succeeded")
+    assert_logged(logged[3], results[3], "failed")
+    assert results[0].terms_checked == 2
+    assert results[0].requests > 0
+    assert logged[3]["execution"]["error"].startswith("expected")
+
+
+def bad_index(elastic: Elastic, token: str) -> str:
+    """An index where `source.address` is text: the terms aggregation fails on it."""
+    name = f"logs-bad-{token}"
+    body = json.loads(json.dumps(ct.INDEX_BODY))
+    body["mappings"]["properties"]["source"] = {"properties": {"address": {"type": "text"}}}
+    elastic.client.indices.create(index=name, body=body)
+    ct.index_documents(elastic, name, [ct.anonymous_s3_event("198.51.100.9", at=datetime.now(UTC))])
+    elastic.refresh(name)
+    return name
+
+
+def test_health_after_successes_failures_and_old_successes(
+    elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    log_index = f"detector-executions-{token}"
+    rules = rule_file(tmp_path, [cloudtrail_index(token)])
+    env = {
+        "DETECTOR_ALERTS_INDEX": es_settings.alerts_index,
+        "DETECTOR_EXECUTION_LOG_INDEX": log_index,
+        "DETECTOR_BUILTIN_RULES": "false",
+        "DETECTOR_RULES_PATH": str(rules),
+    }
+    ct.create_index(elastic, cloudtrail_index(token))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = detector(es_node, env, *args)
+        assert "Traceback" not in done.stderr
+        elastic.refresh(log_index)
+        return done
+
+    never = run("health")
+    assert never.returncode == 1
+    assert never.stdout.endswith("never ran\n")
+    assert run("once").returncode == 0
+    assert run("once", "--at", "2025-01-15T12:00:00Z").returncode == 0  # manual: not health
+    healthy = run("health")
+    assert healthy.returncode == 0, healthy.stdout
+    assert healthy.stdout == "healthy: 1 rule(s) succeeded within 900 s\n"
+    time.sleep(0.3)
+    stale = run("health", "--max-age", "0.2")
+    assert stale.returncode == 1
+    assert "s allowed)" in stale.stdout
+    assert "last success at" in stale.stdout
+
+    rules.write_text(rules.read_text().replace(cloudtrail_index(token), bad_index(elastic, token)))
+    failing = run("once")
+    assert failing.returncode == 1
+    assert "FAILED" in failing.stdout
+    assert run("health").returncode == 0  # the success of a moment ago is recent enough
+    broken = run("health", "--max-age", "0.2")
+    assert broken.returncode == 1
+    line = broken.stdout.strip()
+    assert line.startswith("unhealthy: rule 59bf26c2-bcbe-11ef-a215-f661ea17fbce (")
+    assert ": last execution failed at " in line
+    assert "Text fields are not optimised" in line or "fielddata" in line.lower(), line
+    assert "last success at" in line
+
+    docs = elastic.search([log_index], {"size": 10, "sort": [{"@timestamp": "asc"}]})
+    sources = [hit["_source"] for hit in docs["hits"]["hits"]]
+    kinds = [(doc["kind"], doc.get("execution", {}).get("type")) for doc in sources]
+    expected = [("checkpoint", None), ("execution", "manual")] + [("execution", "scheduled")] * 2
+    assert sorted(kinds, key=str) == sorted(expected, key=str)
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text: str = response.read().decode()
+    return text
+
+
+def test_metrics_count_executions_failures_alerts_and_last_success(
+    elastic: Elastic, token: str, make_runner: MakeRunner
+) -> None:
+    rule = token_rule(token)
+    add_events(elastic, cloudtrail_index(token), [event("198.51.100.1", T0 - timedelta(minutes=1))])
+    runner = make_runner("metrics")
+    runner.metrics = Metrics()
+    server = runner.metrics.serve(0, "127.0.0.1")
+    try:
+        runner.run_due(rule, T0)
+        runner.run_due(rule, T0 + EVERY)
+        runner.run_due(dataclasses.replace(rule, query="a:("), T0 + 2 * EVERY)
+        text = scrape(server.port)
+    finally:
+        server.close()
+    rid = rule.rule_id
+    assert (
+        f'detector_executions_total{{rule_id="{rid}",status="succeeded",type="scheduled"}} 2.0'
+        in text
+    )
+    assert (
+        f'detector_executions_total{{rule_id="{rid}",status="failed",type="scheduled"}} 1.0' in text
+    )
+    assert f'detector_execution_failures_total{{rule_id="{rid}"}} 1.0' in text
+    assert f'detector_alerts_written_total{{rule_id="{rid}"}} 1.0' in text
+    assert f'detector_execution_duration_seconds_count{{rule_id="{rid}"}} 3.0' in text
+    gauge = next(
+        line for line in text.splitlines() if line.startswith("detector_last_success_timestamp")
+    )
+    assert abs(float(gauge.split()[-1]) - time.time()) < 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_run_writes_the_log_and_checkpoint_and_serves_metrics(
+    elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    index, log_index, port = cloudtrail_index(token), f"detector-executions-{token}", free_port()
+    ct.create_index(elastic, index)
+    rules = rule_file(tmp_path, [index])
+    rules.write_text(rules.read_text().replace('interval = "5m"', 'interval = "2s"'))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
+    env.update(
+        DETECTOR_ES_URL=es_node.url,
+        DETECTOR_ALERTS_INDEX=es_settings.alerts_index,
+        DETECTOR_EXECUTION_LOG_INDEX=log_index,
+        DETECTOR_BUILTIN_RULES="false",
+        DETECTOR_RULES_PATH=str(rules),
+        DETECTOR_METRICS_PORT=str(port),
+        PYTHONPATH=str(REPO),
+    )
+    if es_node.username and es_node.password:
+        env.update(DETECTOR_ES_USERNAME=es_node.username, DETECTOR_ES_PASSWORD=es_node.password)
+    output = tmp_path / "run.log"
+    with output.open("w") as stream:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "detector", "run"], env=env, stdout=stream, stderr=stream
+        )
+    try:
+        text = wait_for_metrics(port, 'status="succeeded",type="scheduled"} 3.0')
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    assert "detector_last_success_timestamp_seconds" in text
+    elastic.refresh(log_index)
+    count = elastic.client.count(index=log_index, query={"term": {"kind": "execution"}})["count"]
+    assert count >= 3
+    checkpoint = elastic.client.get(index=log_index, id=f"checkpoint:{token_rule(token).rule_id}")
+    assert checkpoint["_source"]["kind"] == "checkpoint"
+
+
+def wait_for_metrics(port: int, needle: str, timeout: float = 60) -> str:
+    deadline, text = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        try:
+            text = scrape(port)
+        except OSError:
+            text = ""
+        if needle in text:
+            return text
+        time.sleep(0.3)
+    raise AssertionError(f"no {needle!r} in the metrics within {timeout}s:\n{text}")
