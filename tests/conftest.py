@@ -169,12 +169,13 @@ def _delete_test_objects(node: EsNode, token: str) -> None:
 
 @pytest.fixture
 def es_settings(es_node: EsNode, token: str) -> Settings:
-    """Settings for the node, with an alerts index of this test's own."""
+    """Settings for the node, with alerts and execution-log indices of this test's own."""
     return _settings(
         es_url=[es_node.url],
         es_username=es_node.username,
         es_password=es_node.password,
         alerts_index=f"detector-alerts-{token}",
+        execution_log_index=f"detector-executions-{token}",
         es_retry_attempts=3,
         es_retry_max_seconds=10,
     )

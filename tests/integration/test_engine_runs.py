@@ -159,6 +159,7 @@ def once(node: EsNode, settings: Settings, cwd: Path, *args: str) -> subprocess.
     env.update(
         DETECTOR_ES_URL=node.url,
         DETECTOR_ALERTS_INDEX=settings.alerts_index,
+        DETECTOR_EXECUTION_LOG_INDEX=settings.execution_log_index,
         DETECTOR_BUILTIN_RULES="false",
         DETECTOR_ES_READY_TIMEOUT="30",
         PYTHONPATH=str(REPO),

@@ -23,6 +23,7 @@ def _start(node: EsNode, settings: Settings, rules: Path, log: Path) -> subproce
     env.update(
         DETECTOR_ES_URL=node.url,
         DETECTOR_ALERTS_INDEX=settings.alerts_index,
+        DETECTOR_EXECUTION_LOG_INDEX=settings.execution_log_index,
         DETECTOR_BUILTIN_RULES="false",
         DETECTOR_RULES_PATH=str(rules),
         DETECTOR_LOG_FORMAT="json",
