@@ -148,6 +148,8 @@ def test_health_after_successes_failures_and_old_successes(
     kinds = [(doc["kind"], doc.get("execution", {}).get("type")) for doc in sources]
     expected = [("checkpoint", None), ("execution", "manual")] + [("execution", "scheduled")] * 2
     assert sorted(kinds, key=str) == sorted(expected, key=str)
+    checkpoint = next(doc for doc in sources if doc["kind"] == "checkpoint")
+    assert checkpoint["checkpoint"] > "2025-01-16"  # `once --at` (manual) did not move it
 
 
 def scrape(port: int) -> str:

@@ -25,6 +25,10 @@ def runner_factory(elastic: Elastic, token: str) -> MakeRunner:
         log = RunLog(elastic, f"detector-executions-{token}-{name}")
         store.ensure_index()
         log.ensure_index()
+        # Alerts are written with refresh=wait_for: a short interval keeps the tests quick.
+        elastic.client.indices.put_settings(
+            index=store.index, settings={"index": {"refresh_interval": "100ms"}}
+        )
         return Runner(elastic, store, log, max_catchup=max_catchup)
 
     return make
