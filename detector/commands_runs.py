@@ -99,7 +99,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 server = metrics.serve(settings.metrics_port)
             except OSError as exc:
-                print(f"error: cannot serve metrics on port {settings.metrics_port}: {exc}")
+                port = settings.metrics_port
+                print(f"error: cannot serve metrics on port {port}: {exc}", file=sys.stderr)
                 return 1
         for runner in runners.values():
             runner.metrics = metrics

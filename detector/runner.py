@@ -116,6 +116,13 @@ class Runner:
         result = self.execute(rule, now)
         if result.succeeded and movable:
             self.log.save_checkpoint(rule, as_utc(now))
+        elif result.succeeded:
+            log.warning(
+                "rule %s: checkpoint left at %s; `detector run` catches up the executions missed "
+                "since then",
+                rule.rule_id,
+                iso(checkpoint) if checkpoint else "(unreadable)",
+            )
         return result
 
     def _record(
