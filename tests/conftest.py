@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,9 +86,9 @@ def _external_node(url: str) -> EsNode:
     )
 
 
-def _local_es(command: str, state: Path) -> subprocess.CompletedProcess[str]:
+def _local_es(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(LOCAL_ES), command],
+        [sys.executable, str(LOCAL_ES), *args],
         env={**os.environ, "LOCAL_ES_STATE": str(state)},
         capture_output=True,
         text=True,
@@ -98,9 +100,10 @@ def _local_es(command: str, state: Path) -> subprocess.CompletedProcess[str]:
 def _start_local_node(state: Path) -> EsNode:
     version = os.environ.get("ES_VERSION", "the default version")
     try:
-        started = _local_es("start", state)
+        # The node is stopped at the session's end, or by local-es if this process dies first.
+        started = _local_es(state, "start", "--stop-with-pid", str(os.getpid()))
     except subprocess.TimeoutExpired:
-        _local_es("stop", state)
+        _local_es(state, "stop")
         pytest.fail(f"scripts/local-es start ({version}) took over {START_TIMEOUT}s", pytrace=False)
     if started.returncode != 0:
         pytest.fail(
@@ -119,20 +122,22 @@ def _start_local_node(state: Path) -> EsNode:
 
 
 @pytest.fixture(scope="session")
-def es_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EsNode]:
+def es_node() -> Iterator[EsNode]:
     """The Elasticsearch node of this session; a failure to start fails every test using it."""
     external = os.environ.get("DETECTOR_TEST_ES_URL")
     if external:
         yield _external_node(external)
         return
-    state = tmp_path_factory.mktemp("local-es") / "state.json"
-    node = _start_local_node(state)
+    # Not under pytest's basetemp: a concurrent session may delete old ones.
+    state_dir = Path(tempfile.mkdtemp(prefix="detector-test-es-"))
+    state = state_dir / "state.json"
     try:
-        yield node
+        yield _start_local_node(state)
     finally:
-        stopped = _local_es("stop", state)
+        stopped = _local_es(state, "stop")
         if stopped.returncode != 0:
             print(f"scripts/local-es stop failed: {stopped.stderr}", file=sys.stderr)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture
