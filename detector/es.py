@@ -171,6 +171,11 @@ class Elastic:
         finally:
             self.stats.seconds += time.monotonic() - started
 
+    def _body(self, request: Callable[[Elasticsearch], Any]) -> dict[str, Any]:
+        """`call`, for requests whose answer is a JSON object."""
+        body: dict[str, Any] = self.call(request).body
+        return body
+
     def info(self) -> ClusterInfo:
         """The cluster's name and version."""
         return self.call(_cluster_info)
@@ -234,15 +239,78 @@ class Elastic:
 
     def matching_indices(self, pattern: str) -> list[str]:
         """Names of the indices (and data streams) a pattern matches; empty when none do."""
-        body = self.call(
-            lambda es: es.indices.resolve_index(name=pattern, expand_wildcards="open")
-        ).body
+        body = self.resolve_index(pattern)
         names = [item["name"] for key in ("indices", "data_streams") for item in body.get(key, [])]
         return sorted(names)
+
+    def resolve_index(self, name: str, expand_wildcards: str = "open") -> dict[str, Any]:
+        """The indices, aliases and data streams `name` stands for (404 if a plain name is not)."""
+        return self._body(
+            lambda es: es.indices.resolve_index(name=name, expand_wildcards=expand_wildcards)
+        )
+
+    def get_mapping(self, index: str) -> dict[str, Any]:
+        """The mappings of `index`, keyed by concrete index name."""
+        return self._body(lambda es: es.indices.get_mapping(index=index))
 
     def put_index_template(self, name: str, body: Mapping[str, Any]) -> None:
         """Create or replace a composable index template."""
         self.call(lambda es: es.indices.put_index_template(name=name, body=dict(body)))
+
+    def create_index(self, name: str, body: Mapping[str, Any] | None = None) -> bool:
+        """Create `name` from `body` and the matching templates; False if it already exists
+        (another process, or a write that auto-created it from the template, won the race)."""
+        request = None if body is None else dict(body)
+        try:
+            self.call(lambda es: es.indices.create(index=name, body=request))
+        except RequestError as error:
+            if error.status == 400 and "resource_already_exists" in (error.reason or ""):
+                return False
+            raise
+        return True
+
+    def ensure_index(self, name: str, template_name: str, template_body: Mapping[str, Any]) -> bool:
+        """Put the template, then create the index if missing (race-safe); True if created."""
+        self.put_index_template(template_name, template_body)
+        return self.create_index(name)
+
+    def delete_index(self, name: str) -> None:
+        """Delete the index `name`; one that does not exist is not an error."""
+        self.call(lambda es: es.indices.delete(index=name, ignore_unavailable=True))
+
+    def index_document(self, index: str, doc_id: str, doc: Mapping[str, Any]) -> None:
+        """Create or replace the document `doc_id` of `index`."""
+        self.call(lambda es: es.index(index=index, id=doc_id, document=dict(doc)))
+
+    def get_document(self, index: str, doc_id: str) -> dict[str, Any] | None:
+        """The `_source` of the document `doc_id`; None when it (or its index) does not exist."""
+        try:
+            found = self._body(lambda es: es.get(index=index, id=doc_id))
+        except RequestError as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(found["_source"])
+
+    # Security APIs (`detector setup`); native roles and API keys need the `.security` index.
+
+    def authenticate(self) -> dict[str, Any]:
+        """Who the credentials authenticate as; bad ones raise `AuthenticationError`."""
+        return self._body(lambda es: es.security.authenticate())
+
+    def put_role(self, name: str, descriptor: Mapping[str, Any]) -> None:
+        """Create or update the native role `name` (`cluster`, `indices`, `metadata`...)."""
+        self.call(lambda es: es.security.put_role(name=name, **descriptor))
+
+    def create_api_key(
+        self, name: str, role_descriptors: Mapping[str, Any], metadata: Mapping[str, Any]
+    ) -> str:
+        """A new API key limited to `role_descriptors`; returns its `encoded` form."""
+        roles, meta = dict(role_descriptors), dict(metadata)
+        body = self._body(
+            lambda es: es.security.create_api_key(name=name, role_descriptors=roles, metadata=meta)
+        )
+        return str(body["encoded"])
 
     def refresh(self, index: str) -> None:
         """Make recent writes searchable."""
