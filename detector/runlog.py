@@ -12,21 +12,18 @@ describes stands.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from detector import execlog
-from detector.errors import DetectorError, RequestError
+from detector.errors import DetectorError
 from detector.es import Elastic
 from detector.health import RuleRuns
 from detector.logs import structured
 from detector.rules import Rule
-from detector.store import template_name, template_priority
+from detector.templates import index_template, template_name
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +31,9 @@ TEMPLATE_RESOURCE = "mappings/executions-template.json"
 SUCCESSFUL = (execlog.SUCCEEDED, execlog.PARTIAL_FAILURE)
 
 
-@cache
-def _template_base() -> dict[str, Any]:
-    text = resources.files("detector").joinpath(TEMPLATE_RESOURCE).read_text("utf-8")
-    body: dict[str, Any] = json.loads(text)
-    return body
-
-
 def template_body(index: str) -> dict[str, Any]:
     """The composable template for the log index (and `<index>-*`)."""
-    base = json.loads(json.dumps(_template_base()))
-    meta = base.pop("_meta", {})
-    return {
-        "index_patterns": [index, f"{index}-*"],
-        "priority": template_priority(index),
-        "template": base,
-        "_meta": {**meta, "managed_by": "newterms-detector"},
-    }
+    return index_template(index, TEMPLATE_RESOURCE)
 
 
 class RunLog:
@@ -62,16 +45,11 @@ class RunLog:
 
     def ensure_index(self) -> None:
         """Put the template and create the index if missing; idempotent and race-safe."""
-        self.elastic.put_index_template(template_name(self.index), template_body(self.index))
-        try:
-            self.elastic.call(lambda es: es.indices.create(index=self.index))
-        except RequestError as error:
-            if not (error.status == 400 and "resource_already_exists" in (error.reason or "")):
-                raise
+        self.elastic.ensure_index(self.index, template_name(self.index), template_body(self.index))
 
     def write(self, doc_id: str, doc: Mapping[str, Any]) -> None:
         """Index one document under `doc_id` (raises on failure)."""
-        self.elastic.call(lambda es: es.index(index=self.index, id=doc_id, document=dict(doc)))
+        self.elastic.index_document(self.index, doc_id, doc)
 
     def record(self, doc_id: str, doc: Mapping[str, Any]) -> bool:
         """Write an execution document; a failure is logged as an error, never raised."""
@@ -90,13 +68,8 @@ class RunLog:
     def checkpoint(self, rule_id: str) -> datetime | None:
         """The `now` of the rule's last successful scheduled execution, if any (raises)."""
         doc_id = execlog.checkpoint_id(rule_id)
-        try:
-            found = self.elastic.call(lambda es: es.get(index=self.index, id=doc_id)).body
-        except RequestError as error:
-            if error.status == 404:
-                return None
-            raise
-        return execlog.parse_checkpoint(found["_source"])
+        found = self.elastic.get_document(self.index, doc_id)
+        return None if found is None else execlog.parse_checkpoint(found)
 
     def save_checkpoint(self, rule: Rule, now: datetime) -> bool:
         """Move the rule's checkpoint to `now`; a failure is logged, never raised."""

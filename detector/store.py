@@ -4,7 +4,8 @@ Every request goes through `detector.es.Elastic`; nothing here imports the clien
 
 - The index is a plain, visible index (Kibana data views match it; no data stream, ingest
   pipeline or ILM, which the test distribution lacks), created from a composable index
-  template `<index>-template` with explicit mappings (detector/mappings/alerts-template.json).
+  template `<index>-template` (`detector.templates`) with explicit mappings
+  (detector/mappings/alerts-template.json).
 - Writes use `create` with the deterministic alert id, so writing an alert twice is a no-op
   (409), as in Kibana's persistence layer (RR/create_persistence_rule_type_wrapper.ts).
 - `already_alerted` adds what the id alone cannot: a term whose first-seen time moved (late
@@ -14,22 +15,16 @@ Every request goes through `detector.es.Elastic`; nothing here imports the clien
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from detector.alerts import NewTerm, epoch_ms, iso, term_key
-from detector.errors import RequestError
 from detector.es import BulkResult, Elastic
 from detector.rules import Rule
+from detector.templates import index_template, template_name
 
 TEMPLATE_RESOURCE = "mappings/alerts-template.json"
-# Above the built-in templates (`logs`, `metrics`... use 100) so ours wins if they overlap;
-# the name's length is added (see `template_priority`).
-TEMPLATE_PRIORITY = 500
 # Term keys per search; Kibana's duplicate check also works in chunks of 10,000.
 KEYS_PER_SEARCH = 10_000
 # Distinct first-seen times kept per term key in one answer; alerts of one term within two
@@ -37,43 +32,9 @@ KEYS_PER_SEARCH = 10_000
 EPISODES_PER_KEY = 100
 
 
-@cache
-def template_body_base() -> dict[str, Any]:
-    """Settings and mappings of the alerts index, as shipped with the package."""
-    text = resources.files("detector").joinpath(TEMPLATE_RESOURCE).read_text("utf-8")
-    body: dict[str, Any] = json.loads(text)
-    return body
-
-
-def template_name(index: str) -> str:
-    """`<index>-template`."""
-    return f"{index}-template"
-
-
-def template_priority(index: str) -> int:
-    """Longer names get higher priorities, so `<index>-*` never ties with `<index>-prod`.
-
-    Elasticsearch refuses two templates of one priority whose patterns overlap; the pattern of
-    one index can only cover longer names, so priority by length keeps them apart and lets the
-    more specific template win.
-    """
-    return TEMPLATE_PRIORITY + len(index.encode("utf-8"))
-
-
 def template_body(index: str) -> dict[str, Any]:
     """The composable template for exactly this index and `<index>-*` (e.g. a reindex)."""
-    base = json.loads(json.dumps(template_body_base()))
-    meta = base.pop("_meta", {})
-    return {
-        "index_patterns": [index, f"{index}-*"],
-        "priority": template_priority(index),
-        "template": base,
-        "_meta": {**meta, "managed_by": "newterms-detector"},
-    }
-
-
-def _already_exists(error: RequestError) -> bool:
-    return error.status == 400 and "resource_already_exists_exception" in (error.reason or "")
+    return index_template(index, TEMPLATE_RESOURCE)
 
 
 class AlertStore:
@@ -85,14 +46,7 @@ class AlertStore:
 
     def ensure_index(self) -> None:
         """Put the template and create the index if missing; idempotent and race-safe."""
-        name = template_name(self.index)
-        self.elastic.put_index_template(name, template_body(self.index))
-        try:
-            self.elastic.call(lambda es: es.indices.create(index=self.index))
-        except RequestError as error:
-            # Another process (or a write that auto-created it from the template) won the race.
-            if not _already_exists(error):
-                raise
+        self.elastic.ensure_index(self.index, template_name(self.index), template_body(self.index))
 
     def already_alerted(
         self, rule: Rule, terms: Sequence[NewTerm], history: timedelta
