@@ -120,8 +120,8 @@ def load(elastic: Elastic, end: datetime, progress: Progress, index: str = demo_
     """Recreate the demo index and index the story; returns the number of documents."""
     _check_index_is_ours(elastic, index)
     elastic.put_index_template(demo_data.template_name(index), demo_data.index_template(index))
-    elastic.call(lambda es: es.indices.delete(index=index, ignore_unavailable=True))
-    elastic.call(lambda es: es.indices.create(index=index))
+    elastic.delete_index(index)
+    elastic.create_index(index)
     docs = demo_data.scenario(end)
     for start in range(0, len(docs), BATCH):
         batch = {doc["event"]["id"]: doc for doc in docs[start : start + BATCH]}
@@ -134,9 +134,7 @@ def load(elastic: Elastic, end: datetime, progress: Progress, index: str = demo_
 
 def _check_index_is_ours(elastic: Elastic, index: str) -> None:
     try:
-        resolved = elastic.call(
-            lambda es: es.indices.resolve_index(name=index, expand_wildcards="all")
-        ).body
+        resolved = elastic.resolve_index(index, expand_wildcards="all")
     except RequestError as error:
         if error.status == 404:
             return
@@ -145,7 +143,7 @@ def _check_index_is_ours(elastic: Elastic, index: str) -> None:
         raise DemoError(f"{index} is a data stream or alias with real data; not touching it")
     if not resolved.get("indices"):
         return
-    mapping: dict[str, Any] = elastic.call(lambda es: es.indices.get_mapping(index=index)).body
+    mapping = elastic.get_mapping(index)
     first: dict[str, Any] = next(iter(mapping.values()), {})
     meta = first.get("mappings", {}).get("_meta", {})
     if meta.get("managed_by") != demo_data.DEMO_MARKER:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +67,11 @@ def install_templates(elastic: Elastic, settings: Settings) -> list[str]:
     return [settings.alerts_index, settings.execution_log_index]
 
 
-def _security_call(elastic: Elastic, what: str, request: Any) -> Any:
+@contextmanager
+def _security_step(what: str) -> Iterator[None]:
+    """Turn a rejected security request into a `SetupError` that says what failed and why."""
     try:
-        return elastic.call(request).body
+        yield
     except RequestError as exc:
         hint = ""
         if "pattern_capture" in str(exc) or "security index" in str(exc).lower():
@@ -78,25 +82,16 @@ def _security_call(elastic: Elastic, what: str, request: Any) -> Any:
 
 def create_role(elastic: Elastic, descriptor: dict[str, Any]) -> None:
     """Create or update the detector's role."""
-    _security_call(
-        elastic,
-        f"create the role {ROLE_NAME}",
-        lambda es: es.security.put_role(name=ROLE_NAME, **descriptor),
-    )
+    with _security_step(f"create the role {ROLE_NAME}"):
+        elastic.put_role(ROLE_NAME, descriptor)
 
 
 def create_api_key(elastic: Elastic, descriptor: dict[str, Any]) -> str:
     """A new API key limited to `descriptor`; returns its `encoded` form."""
-    body = _security_call(
-        elastic,
-        "create an API key",
-        lambda es: es.security.create_api_key(
-            name=KEY_NAME,
-            role_descriptors={ROLE_NAME: descriptor},
-            metadata={"managed_by": "newterms-detector"},
-        ),
-    )
-    return str(body["encoded"])
+    with _security_step("create an API key"):
+        return elastic.create_api_key(
+            KEY_NAME, {ROLE_NAME: descriptor}, {"managed_by": "newterms-detector"}
+        )
 
 
 def key_in_file(path: Path) -> str | None:
@@ -115,7 +110,7 @@ def key_works(settings: Settings, key: str) -> bool:
     update = {"es_api_key": SecretStr(key), "es_retry_attempts": 1}
     probe = Elastic(settings.model_copy(update=update))
     try:
-        probe.call(lambda es: es.security.authenticate())
+        probe.authenticate()
     except AuthenticationError:
         return False
     finally:
