@@ -22,7 +22,8 @@ from typing import Any
 from detector.alerts import NewTerm, epoch_ms, iso, term_key
 from detector.es import BulkResult, Elastic
 from detector.rules import Rule
-from detector.templates import index_template, template_name
+from detector.templates import index_template
+from detector.templates import template_name as template_name  # re-exported
 
 TEMPLATE_RESOURCE = "mappings/alerts-template.json"
 # Term keys per search; Kibana's duplicate check also works in chunks of 10,000.
