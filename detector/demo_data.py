@@ -4,8 +4,8 @@
 authenticated S3 and IAM traffic, anonymous reads of a public bucket by sources seen every day,
 sources last seen eight or more days ago that come back, brand-new anonymous sources (a reader,
 a lister, a writer, an IPv6 client) and failed anonymous attempts, which the rule ignores.
-`index_template()` maps `logs-aws.cloudtrail-default` as the integration does (keyword where it
-uses `constant_keyword`, which the smallest distributions lack), as a plain index.
+`index_template()` maps `logs-aws.cloudtrail-default` as the integration does (`ECS_MAPPINGS`:
+keyword where it uses `constant_keyword`, which the smallest distributions lack), as a plain index.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ LIST_ACTIONS = frozenset({"ListObjects"})
 
 _KEYWORD = {"type": "keyword"}
 _DATE = {"type": "date"}
+_FLATTENED = {"type": "flattened"}
+_KEYWORD_AND_TEXT = {"type": "keyword", "ignore_above": 8191, "fields": {"text": {"type": "text"}}}
 
 
 def _props(**fields: Any) -> dict[str, Any]:
@@ -37,10 +39,56 @@ def _keywords(*names: str) -> dict[str, Any]:
     return {name: _KEYWORD for name in names}
 
 
-_TEXT_KEYWORD = {"type": "keyword", "ignore_above": 8191, "fields": {"text": {"type": "text"}}}
-_FLAT = {"type": "flattened"}
-MAPPINGS: dict[str, Any] = {
-    "_meta": {"managed_by": DEMO_MARKER},
+_CLOUDTRAIL: dict[str, Any] = {
+    "request_parameters": _KEYWORD_AND_TEXT,
+    "response_elements": _KEYWORD_AND_TEXT,
+    "additional_eventdata": {"type": "keyword", "fields": {"text": {"type": "text"}}},
+    "service_event_details": {"type": "keyword", "fields": {"text": {"type": "text"}}},
+    "read_only": {"type": "boolean"},
+    "resources": _props(**_keywords("arn", "type", "account_id")),
+    "user_identity": _props(
+        session_context=_props(
+            creation_date=_DATE,
+            mfa_authenticated=_KEYWORD,
+            session_issuer=_props(**_keywords("type", "arn", "account_id", "principal_id")),
+        ),
+        **_keywords("type", "arn", "access_key_id", "invoked_by"),
+    ),
+    "console_login": _props(
+        additional_eventdata=_props(
+            mfa_used={"type": "boolean"}, mobile_version={"type": "boolean"}, login_to=_KEYWORD
+        )
+    ),
+    "flattened": _props(
+        **{
+            name: _FLATTENED
+            for name in (
+                "request_parameters",
+                "response_elements",
+                "additional_eventdata",
+                "service_event_details",
+                "digest",
+                "insight_details",
+            )
+        }
+    ),
+    **_keywords(
+        "recipient_account_id",
+        "request_id",
+        "event_type",
+        "event_version",
+        "event_category",
+        "management_event",
+        "error_code",
+        "error_message",
+        "vpc_endpoint_id",
+        "shared_event_id",
+    ),
+}
+# The ECS fields of Elastic's CloudTrail integration, typed as it types them (keyword where it
+# uses `constant_keyword`, which the smallest distributions lack); other strings map to keyword
+# like ECS dynamic fields. The tests' CloudTrail indices use it too.
+ECS_MAPPINGS: dict[str, Any] = {
     "dynamic_templates": [
         {
             "strings_as_keyword": {
@@ -51,11 +99,13 @@ MAPPINGS: dict[str, Any] = {
     ],
     "properties": {
         "@timestamp": _DATE,
-        "data_stream": _props(**_keywords("type", "dataset", "namespace")),
+        "tags": _KEYWORD,
         "ecs": _props(version=_KEYWORD),
+        "data_stream": _props(**_keywords("type", "dataset", "namespace")),
         "event": _props(
             created=_DATE,
             ingested=_DATE,
+            original={"type": "keyword", "index": False, "doc_values": False},
             **_keywords("action", "provider", "outcome", "kind", "category", "type", "id"),
             **_keywords("dataset", "module"),
         ),
@@ -67,34 +117,33 @@ MAPPINGS: dict[str, Any] = {
         "source": _props(
             address=_KEYWORD,
             ip={"type": "ip"},
-            geo=_props(location={"type": "geo_point"}, **_keywords("country_name", "city_name")),
+            geo=_props(
+                location={"type": "geo_point"},
+                **_keywords(
+                    "city_name",
+                    "continent_name",
+                    "country_iso_code",
+                    "country_name",
+                    "region_iso_code",
+                    "region_name",
+                ),
+            ),
             **{"as": _props(number={"type": "long"}, organization=_props(name=_KEYWORD))},
         ),
-        "related": _props(ip={"type": "ip"}, **_keywords("user", "entity")),
-        "user": _props(**_keywords("id", "name")),
-        "user_agent": _props(original=_KEYWORD),
-        "tls": _props(client=_props(server_name=_KEYWORD), **_keywords("cipher", "version")),
-        "aws": _props(
-            cloudtrail=_props(
-                request_parameters=_TEXT_KEYWORD,
-                additional_eventdata={"type": "keyword", "fields": {"text": {"type": "text"}}},
-                read_only={"type": "boolean"},
-                resources=_props(**_keywords("arn", "type", "account_id")),
-                user_identity=_props(**_keywords("type", "arn", "access_key_id")),
-                flattened=_props(request_parameters=_FLAT, additional_eventdata=_FLAT),
-                **_keywords(
-                    "recipient_account_id",
-                    "request_id",
-                    "event_type",
-                    "event_version",
-                    "event_category",
-                    "error_code",
-                    "error_message",
-                ),
-            )
+        "related": _props(ip={"type": "ip"}, **_keywords("user", "entity", "hash", "hosts")),
+        "user": _props(**_keywords("id", "name", "email")),
+        "user_agent": _props(
+            device=_props(name=_KEYWORD),
+            os=_props(**_keywords("name", "version", "full")),
+            **_keywords("original", "name", "version"),
         ),
+        "tls": _props(client=_props(server_name=_KEYWORD), **_keywords("cipher", "version")),
+        "aws": _props(cloudtrail=_props(**_CLOUDTRAIL)),
     },
 }
+
+# The demo index: the integration's mapping, marked as the demo's.
+MAPPINGS: dict[str, Any] = {"_meta": {"managed_by": DEMO_MARKER}, **ECS_MAPPINGS}
 
 
 def index_template(index: str = INDEX) -> dict[str, Any]:

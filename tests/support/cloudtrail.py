@@ -1,7 +1,8 @@
 """CloudTrail test data in ECS form, as Elastic's AWS integration indexes it.
 
-- `INDEX_BODY`: settings and mappings of a CloudTrail index (the fields the detection reads,
-  typed as the integration types them; other strings map to keyword like ECS dynamic fields).
+- `INDEX_BODY`: settings and mappings of a CloudTrail index; the mappings are the package's
+  `detector.demo_data.ECS_MAPPINGS` (the integration's fields, typed as it types them; other
+  strings map to keyword like ECS dynamic fields).
 - `anonymous_s3_event(...)`: one S3 data event shaped like the integration's output.
 - `create_index(elastic, name)`, `index_documents(elastic, name, docs)`: put them in Elasticsearch.
 - `ecs_documents()`: the real ECS documents of the integration's pipeline tests, all negatives
@@ -21,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from detector.demo_data import ECS_MAPPINGS
+
 if TYPE_CHECKING:
     from detector.es import Elastic
 
@@ -37,119 +40,7 @@ AWS_CLI_AGENT = (
 LIST_ACTIONS = frozenset({"ListObjects", "ListObjectsV2", "ListBucket", "ListObjectVersions"})
 READ_ACTIONS = LIST_ACTIONS | {"GetObject", "HeadObject", "HeadBucket", "GetObjectAcl"}
 
-_KEYWORD = {"type": "keyword"}
-_DATE = {"type": "date"}
-_FLATTENED = {"type": "flattened"}
-_KEYWORD_AND_TEXT = {"type": "keyword", "ignore_above": 8191, "fields": {"text": {"type": "text"}}}
-
-
-def _props(**fields: Any) -> dict[str, Any]:
-    return {"properties": fields}
-
-
-def _keywords(*names: str) -> dict[str, Any]:
-    return {name: _KEYWORD for name in names}
-
-
-_CLOUDTRAIL: dict[str, Any] = {
-    "request_parameters": _KEYWORD_AND_TEXT,
-    "response_elements": _KEYWORD_AND_TEXT,
-    "additional_eventdata": {"type": "keyword", "fields": {"text": {"type": "text"}}},
-    "service_event_details": {"type": "keyword", "fields": {"text": {"type": "text"}}},
-    "read_only": {"type": "boolean"},
-    "resources": _props(**_keywords("arn", "type", "account_id")),
-    "user_identity": _props(
-        session_context=_props(
-            creation_date=_DATE,
-            mfa_authenticated=_KEYWORD,
-            session_issuer=_props(**_keywords("type", "arn", "account_id", "principal_id")),
-        ),
-        **_keywords("type", "arn", "access_key_id", "invoked_by"),
-    ),
-    "console_login": _props(
-        additional_eventdata=_props(
-            mfa_used={"type": "boolean"}, mobile_version={"type": "boolean"}, login_to=_KEYWORD
-        )
-    ),
-    "flattened": _props(
-        **{
-            name: _FLATTENED
-            for name in (
-                "request_parameters",
-                "response_elements",
-                "additional_eventdata",
-                "service_event_details",
-                "digest",
-                "insight_details",
-            )
-        }
-    ),
-    **_keywords(
-        "recipient_account_id",
-        "request_id",
-        "event_type",
-        "event_version",
-        "event_category",
-        "management_event",
-        "error_code",
-        "error_message",
-        "vpc_endpoint_id",
-        "shared_event_id",
-    ),
-}
-MAPPINGS: dict[str, Any] = {
-    "dynamic_templates": [
-        {
-            "strings_as_keyword": {
-                "match_mapping_type": "string",
-                "mapping": {"type": "keyword", "ignore_above": 1024},
-            }
-        }
-    ],
-    "properties": {
-        "@timestamp": _DATE,
-        "tags": _KEYWORD,
-        "ecs": _props(version=_KEYWORD),
-        "data_stream": _props(**_keywords("type", "dataset", "namespace")),
-        "event": _props(
-            created=_DATE,
-            ingested=_DATE,
-            original={"type": "keyword", "index": False, "doc_values": False},
-            **_keywords("action", "provider", "outcome", "kind", "category", "type", "id"),
-            **_keywords("dataset", "module"),
-        ),
-        "cloud": _props(
-            account=_props(id=_KEYWORD),
-            service=_props(name=_KEYWORD),
-            **_keywords("provider", "region"),
-        ),
-        "source": _props(
-            address=_KEYWORD,
-            ip={"type": "ip"},
-            geo=_props(
-                location={"type": "geo_point"},
-                **_keywords(
-                    "city_name",
-                    "continent_name",
-                    "country_iso_code",
-                    "country_name",
-                    "region_iso_code",
-                    "region_name",
-                ),
-            ),
-            **{"as": _props(number={"type": "long"}, organization=_props(name=_KEYWORD))},
-        ),
-        "related": _props(ip={"type": "ip"}, **_keywords("user", "entity", "hash", "hosts")),
-        "user": _props(**_keywords("id", "name", "email")),
-        "user_agent": _props(
-            device=_props(name=_KEYWORD),
-            os=_props(**_keywords("name", "version", "full")),
-            **_keywords("original", "name", "version"),
-        ),
-        "tls": _props(client=_props(server_name=_KEYWORD), **_keywords("cipher", "version")),
-        "aws": _props(cloudtrail=_props(**_CLOUDTRAIL)),
-    },
-}
+MAPPINGS: dict[str, Any] = ECS_MAPPINGS
 
 
 INDEX_BODY: dict[str, Any] = {
