@@ -1,7 +1,9 @@
 """`detector setup`: what a deployment needs before `detector run`.
 
 1. the index templates and indices: alerts (`detector.store`), execution log (`detector.runlog`);
-2. with `--create-role`, the role `newterms-detector` (least privilege, see `role_descriptor`);
+2. with `--create-role`, the role `newterms-detector` (least privilege, see `role_descriptor`;
+   its privileges are `detector/mappings/detector-role.json`, which `scripts/local-es` also
+   installs as a file-realm role for the tests);
 3. with `--api-key`, an API key limited to that role's privileges, printed as
    `DETECTOR_ES_API_KEY=<encoded>` or written to `--env-file` (kept when it still works);
 4. with a Kibana URL, the saved objects (data views, saved search, dashboard).
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,12 +30,15 @@ from detector.rules import rules_for
 from detector.runlog import RunLog
 from detector.settings import Settings
 from detector.store import AlertStore
+from detector.templates import load_resource
 
 ROLE_NAME = "newterms-detector"
 KEY_NAME = "newterms-detector"
 ENV_KEY = "DETECTOR_ES_API_KEY"
-READ = ["read", "view_index_metadata"]
-OWN = ["create_index", "create_doc", "write", "manage", "read", "view_index_metadata"]
+# The role for the default settings: cluster privileges, then the index privileges on the rules'
+# indices (first entry) and on the detector's own indices (second entry). `role_for` only changes
+# the two entries' `names`; `scripts/local-es` reads the file as it is.
+ROLE_RESOURCE = "mappings/detector-role.json"
 
 
 class SetupError(DetectorError):
@@ -46,18 +51,20 @@ def own_indices(settings: Settings) -> list[str]:
     return [pattern for name in names for pattern in (name, f"{name}-*")]
 
 
+def role_for(rule_indices: Sequence[str], own: Sequence[str]) -> dict[str, Any]:
+    """The role `ROLE_RESOURCE` on these index patterns: read `rule_indices`; create, write and
+    manage only `own`; monitor the cluster and put index templates."""
+    role = load_resource(ROLE_RESOURCE)
+    read, owned = role["indices"]
+    read["names"], owned["names"] = list(rule_indices), list(own)
+    return role
+
+
 def role_descriptor(settings: Settings) -> dict[str, Any]:
-    """Read the rule indices; create, write and manage only its own; monitor the cluster."""
+    """The detector's role for `settings`: its enabled rules' indices and its own indices."""
     loaded = rules_for(settings)
     sources = sorted({pattern for rule in loaded.rules if rule.enabled for pattern in rule.index})
-    return {
-        "cluster": ["monitor", "manage_index_templates"],
-        "indices": [
-            {"names": sources or ["logs-*"], "privileges": READ, "allow_restricted_indices": False},
-            {"names": own_indices(settings), "privileges": OWN, "allow_restricted_indices": False},
-        ],
-        "metadata": {"managed_by": "newterms-detector"},
-    }
+    return role_for(sources or ["logs-*"], own_indices(settings))
 
 
 def install_templates(elastic: Elastic, settings: Settings) -> list[str]:
