@@ -2,8 +2,9 @@
 
 `es_node` starts one Elasticsearch node per session with `scripts/local-es` (version from
 `ES_VERSION`), or uses the node that `DETECTOR_TEST_ES_URL` (with `DETECTOR_TEST_ES_USERNAME`,
-default `elastic`, and `DETECTOR_TEST_ES_PASSWORD`) points at. Tests under `tests/integration/`
-are marked `es`; tests under `tests/unit/` may not use the node at all.
+default `elastic`, and `DETECTOR_TEST_ES_PASSWORD`; its least-privilege users from
+`DETECTOR_TEST_ES_READER_*` and `DETECTOR_TEST_ES_DETECTOR_*`) points at. Tests under
+`tests/integration/` are marked `es`; tests under `tests/unit/` may not use the node at all.
 
 `DETECTOR_*` variables of the developer's shell (other than `DETECTOR_TEST_*`) are removed at
 start-up so they cannot leak into the settings the tests build.
@@ -36,7 +37,8 @@ START_TIMEOUT = 300
 
 @dataclass(frozen=True)
 class EsNode:
-    """How to reach the test node; `reader_*` is a user that may only read `logs-*`."""
+    """How to reach the test node; `reader_*` is a user that may only read `logs-*`,
+    `detector_*` a user with the detector's role `newterms-detector` (default settings)."""
 
     url: str
     username: str | None
@@ -44,6 +46,8 @@ class EsNode:
     version: str
     reader_username: str | None = None
     reader_password: str | None = None
+    detector_username: str | None = None
+    detector_password: str | None = None
 
     def client(self) -> Elasticsearch:
         """A raw client for test setup and cleanup (the code under test uses `Elastic`)."""
@@ -83,6 +87,8 @@ def _external_node(url: str) -> EsNode:
         version,
         os.environ.get("DETECTOR_TEST_ES_READER_USERNAME"),
         os.environ.get("DETECTOR_TEST_ES_READER_PASSWORD"),
+        os.environ.get("DETECTOR_TEST_ES_DETECTOR_USERNAME"),
+        os.environ.get("DETECTOR_TEST_ES_DETECTOR_PASSWORD"),
     )
 
 
@@ -118,6 +124,8 @@ def _start_local_node(state: Path) -> EsNode:
         recorded["version"],
         recorded.get("reader_username"),
         recorded.get("reader_password"),
+        recorded.get("detector_username"),
+        recorded.get("detector_password"),
     )
 
 

@@ -13,7 +13,7 @@ ROLE_FILE = Path(__file__).resolve().parents[2] / "detector" / "mappings" / "det
 
 
 def test_the_role_of_the_default_settings_is_the_file_as_it_is() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert setup.role_descriptor(settings) == json.loads(ROLE_FILE.read_text(encoding="utf-8"))
 
 
