@@ -53,7 +53,8 @@ def own_indices(settings: Settings) -> list[str]:
 
 def role_for(rule_indices: Sequence[str], own: Sequence[str]) -> dict[str, Any]:
     """The role `ROLE_RESOURCE` on these index patterns: read `rule_indices`; create, write and
-    manage only `own`; monitor the cluster and put index templates."""
+    refresh only `own` (no `manage`: the key cannot delete or reconfigure even its own indices);
+    monitor the cluster and put index templates."""
     role = load_resource(ROLE_RESOURCE)
     read, owned = role["indices"]
     read["names"], owned["names"] = list(rule_indices), list(own)
