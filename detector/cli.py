@@ -32,13 +32,19 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         info = elastic.wait_ready(args.wait)
         print(f"connected to {', '.join(settings.es_url)}")
         print(f"cluster: {info.name}  version: {info.version}")
-        for pattern in _index_patterns(settings):
+        patterns = _index_patterns(settings)
+        for pattern in patterns:
             names = elastic.matching_indices(pattern)
             found = f"{len(names)} index(es)" if names else "no index yet"
             print(f"  {pattern}: {found}")
+        unreadable = elastic.unreadable(patterns)
     finally:
         elastic.close()
-    return 0
+    if unreadable is None:
+        print("read privileges: not checked (security is off or the API is not available)")
+    for pattern in unreadable or ():
+        print(f"error: no read privilege on {pattern}: searches would silently leave it out")
+    return 1 if unreadable else 0
 
 
 def _index_patterns(settings: Settings) -> list[str]:

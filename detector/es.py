@@ -298,6 +298,19 @@ class Elastic:
         """Who the credentials authenticate as; bad ones raise `AuthenticationError`."""
         return self._body(lambda es: es.security.authenticate())
 
+    def unreadable(self, patterns: Sequence[str]) -> list[str] | None:
+        """The patterns these credentials may not read; None if it cannot be asked (no security).
+
+        Searches silently leave out indices a user may not read (a wildcard expands only to
+        authorized indices), so a missing privilege would look like "no data", not an error.
+        """
+        wanted = [{"names": list(patterns), "privileges": ["read"]}]
+        try:
+            body = self._body(lambda es: es.security.has_privileges(index=wanted))
+        except RequestError:
+            return None
+        return [name for name, granted in body["index"].items() if not granted.get("read")]
+
     def put_role(self, name: str, descriptor: Mapping[str, Any]) -> None:
         """Create or update the native role `name` (`cluster`, `indices`, `metadata`...)."""
         self.call(lambda es: es.security.put_role(name=name, **descriptor))

@@ -221,3 +221,35 @@ def test_a_read_only_user_writing_an_index_gets_an_authorization_error(reader, t
         AuthorizationError, match=r"not authorized \(403\).*indices:data/write/index"
     ):
         reader.call(lambda es: es.index(index=index, document={"a": 1}))
+
+
+def test_check_fails_when_the_user_cannot_read_a_rule_index_pattern(es_node, tmp_path):
+    # Searches silently drop indices a user may not read: `check` is where this must show.
+    from tests.integration.test_engine_runs import rule_file
+
+    rules = rule_file(tmp_path, ["logs-aws.cloudtrail*", "secret-logs-*"])
+    variables = node_variables(
+        es_node,
+        DETECTOR_ES_USERNAME=es_node.detector_username,
+        DETECTOR_ES_PASSWORD=es_node.detector_password,
+        DETECTOR_BUILTIN_RULES="false",
+        DETECTOR_RULES_PATH=str(rules),
+    )
+    run = detector_check(tmp_path, **variables)
+
+    assert run.returncode == 1
+    assert "error: no read privilege on secret-logs-*" in run.stdout
+    assert "logs-aws.cloudtrail*: " in run.stdout
+    assert "no read privilege on logs-aws.cloudtrail*" not in run.stdout
+    assert "Traceback" not in run.stderr
+
+
+def test_a_user_sees_which_patterns_it_cannot_read(reader):
+    assert reader.unreadable(["logs-x-*", "filebeat-*"]) == ["filebeat-*"]
+
+
+def test_check_with_a_user_that_reads_every_rule_index_passes(es_node, tmp_path):
+    run = detector_check(tmp_path, **node_variables(es_node))
+
+    assert run.returncode == 0, run.stdout
+    assert "no read privilege" not in run.stdout
