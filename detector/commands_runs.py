@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -74,6 +75,9 @@ def make_runner(elastic: Elastic, settings: Settings, *, ensure: bool = True) ->
     return Runner(elastic, store, log, from_settings(settings), settings.max_catchup_delta)
 
 
+_log = logging.getLogger(__name__)
+
+
 # --- run ------------------------------------------------------------------------------------
 
 
@@ -89,6 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     elastic = Elastic(settings)
     elastic.wait_ready()
     make_runner(elastic, settings)
+    _warn_unreadable(elastic, rules)
     metrics = Metrics() if settings.metrics_port is not None else None
     # One client per rule, so each execution's request figures are its own.
     clients = {rule.rule_id: Elastic(settings) for rule in rules}
@@ -114,6 +119,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             server.close()
         for client in [elastic, *clients.values()]:
             client.close()
+
+
+def _warn_unreadable(elastic: Elastic, rules: list[Rule]) -> None:
+    """Say loudly at start-up which rule index patterns these credentials may not read: their
+    indices would be silently left out of every search (it is not an error to Elasticsearch)."""
+    patterns = list(dict.fromkeys(pattern for rule in rules for pattern in rule.index))
+    for pattern in elastic.unreadable(patterns) or ():
+        users = [rule.rule_id for rule in rules if pattern in rule.index]
+        _log.error(
+            "no read privilege on %s: searches leave its indices out",
+            pattern,
+            extra={"index_pattern": pattern, "rule_ids": users},
+        )
 
 
 # --- backfill -------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ from tests.integration.test_engine_runs import REPO, rule_file
 from tests.support import cloudtrail as ct
 
 
-def _start(node: EsNode, settings: Settings, rules: Path, log: Path) -> subprocess.Popen[str]:
+def _start(
+    node: EsNode, settings: Settings, rules: Path, log: Path, *, as_detector: bool = False
+) -> subprocess.Popen[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
     env.update(
         DETECTOR_ES_URL=node.url,
@@ -29,8 +31,11 @@ def _start(node: EsNode, settings: Settings, rules: Path, log: Path) -> subproce
         DETECTOR_LOG_FORMAT="json",
         PYTHONPATH=str(REPO),
     )
-    if node.username and node.password:
-        env.update(DETECTOR_ES_USERNAME=node.username, DETECTOR_ES_PASSWORD=node.password)
+    username, password = node.username, node.password
+    if as_detector:
+        username, password = node.detector_username, node.detector_password
+    if username and password:
+        env.update(DETECTOR_ES_USERNAME=username, DETECTOR_ES_PASSWORD=password)
     with log.open("w") as stream:
         return subprocess.Popen(
             [sys.executable, "-m", "detector", "run"],
@@ -91,3 +96,22 @@ def test_run_with_no_enabled_rule_says_so_and_exits_1(
     assert process.wait(timeout=60) == 1
     assert "no enabled rule" in log.read_text() or "no .toml" in log.read_text().lower()
     assert "Traceback" not in log.read_text()
+
+
+def test_run_says_at_start_which_rule_patterns_it_may_not_read(
+    elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    index = f"logs-aws.cloudtrail-{token}"
+    ct.create_index(elastic, index)
+    rules = rule_file(tmp_path, [index, f"secret-logs-{token}-*"])
+    log = tmp_path / "run.log"
+    process = _start(es_node, es_settings, rules, log, as_detector=True)
+    try:
+        _wait_for(log, 1, timeout=60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    assert code == 0
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    errors = [record for record in records if record["log.level"] == "error"]
+    assert [error.get("index_pattern") for error in errors] == [f"secret-logs-{token}-*"]
