@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from detector import engine  # noqa: E402
+from detector.alert_store import AlertStore  # noqa: E402
 from detector.es import Elastic  # noqa: E402
 from detector.rules import Rule, builtin_rules  # noqa: E402
 from detector.settings import load_settings  # noqa: E402
-from detector.store import AlertStore  # noqa: E402
 
 INDEX = "logs-aws.cloudtrail-bench"
 ALERTS = "detector-alerts-bench"

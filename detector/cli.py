@@ -118,7 +118,7 @@ def _once(args: argparse.Namespace, settings: Settings) -> int:
         for rule in rules:
             if args.dry_run:
                 result = execute(
-                    elastic, runner.store, rule, now, dry_run=True, exceptions=runner.exceptions
+                    elastic, runner.store, rule, now, dry_run=True, allowlist=runner.allowlist
                 )
             else:
                 result = runner.once(rule, now, manual=args.at is not None)

@@ -1,5 +1,5 @@
 """`detector demo` and `detector setup`: argument parsing and output; the work is in
-`detector.demo` and `detector.setup`."""
+`detector.demo` and `detector.provision`."""
 
 from __future__ import annotations
 
@@ -115,6 +115,6 @@ Elasticsearch is still running; stop it with `scripts/local-es stop`."""
 
 
 def _setup(args: argparse.Namespace, settings: Settings) -> int:
-    from detector import setup
+    from detector import provision
 
-    return setup.run_command(args, settings)
+    return provision.run_command(args, settings)

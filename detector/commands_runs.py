@@ -1,5 +1,5 @@
 """`detector run`, `backfill` and `health`: argument parsing and output; the work is in
-`detector.runner`, `detector.runlog` and `detector.health`."""
+`detector.runner`, `detector.execution_store` and `detector.health`."""
 
 from __future__ import annotations
 
@@ -62,13 +62,13 @@ def select_rules(wanted: Sequence[str], settings: Settings) -> tuple[list[Rule],
 
 def make_runner(elastic: Elastic, settings: Settings, *, ensure: bool = True) -> Runner:
     """A runner on `elastic` for the settings' indices (created first when `ensure`)."""
-    from detector.exceptions import from_settings
-    from detector.runlog import RunLog
+    from detector.alert_store import AlertStore
+    from detector.allowlist import from_settings
+    from detector.execution_store import ExecutionStore
     from detector.runner import Runner
-    from detector.store import AlertStore
 
     store = AlertStore(elastic, settings.alerts_index)
-    log = RunLog(elastic, settings.execution_log_index)
+    log = ExecutionStore(elastic, settings.execution_log_index)
     if ensure:
         store.ensure_index()
         log.ensure_index()
@@ -191,7 +191,7 @@ def backfill(args: argparse.Namespace, settings: Settings) -> int:
             args.start,
             args.end,
             progress=ProgressBar(sys.stderr),
-            exceptions=runner.exceptions,
+            allowlist=runner.allowlist,
         )
     finally:
         elastic.close()
@@ -231,7 +231,7 @@ def _report(results: list[ExecutionResult], as_json: bool, seconds: float) -> No
 def health(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when every enabled rule succeeded recently, else 1 with one line per rule."""
     from detector import health as verdict
-    from detector.runlog import RunLog
+    from detector.execution_store import ExecutionStore
 
     max_age = timedelta(seconds=args.max_age or settings.health_max_age)
     rules, problems = select_rules([], settings)
@@ -240,7 +240,7 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     elastic = Elastic(settings)
     try:
-        log = RunLog(elastic, settings.execution_log_index)
+        log = ExecutionStore(elastic, settings.execution_log_index)
         runs = [log.last_runs(rule) for rule in rules]
     finally:
         elastic.close()

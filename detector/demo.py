@@ -21,15 +21,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from detector import demo_data, runner
+from detector.alert_store import AlertStore
+from detector.allowlist import from_settings
 from detector.datemath import parse_interval
 from detector.engine import ExecutionResult
 from detector.errors import DetectorError, RequestError
 from detector.es import Elastic
-from detector.exceptions import from_settings
+from detector.execution_store import ExecutionStore
 from detector.rules import Rule, builtin_rules
-from detector.runlog import RunLog
 from detector.settings import Settings
-from detector.store import AlertStore
 
 REPLAY = timedelta(hours=1)
 BATCH = 500
@@ -158,7 +158,7 @@ def replay(
 ) -> list[ExecutionResult]:
     """Every scheduled execution of the last hour, oldest first (`detector backfill`'s replay);
     each one is recorded in the execution log."""
-    log = RunLog(elastic, settings.execution_log_index)
+    log = ExecutionStore(elastic, settings.execution_log_index)
     log.ensure_index()
     step = min(parse_interval(rule.interval) for rule in rules)
 
@@ -173,7 +173,7 @@ def replay(
         end - REPLAY + step,
         end,
         progress=report,
-        exceptions=from_settings(settings),
+        allowlist=from_settings(settings),
     )
     progress.finish()
     return results

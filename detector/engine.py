@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 from detector import kql, query
 from detector.alerts import ExecutionContext, NewTerm, alert_id, build_alert
+from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
 from detector.errors import DetectorError, RequestError
 from detector.es import BulkResult, Elastic
-from detector.exceptions import NO_EXCEPTIONS, Exceptions
 from detector.logs import structured
 from detector.query import Body, Values, WindowTerm
 from detector.rules import Rule
@@ -45,8 +45,8 @@ LOGGED_OVERFLOW = 20
 _CLAUSE_ERRORS = ("too_many_nested_clauses", "too_many_clauses", "failed to create query")
 
 
-class AlertStore(Protocol):
-    """What the engine needs from the alert store (`detector.store.AlertStore`)."""
+class AlertWriter(Protocol):
+    """What the engine needs from the alert store (`detector.alert_store.AlertStore`)."""
 
     def already_alerted(
         self, rule: Rule, terms: Sequence[NewTerm], history: timedelta
@@ -143,12 +143,12 @@ class _Found:
 
 def execute(
     elastic: Elastic,
-    store: AlertStore,
+    store: AlertWriter,
     rule: Rule,
     now: datetime,
     *,
     dry_run: bool = False,
-    exceptions: Exceptions = NO_EXCEPTIONS,
+    allowlist: Allowlist = EMPTY_ALLOWLIST,
     execution_type: str = "scheduled",
 ) -> ExecutionResult:
     """Run `rule` once at `now`; a failure is reported in the result, never raised."""
@@ -159,7 +159,7 @@ def execute(
         outcome.update(
             window_start=window.start, window_end=window.end, history_start=window.history_start
         )
-        base = query.rule_filter(kql.to_dsl(rule.query), exceptions.must_not(rule.rule_id))
+        base = query.rule_filter(kql.to_dsl(rule.query), allowlist.must_not(rule.rule_id))
         plan = _Plan(rule, window, time_fields(rule), base)
         outcome.update(_run(elastic, store, plan, now, dry_run, execution_type))
         outcome["status"] = "succeeded"
@@ -181,7 +181,7 @@ def execute(
 
 def _run(
     elastic: Elastic,
-    store: AlertStore,
+    store: AlertWriter,
     plan: _Plan,
     now: datetime,
     dry_run: bool,
@@ -304,7 +304,7 @@ def _seen_batch(elastic: Elastic, plan: _Plan, batch: list[Values]) -> set[Value
 
 
 def _drop_alerted(
-    store: AlertStore, plan: _Plan, ordered: list[WindowTerm]
+    store: AlertWriter, plan: _Plan, ordered: list[WindowTerm]
 ) -> tuple[list[WindowTerm], int]:
     """The terms not alerted yet in this episode, and how many were."""
     if not ordered:

@@ -14,7 +14,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from detector.execlog import FAILED
+from detector.execution_docs import FAILED
 
 if TYPE_CHECKING:
     from detector.engine import ExecutionResult

@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from detector import catchup, execlog
+from detector import catchup, execution_docs
+from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
 from detector.catchup import Gap
 from detector.datemath import parse_interval
-from detector.engine import AlertStore, ExecutionResult, execute
+from detector.engine import AlertWriter, ExecutionResult, execute
 from detector.errors import DetectorError
 from detector.es import Elastic
-from detector.exceptions import NO_EXCEPTIONS, Exceptions
+from detector.execution_store import ExecutionStore
 from detector.logs import structured
 from detector.rules import Rule
-from detector.runlog import RunLog
 from detector.window import as_utc, iso
 
 if TYPE_CHECKING:
@@ -47,9 +47,9 @@ class Runner:
     """Everything an execution needs besides the rule and its `now`."""
 
     elastic: Elastic
-    store: AlertStore
-    log: RunLog
-    exceptions: Exceptions = NO_EXCEPTIONS
+    store: AlertWriter
+    log: ExecutionStore
+    allowlist: Allowlist = EMPTY_ALLOWLIST
     max_catchup: timedelta = DEFAULT_MAX_CATCHUP
     metrics: Metrics | None = None
 
@@ -57,7 +57,7 @@ class Runner:
         self,
         rule: Rule,
         now: datetime,
-        execution_type: str = execlog.SCHEDULED,
+        execution_type: str = execution_docs.SCHEDULED,
         gap: Gap | None = None,
     ) -> ExecutionResult:
         """One execution, logged to the execution log (and counted in the metrics)."""
@@ -67,10 +67,10 @@ class Runner:
             self.store,
             rule,
             now,
-            exceptions=self.exceptions,
+            allowlist=self.allowlist,
             execution_type=execution_type,
         )
-        timing = execlog.Timing(started, datetime.now(UTC))
+        timing = execution_docs.Timing(started, datetime.now(UTC))
         self._record(rule, result, execution_type, timing, gap)
         return result
 
@@ -104,7 +104,7 @@ class Runner:
         """`detector once`: one execution; a scheduled one moves the checkpoint unless that
         would skip missed executions (those are left for `detector run` to catch up)."""
         if manual:
-            return self.execute(rule, now, execlog.MANUAL)
+            return self.execute(rule, now, execution_docs.MANUAL)
         try:
             checkpoint = self.log.checkpoint(rule.rule_id)
         except DetectorError as exc:
@@ -130,10 +130,10 @@ class Runner:
         rule: Rule,
         result: ExecutionResult,
         execution_type: str,
-        timing: execlog.Timing,
+        timing: execution_docs.Timing,
         gap: Gap | None,
     ) -> None:
-        doc = execlog.execution_doc(
+        doc = execution_docs.execution_doc(
             result,
             execution_id=uuid.uuid4().hex,
             execution_type=execution_type,
@@ -154,12 +154,12 @@ class Runner:
             rule_id=rule.rule_id,
             rule_name=rule.name,
             now=current,
-            status=execlog.FAILED,
+            status=execution_docs.FAILED,
             error=f"cannot read the checkpoint: {exc}",
         )
         log.error("rule %s: %s", rule.rule_id, result.error)
         now = datetime.now(UTC)
-        self._record(rule, result, execlog.SCHEDULED, execlog.Timing(now, now), None)
+        self._record(rule, result, execution_docs.SCHEDULED, execution_docs.Timing(now, now), None)
         return result
 
 
@@ -168,7 +168,7 @@ def _announce(rule: Rule, due: catchup.Plan) -> None:
         log.warning(
             "rule %s: %s",
             rule.rule_id,
-            execlog.gap_message(due.gap),
+            execution_docs.gap_message(due.gap),
             extra=structured(
                 gap_seconds=due.gap.seconds,
                 gap_start=iso(due.gap.start),
@@ -198,24 +198,24 @@ def backfill_plan(
 
 def backfill(
     elastic: Elastic,
-    store: AlertStore,
-    log: RunLog,
+    store: AlertWriter,
+    log: ExecutionStore,
     rules: Sequence[Rule],
     start: datetime,
     end: datetime,
     progress: Progress | None = None,
-    exceptions: Exceptions = NO_EXCEPTIONS,
+    allowlist: Allowlist = EMPTY_ALLOWLIST,
 ) -> list[ExecutionResult]:
     """Replay the scheduled executions of `[start, end]` as manual ones (Kibana's backfill).
 
     The checkpoint is left alone; a failed execution does not stop the others. The caller
     creates the indices first (`store.ensure_index()`, `log.ensure_index()`).
     """
-    runner = Runner(elastic, store, log, exceptions)
+    runner = Runner(elastic, store, log, allowlist)
     plan = backfill_plan(rules, start, end)
     results: list[ExecutionResult] = []
     for rule, now in plan:
-        results.append(runner.execute(rule, now, execlog.MANUAL))
+        results.append(runner.execute(rule, now, execution_docs.MANUAL))
         if progress is not None:
             progress(len(results), len(plan), results[-1])
     return results

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from detector import demo, demo_data, setup
+from detector import demo, demo_data, provision
 from detector.cli import main
 from detector.es import Elastic
 from detector.settings import Settings
@@ -107,13 +107,13 @@ def test_setup_role_on_a_cluster_without_security_index_is_a_clear_error(
     _env(monkeypatch, settings)
     assert main(["setup", "--create-role"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"error: cannot create the role {setup.ROLE_NAME}: ")
+    assert err.startswith(f"error: cannot create the role {provision.ROLE_NAME}: ")
     assert "cannot store native roles or API keys" in err and "Traceback" not in err
     assert len(_templates(elastic, token)) == 2  # the templates came first
 
 
 def test_role_descriptor_reads_the_rule_indices_and_owns_only_its_own(settings: Settings) -> None:
-    descriptor = setup.role_descriptor(settings)
+    descriptor = provision.role_descriptor(settings)
     read, own = descriptor["indices"]
     assert set(read["names"]) == {"filebeat-*", "logs-aws.cloudtrail*"}
     assert read["privileges"] == ["read", "view_index_metadata"]

@@ -13,13 +13,13 @@ import pytest
 from elasticsearch import helpers
 
 from detector import engine
+from detector.alert_store import AlertStore
+from detector.allowlist import EMPTY_ALLOWLIST, Allowlist, from_settings
 from detector.engine import ExecutionResult
 from detector.errors import RequestError
 from detector.es import Elastic
-from detector.exceptions import NO_EXCEPTIONS, Exceptions, from_settings
 from detector.rules import Rule, builtin_rules
 from detector.settings import Settings
-from detector.store import AlertStore
 from tests.support import cloudtrail as ct
 from tests.support.bruteforce import (
     Doc,
@@ -88,7 +88,7 @@ class Harness:
     store: AlertStore
     rule: Rule
     spec: Spec
-    exceptions: Exceptions = NO_EXCEPTIONS
+    allowlist: Allowlist = EMPTY_ALLOWLIST
     docs: list[Doc] = dataclasses.field(default_factory=list)
     created: set[str] = dataclasses.field(default_factory=set)
 
@@ -106,7 +106,7 @@ class Harness:
         self.docs.extend(Doc(index, doc) for doc in batch)
 
     def execute(self, now: datetime, **options: Any) -> ExecutionResult:
-        options.setdefault("exceptions", self.exceptions)
+        options.setdefault("allowlist", self.allowlist)
         return engine.execute(self.elastic, self.store, self.rule, now, **options)
 
     def step(self, now: datetime) -> ExecutionResult:

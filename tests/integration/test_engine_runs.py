@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from detector import engine
+from detector.alert_store import AlertStore
 from detector.engine import ExecutionResult
 from detector.errors import BulkError
 from detector.es import BulkResult, Elastic
 from detector.rules import builtin_rules
 from detector.settings import Settings
-from detector.store import AlertStore
 from tests.conftest import EsNode
 from tests.integration.test_engine import (
     BUILTIN_ID,

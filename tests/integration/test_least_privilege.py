@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from detector import setup
+from detector import provision
 from detector.errors import AuthorizationError, BulkError
 from detector.es import Elastic
 from detector.settings import Settings
@@ -141,9 +141,9 @@ def _normalized(role: dict[str, Any]) -> tuple[Any, ...]:
 
 def test_the_user_has_exactly_the_role_setup_creates(as_detector: Elastic, user) -> None:
     me = as_detector.authenticate()
-    assert (me["username"], me["roles"]) == (user[0], [setup.ROLE_NAME])
+    assert (me["username"], me["roles"]) == (user[0], [provision.ROLE_NAME])
     granted = as_detector.call(lambda es: es.security.get_user_privileges()).body
-    expected = setup.role_descriptor(Settings(_env_file=None))
+    expected = provision.role_descriptor(Settings(_env_file=None))
     assert _normalized(granted) == _normalized(expected)
     assert granted["global"] == [] and granted["run_as"] == []
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from detector.alert_store import AlertStore
 from detector.es import Elastic
-from detector.runlog import RunLog
+from detector.execution_store import ExecutionStore
 from detector.runner import Runner
-from detector.store import AlertStore
 from tests.support import cloudtrail as ct
 
 DAY = timedelta(hours=24)
@@ -22,7 +22,7 @@ def runner_factory(elastic: Elastic, token: str) -> MakeRunner:
 
     def make(name: str, max_catchup: timedelta = DAY) -> Runner:
         store = AlertStore(elastic, f"detector-alerts-{token}-{name}")
-        log = RunLog(elastic, f"detector-executions-{token}-{name}")
+        log = ExecutionStore(elastic, f"detector-executions-{token}-{name}")
         store.ensure_index()
         log.ensure_index()
         # Alerts are written with refresh=wait_for: a short interval keeps the tests quick.

@@ -123,7 +123,7 @@ def test_backfill_times_from_start_to_end_included() -> None:
 
 def test_pure_modules_do_not_import_io_libraries() -> None:
     code = (
-        "import sys, detector.catchup, detector.execlog, detector.health;"
+        "import sys, detector.catchup, detector.execution_docs, detector.health;"
         "print(sorted(m for m in ('elasticsearch', 'apscheduler', 'tenacity') if m in sys.modules))"
     )
     output = subprocess.run(

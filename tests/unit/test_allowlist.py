@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from detector.allowlist import EMPTY_ALLOWLIST, Allowlist, AllowlistEntry, from_settings, load_file
 from detector.errors import ConfigError
-from detector.exceptions import NO_EXCEPTIONS, ExceptionItem, Exceptions, from_settings, load_file
 from detector.settings import Settings
 
 
@@ -14,7 +14,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_no_exceptions_no_clauses() -> None:
-    assert NO_EXCEPTIONS.must_not("any") == []
+    assert EMPTY_ALLOWLIST.must_not("any") == []
 
 
 def test_source_addresses_from_settings_exact_values_and_cidr_on_source_ip() -> None:
@@ -63,7 +63,7 @@ def test_cidr_on_an_address_field_is_matched_on_its_ip_field(tmp_path: Path) -> 
     path = write(
         tmp_path, '[[exception]]\nrule_id="*"\nfield="source.address"\nvalues=["::1/128"]\n'
     )
-    assert Exceptions(load_file(path)).must_not("x") == [{"term": {"source.ip": "::1/128"}}]
+    assert Allowlist(load_file(path)).must_not("x") == [{"term": {"source.ip": "::1/128"}}]
 
 
 @pytest.mark.parametrize(
@@ -108,6 +108,6 @@ def test_missing_file_is_a_settings_error(tmp_path: Path) -> None:
 
 
 def test_item_applies_to() -> None:
-    item = ExceptionItem("*", "f", ("v",))
+    item = AllowlistEntry("*", "f", ("v",))
     assert item.applies_to("anything")
-    assert not ExceptionItem("a", "f", ("v",)).applies_to("b")
+    assert not AllowlistEntry("a", "f", ("v",)).applies_to("b")

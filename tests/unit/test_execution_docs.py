@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from detector import execlog, health
+from detector import execution_docs, health
 from detector.catchup import Gap
 from detector.engine import ExecutionResult
 from detector.health import RuleRuns
 from detector.window import iso
 
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
-TIMING = execlog.Timing(T + timedelta(seconds=1), T + timedelta(seconds=3, milliseconds=250))
+TIMING = execution_docs.Timing(T + timedelta(seconds=1), T + timedelta(seconds=3, milliseconds=250))
 
 
 def result(**changes: object) -> ExecutionResult:
@@ -36,17 +36,17 @@ def result(**changes: object) -> ExecutionResult:
 
 
 def doc(res: ExecutionResult, gap: Gap | None = None) -> dict[str, object]:
-    return execlog.execution_doc(
+    return execution_docs.execution_doc(
         res, execution_id="e1", execution_type="scheduled", timing=TIMING, interval="5m", gap=gap
     )
 
 
 def test_status_follows_kibana() -> None:
-    assert execlog.status_of(result()) == "succeeded"
-    assert execlog.status_of(result(overflow=4)) == "partial failure"
-    assert execlog.status_of(result(), Gap(T - timedelta(hours=6), T)) == "partial failure"
-    assert execlog.status_of(result(status="failed", error="boom")) == "failed"
-    assert execlog.status_of(result(status="failed"), Gap(T, T)) == "failed"
+    assert execution_docs.status_of(result()) == "succeeded"
+    assert execution_docs.status_of(result(overflow=4)) == "partial failure"
+    assert execution_docs.status_of(result(), Gap(T - timedelta(hours=6), T)) == "partial failure"
+    assert execution_docs.status_of(result(status="failed", error="boom")) == "failed"
+    assert execution_docs.status_of(result(status="failed"), Gap(T, T)) == "failed"
 
 
 def test_execution_document_carries_every_figure() -> None:
@@ -104,9 +104,9 @@ def test_failed_execution_without_a_window_keeps_nulls() -> None:
 
 
 def test_checkpoint_round_trip() -> None:
-    built = execlog.checkpoint_doc("r1", "Rule one", T, T + timedelta(seconds=2))
-    assert execlog.parse_checkpoint(built) == T
-    assert execlog.checkpoint_id("r1") == "checkpoint:r1"
+    built = execution_docs.checkpoint_doc("r1", "Rule one", T, T + timedelta(seconds=2))
+    assert execution_docs.parse_checkpoint(built) == T
+    assert execution_docs.checkpoint_id("r1") == "checkpoint:r1"
 
 
 def runs(last: dict[str, object] | None, success: dict[str, object] | None) -> RuleRuns:

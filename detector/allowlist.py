@@ -1,4 +1,4 @@
-"""Rule exceptions (allowlists): field/value pairs whose documents a rule never considers. Pure.
+"""Rule allowlists (Kibana's rule exceptions): field/value pairs a rule never considers. Pure.
 
 Kibana turns a rule's exception items into one filter applied with `excludeExceptions: true` to
 EVERY phase, history included (`build_exception_filter.ts`; §1.2 of the Kibana notes). So an
@@ -45,7 +45,7 @@ _ENTRY_KEYS = {"rule_id", "field", "values", "comment"}
 
 
 @dataclass(frozen=True)
-class ExceptionItem:
+class AllowlistEntry:
     """Documents whose `field` holds one of `values`, or an IP inside one of `networks`."""
 
     rule_id: str
@@ -69,10 +69,10 @@ class ExceptionItem:
 
 
 @dataclass(frozen=True)
-class Exceptions:
+class Allowlist:
     """Every exception item the detector knows."""
 
-    items: tuple[ExceptionItem, ...] = ()
+    items: tuple[AllowlistEntry, ...] = ()
 
     def must_not(self, rule_id: str) -> list[dict[str, Any]]:
         """The `must_not` clauses for one rule."""
@@ -81,21 +81,21 @@ class Exceptions:
         ]
 
 
-NO_EXCEPTIONS = Exceptions()
+EMPTY_ALLOWLIST = Allowlist()
 
 
-def from_settings(settings: Settings) -> Exceptions:
+def from_settings(settings: Settings) -> Allowlist:
     """The exceptions configured in settings (source addresses, then the exceptions file)."""
-    items: list[ExceptionItem] = []
+    items: list[AllowlistEntry] = []
     if settings.exception_source_addresses:
         origin = env_name("exception_source_addresses")
         items.append(_item(ANY_RULE, "source.address", settings.exception_source_addresses, origin))
     if settings.exceptions_file is not None:
         items.extend(load_file(settings.exceptions_file))
-    return Exceptions(tuple(items))
+    return Allowlist(tuple(items))
 
 
-def load_file(path: Path) -> tuple[ExceptionItem, ...]:
+def load_file(path: Path) -> tuple[AllowlistEntry, ...]:
     """Read an exceptions TOML file; `ConfigError` lists every bad entry with the file name."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -111,7 +111,7 @@ def load_file(path: Path) -> tuple[ExceptionItem, ...]:
     entries = document.get("exception", [])
     if not isinstance(entries, list):
         raise ConfigError([f"{path}: 'exception' must be an array of tables ([[exception]])"])
-    items: list[ExceptionItem] = []
+    items: list[AllowlistEntry] = []
     for number, entry in enumerate(entries, start=1):
         origin = f"{path}: exception #{number}"
         try:
@@ -123,7 +123,7 @@ def load_file(path: Path) -> tuple[ExceptionItem, ...]:
     return tuple(items)
 
 
-def _entry(entry: Any, origin: str) -> ExceptionItem:
+def _entry(entry: Any, origin: str) -> AllowlistEntry:
     if not isinstance(entry, dict):
         raise ValueError("must be a table")
     unknown = sorted(set(entry) - _ENTRY_KEYS)
@@ -142,7 +142,7 @@ def _entry(entry: Any, origin: str) -> ExceptionItem:
     return _item(rule_id.strip(), field.strip(), values, origin)
 
 
-def _item(rule_id: str, field: str, values: list[Any], origin: str) -> ExceptionItem:
+def _item(rule_id: str, field: str, values: list[Any], origin: str) -> AllowlistEntry:
     exact: list[Value] = []
     networks: list[str] = []
     for value in values:
@@ -151,7 +151,7 @@ def _item(rule_id: str, field: str, values: list[Any], origin: str) -> Exception
             exact.append(value)
         else:
             networks.append(network)
-    return ExceptionItem(rule_id, field, tuple(exact), tuple(networks), origin)
+    return AllowlistEntry(rule_id, field, tuple(exact), tuple(networks), origin)
 
 
 def _network(value: Value) -> str | None:

@@ -1,6 +1,7 @@
 """`detector setup`: what a deployment needs before `detector run`.
 
-1. the index templates and indices: alerts (`detector.store`), execution log (`detector.runlog`);
+1. the index templates and indices: alerts (`detector.alert_store`) and execution log
+   (`detector.execution_store`);
 2. with `--create-role`, the role `newterms-detector` (least privilege, see `role_descriptor`;
    its privileges are `detector/mappings/detector-role.json`, which `scripts/local-es` also
    installs as a file-realm role for the tests);
@@ -24,13 +25,13 @@ from typing import Any
 from pydantic import SecretStr
 
 from detector import kibana
+from detector.alert_store import AlertStore
 from detector.errors import AuthenticationError, DetectorError, RequestError
 from detector.es import Elastic
+from detector.execution_store import ExecutionStore
+from detector.index_templates import load_resource
 from detector.rules import rules_for
-from detector.runlog import RunLog
 from detector.settings import Settings
-from detector.store import AlertStore
-from detector.templates import load_resource
 
 ROLE_NAME = "newterms-detector"
 KEY_NAME = "newterms-detector"
@@ -71,7 +72,7 @@ def role_descriptor(settings: Settings) -> dict[str, Any]:
 def install_templates(elastic: Elastic, settings: Settings) -> list[str]:
     """Put the index templates and create the indices; returns their names."""
     AlertStore(elastic, settings.alerts_index).ensure_index()
-    RunLog(elastic, settings.execution_log_index).ensure_index()
+    ExecutionStore(elastic, settings.execution_log_index).ensure_index()
     return [settings.alerts_index, settings.execution_log_index]
 
 

@@ -4,7 +4,7 @@ Every request goes through `detector.es.Elastic`; nothing here imports the clien
 
 - The index is a plain, visible index (Kibana data views match it; no data stream, ingest
   pipeline or ILM, which the test distribution lacks), created from a composable index
-  template `<index>-template` (`detector.templates`) with explicit mappings
+  template `<index>-template` (`detector.index_templates`) with explicit mappings
   (detector/mappings/alerts-template.json).
 - Writes use `create` with the deterministic alert id, so writing an alert twice is a no-op
   (409), as in Kibana's persistence layer (RR/create_persistence_rule_type_wrapper.ts).
@@ -21,9 +21,9 @@ from typing import Any
 
 from detector.alerts import NewTerm, epoch_ms, iso, term_key
 from detector.es import BulkResult, Elastic
+from detector.index_templates import index_template
+from detector.index_templates import template_name as template_name  # re-exported
 from detector.rules import Rule
-from detector.templates import index_template
-from detector.templates import template_name as template_name  # re-exported
 
 TEMPLATE_RESOURCE = "mappings/alerts-template.json"
 # Term keys per search; Kibana's duplicate check also works in chunks of 10,000.

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from detector.alert_store import AlertStore, template_name
 from detector.alerts import ExecutionContext, NewTerm, alert_id, build_alert
 from detector.errors import BulkError
 from detector.es import Elastic
 from detector.rules import Rule, Threat, ThreatEntry
-from detector.store import AlertStore, template_name
 from tests.support.cloudtrail import anonymous_s3_event, ecs_documents
 
 AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)

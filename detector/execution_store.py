@@ -17,18 +17,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from detector import execlog
+from detector import execution_docs
 from detector.errors import DetectorError
 from detector.es import Elastic
 from detector.health import RuleRuns
+from detector.index_templates import index_template, template_name
 from detector.logs import structured
 from detector.rules import Rule
-from detector.templates import index_template, template_name
 
 log = logging.getLogger(__name__)
 
 TEMPLATE_RESOURCE = "mappings/executions-template.json"
-SUCCESSFUL = (execlog.SUCCEEDED, execlog.PARTIAL_FAILURE)
+SUCCESSFUL = (execution_docs.SUCCEEDED, execution_docs.PARTIAL_FAILURE)
 
 
 def template_body(index: str) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def template_body(index: str) -> dict[str, Any]:
     return index_template(index, TEMPLATE_RESOURCE)
 
 
-class RunLog:
+class ExecutionStore:
     """Writes and reads the execution log of every rule in one index."""
 
     def __init__(self, elastic: Elastic, index: str) -> None:
@@ -67,15 +67,15 @@ class RunLog:
 
     def checkpoint(self, rule_id: str) -> datetime | None:
         """The `now` of the rule's last successful scheduled execution, if any (raises)."""
-        doc_id = execlog.checkpoint_id(rule_id)
+        doc_id = execution_docs.checkpoint_id(rule_id)
         found = self.elastic.get_document(self.index, doc_id)
-        return None if found is None else execlog.parse_checkpoint(found)
+        return None if found is None else execution_docs.parse_checkpoint(found)
 
     def save_checkpoint(self, rule: Rule, now: datetime) -> bool:
         """Move the rule's checkpoint to `now`; a failure is logged, never raised."""
-        doc = execlog.checkpoint_doc(rule.rule_id, rule.name, now, datetime.now(UTC))
+        doc = execution_docs.checkpoint_doc(rule.rule_id, rule.name, now, datetime.now(UTC))
         try:
-            self.write(execlog.checkpoint_id(rule.rule_id), doc)
+            self.write(execution_docs.checkpoint_id(rule.rule_id), doc)
         except DetectorError as exc:
             log.error(
                 "could not save the checkpoint of rule %s: %s (the next execution repeats "
@@ -99,9 +99,9 @@ class RunLog:
 
 def _newest(rule_id: str, statuses: tuple[str, ...] | None) -> dict[str, Any]:
     filters: list[dict[str, Any]] = [
-        {"term": {"kind": execlog.EXECUTION}},
+        {"term": {"kind": execution_docs.EXECUTION}},
         {"term": {"rule.id": rule_id}},
-        {"term": {"execution.type": execlog.SCHEDULED}},
+        {"term": {"execution.type": execution_docs.SCHEDULED}},
     ]
     if statuses is not None:
         filters.append({"terms": {"execution.status": list(statuses)}})
