@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from detector import engine  # noqa: E402
 from detector.alert_store import AlertStore  # noqa: E402
 from detector.es import Elastic  # noqa: E402
+from detector.results import ExecutionResult  # noqa: E402
 from detector.rules import Rule, builtin_rules  # noqa: E402
 from detector.settings import load_settings  # noqa: E402
 
@@ -136,7 +137,7 @@ def load(elastic: Elastic, reload: bool) -> float:
     return time.monotonic() - started
 
 
-def run(elastic: Elastic, store: AlertStore, rule: Rule) -> tuple[engine.ExecutionResult, int]:
+def run(elastic: Elastic, store: AlertStore, rule: Rule) -> tuple[ExecutionResult, int]:
     tracemalloc.start()
     try:
         result = engine.execute(elastic, store, rule, NOW, dry_run=True)
@@ -171,7 +172,7 @@ def main() -> int:
 
 
 def _report(
-    version: str, load_seconds: float, results: list[tuple[engine.ExecutionResult, int]]
+    version: str, load_seconds: float, results: list[tuple[ExecutionResult, int]]
 ) -> dict[str, Any]:
     last = results[-1][0]
     durations = [result.duration_ms for result, _ in results]

@@ -19,11 +19,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from detector.alerts import NewTerm, epoch_ms, iso, term_key
+from detector.alerts import term_key
 from detector.es import BulkResult, Elastic
 from detector.index_templates import index_template
 from detector.index_templates import template_name as template_name  # re-exported
+from detector.results import NewTerm
 from detector.rules import Rule
+from detector.times import iso, to_millis
 
 TEMPLATE_RESOURCE = "mappings/alerts-template.json"
 # Term keys per search; Kibana's duplicate check also works in chunks of 10,000.
@@ -79,7 +81,7 @@ class AlertStore:
             term.values
             for key, group in by_key.items()
             for term in group
-            if any(abs(epoch_ms(term.first_seen) - other) <= limit for other in seen.get(key, ()))
+            if any(abs(to_millis(term.first_seen) - other) <= limit for other in seen.get(key, ()))
         }
 
     def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:

@@ -12,13 +12,13 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from detector.cloudtrail import get_field, s3_location
 from detector.reason import alert_reason
+from detector.results import ExecutionContext, NewTerm
 from detector.rules import Rule, Technique, Threat, ThreatEntry
+from detector.times import iso, parse_iso, to_millis
 
 SPACE_ID = "default"
 # `kibana.alert.rule.*` constants of new_terms (notes §2.3, RR/get_common_alert_fields.ts).
@@ -30,41 +30,12 @@ PRODUCER = "siem"
 _DROPPED_SOURCE_ROOTS = ("kibana", "signal", "threshold_result", "detector")
 
 
-@dataclass(frozen=True)
-class NewTerm:
-    """One term (a values-tuple of the rule's new_terms_fields) first seen in the window."""
-
-    values: tuple[Any, ...]  # in rule.new_terms_fields order, JSON types kept
-    first_seen: datetime  # min combined timestamp (override, else @timestamp) in the window; UTC
-    hit: Mapping[str, Any]  # the oldest matching doc in the window: {"_index", "_id", "_source"}
-    event_count: int = 1  # matching events with this term in the window
-    actions: tuple[str, ...] = ()  # distinct event.action values of those events, sorted
-
-
-@dataclass(frozen=True)
-class ExecutionContext:
-    """What one rule execution knows about itself."""
-
-    execution_uuid: str
-    started_at: datetime  # wall clock at execution start -> alert @timestamp
-    now: datetime  # the execution's `now` (scheduled time or --at)
-    window_start: datetime
-    window_end: datetime
-    history_start: datetime
-    execution_type: str = "scheduled"  # or "manual" (backfill / --at)
-
-
 # --- identity -----------------------------------------------------------------------------
 
 
 def _digest(parts: Sequence[Any]) -> str:
     canonical = json.dumps(list(parts), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch (naive datetimes are taken as UTC)."""
-    return int(_utc(moment).timestamp() * 1000)
 
 
 def term_key(rule: Rule, values: Sequence[Any]) -> str:
@@ -86,40 +57,12 @@ def alert_id(rule: Rule, term: NewTerm) -> str:
             rule.rule_id,
             list(rule.new_terms_fields),
             list(term.values),
-            epoch_ms(term.first_seen),
+            to_millis(term.first_seen),
         ]
     )
 
 
 # --- time ---------------------------------------------------------------------------------
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """`2025-01-15T12:00:00.000Z`: UTC with milliseconds, as Kibana writes alert dates."""
-    utc = _utc(moment)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def parse_iso(value: Any) -> datetime | None:
-    """An ISO-8601 date string as an aware UTC datetime; None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip().replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:  # trim nanoseconds to microseconds for fromisoformat
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        rest = rest[:digits][:6] + rest[digits:]
-        text = f"{head}.{rest}"
-    try:
-        return _utc(datetime.fromisoformat(text))
-    except ValueError:
-        return None
 
 
 # --- source sanitising --------------------------------------------------------------------

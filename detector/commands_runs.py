@@ -19,7 +19,7 @@ from detector.rules import Rule, load_rule_file, rules_for
 from detector.settings import Settings
 
 if TYPE_CHECKING:
-    from detector.engine import ExecutionResult
+    from detector.results import ExecutionResult
     from detector.runner import Runner
 
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]

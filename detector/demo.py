@@ -24,10 +24,10 @@ from detector import demo_data, runner
 from detector.alert_store import AlertStore
 from detector.allowlist import from_settings
 from detector.datemath import parse_interval
-from detector.engine import ExecutionResult
 from detector.errors import DetectorError, RequestError
 from detector.es import Elastic
 from detector.execution_store import ExecutionStore
+from detector.results import ExecutionResult
 from detector.rules import Rule, builtin_rules
 from detector.settings import Settings
 

@@ -21,19 +21,21 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from detector import kql, query
-from detector.alerts import ExecutionContext, NewTerm, alert_id, build_alert
+from detector.alerts import alert_id, build_alert
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
 from detector.errors import DetectorError, RequestError
 from detector.es import BulkResult, Elastic
 from detector.logs import structured
-from detector.query import Body, Values, WindowTerm
+from detector.query import Body, WindowTerm
+from detector.results import ExecutionContext, ExecutionResult, NewTerm, Values
 from detector.rules import Rule
-from detector.window import TimeFields, Window, as_utc, iso, time_fields, window_for
+from detector.times import as_utc
+from detector.window import TimeFields, Window, time_fields, window_for
 
 log = logging.getLogger(__name__)
 
@@ -57,66 +59,6 @@ class AlertWriter(Protocol):
     def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:
         """Create the alerts under their ids (op_type create: existing ids are no-ops)."""
         ...
-
-
-@dataclass(frozen=True)
-class ExecutionResult:
-    """What one execution did; `to_json()` is also the structured log line."""
-
-    rule_id: str
-    rule_name: str
-    now: datetime
-    status: str  # "succeeded" or "failed"
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    history_start: datetime | None = None
-    error: str | None = None
-    terms_checked: int = 0
-    new_terms: int = 0
-    already_alerted: int = 0
-    alerts_written: int = 0
-    alerts: tuple[dict[str, Any], ...] = field(default=(), repr=False)
-    overflow: int = 0
-    overflow_terms: tuple[Values, ...] = ()
-    dry_run: bool = False
-    duration_ms: int = 0
-    search_ms: int = 0
-    index_ms: int = 0
-    requests: int = 0
-
-    @property
-    def succeeded(self) -> bool:
-        """Whether the execution succeeded."""
-        return self.status == "succeeded"
-
-    def summary(self) -> str:
-        """A short human-readable line."""
-        head = f"{self.rule_id} ({self.rule_name}) at {iso(self.now)}"
-        if not self.succeeded:
-            return f"{head}: FAILED: {self.error}"
-        verb = "would write" if self.dry_run else "wrote"
-        count = len(self.alerts) if self.dry_run else self.alerts_written
-        text = (
-            f"{head}: {self.terms_checked} term(s) in the window, {self.new_terms} new, "
-            f"{verb} {count} alert(s)"
-        )
-        if self.already_alerted:
-            text += f", {self.already_alerted} already alerted"
-        if self.overflow:
-            text += f", {self.overflow} left over for the next run (max_signals)"
-        return f"{text} [{self.requests} request(s), {self.duration_ms} ms]"
-
-    def to_json(self, *, with_alerts: bool = False) -> dict[str, Any]:
-        """A JSON-ready dict (times in ISO-8601); alert documents only if asked."""
-        data = asdict(self)
-        data.pop("alerts")
-        for key in ("now", "window_start", "window_end", "history_start"):
-            value = data[key]
-            data[key] = iso(value) if value is not None else None
-        data["overflow_terms"] = [list(values) for values in self.overflow_terms]
-        if with_alerts:
-            data["alerts"] = list(self.alerts)
-        return data
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from detector.catchup import Gap
-from detector.window import iso
-
-if TYPE_CHECKING:  # the engine imports the Elasticsearch client; only its type is needed here
-    from detector.engine import ExecutionResult
+from detector.results import ExecutionResult
+from detector.times import iso
 
 SUCCEEDED = "succeeded"
 PARTIAL_FAILURE = "partial failure"

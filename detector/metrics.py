@@ -9,15 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from threading import Thread
-from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from detector.execution_docs import FAILED
-
-if TYPE_CHECKING:
-    from detector.engine import ExecutionResult
+from detector.results import ExecutionResult
 
 # Seconds: a quick execution takes tens of milliseconds, a heavy one minutes.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

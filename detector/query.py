@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from detector.window import TimeFields, Window, from_millis, iso
+from detector.results import Values
+from detector.times import from_millis, iso
+from detector.window import TimeFields, Window
 
 Body = dict[str, Any]
-Values = tuple[Any, ...]
 
 # Kibana's composite page size (`NT/build_new_terms_aggregation.ts` PAGE_SIZE).
 PAGE_SIZE = 10_000

@@ -14,13 +14,11 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from detector.cloudtrail import S3Location, get_field, s3_location
+from detector.results import ExecutionContext, NewTerm
 from detector.rules import Rule
-
-if TYPE_CHECKING:
-    from detector.alerts import ExecutionContext, NewTerm
 
 # CloudTrail writes `anonymous` since 2024 and `ANONYMOUS_PRINCIPAL` before (notes §2).
 ANONYMOUS_ACCOUNTS = frozenset({"anonymous", "ANONYMOUS_PRINCIPAL"})

@@ -23,13 +23,14 @@ from detector import catchup, execution_docs
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
 from detector.catchup import Gap
 from detector.datemath import parse_interval
-from detector.engine import AlertWriter, ExecutionResult, execute
+from detector.engine import AlertWriter, execute
 from detector.errors import DetectorError
 from detector.es import Elastic
 from detector.execution_store import ExecutionStore
 from detector.logs import structured
+from detector.results import ExecutionResult
 from detector.rules import Rule
-from detector.window import as_utc, iso
+from detector.times import as_utc, iso
 
 if TYPE_CHECKING:
     from detector.metrics import Metrics

@@ -8,14 +8,14 @@ history start relative to the same instant (`NT/utils.ts` `parseDateString` uses
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from detector import datemath
 from detector.errors import Location, RuleError
 from detector.rules import Rule
+from detector.times import as_utc, truncate_ms
 
 TIMESTAMP = "@timestamp"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -81,28 +81,3 @@ def window_for(rule: Rule, now: datetime) -> Window:
             where,
         )
     return Window(start=start, end=end, history_start=history_start)
-
-
-def as_utc(value: datetime) -> datetime:
-    """A timezone-aware UTC datetime (naive values are taken as UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def truncate_ms(value: datetime) -> datetime:
-    """`value` without its sub-millisecond part."""
-    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
-
-
-def to_millis(value: datetime) -> int:
-    """Milliseconds since the epoch."""
-    return (as_utc(value) - _EPOCH) // timedelta(milliseconds=1)
-
-
-def from_millis(millis: float) -> datetime:
-    """The UTC datetime of an epoch-millisecond value (as aggregations return it)."""
-    return _EPOCH + timedelta(milliseconds=int(millis))
-
-
-def iso(value: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and `Z`, as `strict_date_optional_time` parses it."""
-    return as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -15,9 +15,9 @@ from elasticsearch import helpers
 from detector import engine
 from detector.alert_store import AlertStore
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist, from_settings
-from detector.engine import ExecutionResult
 from detector.errors import RequestError
 from detector.es import Elastic
+from detector.results import ExecutionResult
 from detector.rules import Rule, builtin_rules
 from detector.settings import Settings
 from tests.support import cloudtrail as ct

@@ -17,9 +17,9 @@ import pytest
 
 from detector import engine
 from detector.alert_store import AlertStore
-from detector.engine import ExecutionResult
 from detector.errors import BulkError
 from detector.es import BulkResult, Elastic
+from detector.results import ExecutionResult
 from detector.rules import builtin_rules
 from detector.settings import Settings
 from tests.conftest import EsNode

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from detector.engine import ExecutionResult
 from detector.es import Elastic
 from detector.metrics import Metrics
+from detector.results import ExecutionResult
 from detector.settings import Settings
-from detector.window import iso
+from detector.times import iso
 from tests.conftest import EsNode
 from tests.integration.test_backfill import detector
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule

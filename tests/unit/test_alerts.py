@@ -11,17 +11,11 @@ from typing import Any
 
 import pytest
 
-from detector.alerts import (
-    ExecutionContext,
-    NewTerm,
-    alert_id,
-    build_alert,
-    parse_iso,
-    sanitize_source,
-    term_key,
-)
+from detector.alerts import alert_id, build_alert, sanitize_source, term_key
 from detector.cloudtrail import get_field
+from detector.results import ExecutionContext, NewTerm
 from detector.rules import Rule, Technique, Threat, ThreatEntry, builtin_rules
+from detector.times import parse_iso
 from tests.support.cloudtrail import anonymous_s3_event, ecs_documents
 
 AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)

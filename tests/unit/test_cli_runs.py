@@ -10,7 +10,7 @@ import pytest
 
 from detector.cli import main
 from detector.commands_runs import ProgressBar
-from detector.engine import ExecutionResult
+from detector.results import ExecutionResult
 
 BUILTIN_ID = "59bf26c2-bcbe-11ef-a215-f661ea17fbce"
 

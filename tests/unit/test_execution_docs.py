@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from detector import execution_docs, health
 from detector.catchup import Gap
-from detector.engine import ExecutionResult
 from detector.health import RuleRuns
-from detector.window import iso
+from detector.results import ExecutionResult
+from detector.times import iso
 
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 TIMING = execution_docs.Timing(T + timedelta(seconds=1), T + timedelta(seconds=3, milliseconds=250))

@@ -4,16 +4,8 @@ import pytest
 
 from detector.errors import RuleError
 from detector.rules import Rule
-from detector.window import (
-    TimeFields,
-    Window,
-    from_millis,
-    iso,
-    time_fields,
-    to_millis,
-    truncate_ms,
-    window_for,
-)
+from detector.times import from_millis, iso, to_millis, truncate_ms
+from detector.window import TimeFields, Window, time_fields, window_for
 
 NOW = datetime(2025, 1, 15, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -1,0 +1,102 @@
+"""The values one execution produces and passes between the phases and layers. Pure.
+
+`NewTerm` and `ExecutionContext` are what an alert is built from (`detector.alerts`);
+`ExecutionResult` is what one execution did, which the runner logs, records in the execution log
+(`detector.execution_docs`), counts in the metrics and hands to the alert sinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from detector.times import iso
+
+# The values of one term, in the rule's `new_terms_fields` order, JSON types kept.
+Values = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class NewTerm:
+    """One term (a values-tuple of the rule's new_terms_fields) first seen in the window."""
+
+    values: tuple[Any, ...]  # in rule.new_terms_fields order, JSON types kept
+    first_seen: datetime  # min combined timestamp (override, else @timestamp) in the window; UTC
+    hit: Mapping[str, Any]  # the oldest matching doc in the window: {"_index", "_id", "_source"}
+    event_count: int = 1  # matching events with this term in the window
+    actions: tuple[str, ...] = ()  # distinct event.action values of those events, sorted
+
+
+@dataclass(frozen=True)
+class ExecutionContext:
+    """What one rule execution knows about itself."""
+
+    execution_uuid: str
+    started_at: datetime  # wall clock at execution start -> alert @timestamp
+    now: datetime  # the execution's `now` (scheduled time or --at)
+    window_start: datetime
+    window_end: datetime
+    history_start: datetime
+    execution_type: str = "scheduled"  # or "manual" (backfill / --at)
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What one execution did; `to_json()` is also the structured log line."""
+
+    rule_id: str
+    rule_name: str
+    now: datetime
+    status: str  # "succeeded" or "failed"
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    history_start: datetime | None = None
+    error: str | None = None
+    terms_checked: int = 0
+    new_terms: int = 0
+    already_alerted: int = 0
+    alerts_written: int = 0
+    alerts: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    overflow: int = 0
+    overflow_terms: tuple[Values, ...] = ()
+    dry_run: bool = False
+    duration_ms: int = 0
+    search_ms: int = 0
+    index_ms: int = 0
+    requests: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the execution succeeded."""
+        return self.status == "succeeded"
+
+    def summary(self) -> str:
+        """A short human-readable line."""
+        head = f"{self.rule_id} ({self.rule_name}) at {iso(self.now)}"
+        if not self.succeeded:
+            return f"{head}: FAILED: {self.error}"
+        verb = "would write" if self.dry_run else "wrote"
+        count = len(self.alerts) if self.dry_run else self.alerts_written
+        text = (
+            f"{head}: {self.terms_checked} term(s) in the window, {self.new_terms} new, "
+            f"{verb} {count} alert(s)"
+        )
+        if self.already_alerted:
+            text += f", {self.already_alerted} already alerted"
+        if self.overflow:
+            text += f", {self.overflow} left over for the next run (max_signals)"
+        return f"{text} [{self.requests} request(s), {self.duration_ms} ms]"
+
+    def to_json(self, *, with_alerts: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict (times in ISO-8601); alert documents only if asked."""
+        data = asdict(self)
+        data.pop("alerts")
+        for key in ("now", "window_start", "window_end", "history_start"):
+            value = data[key]
+            data[key] = iso(value) if value is not None else None
+        data["overflow_terms"] = [list(values) for values in self.overflow_terms]
+        if with_alerts:
+            data["alerts"] = list(self.alerts)
+        return data
