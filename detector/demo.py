@@ -24,7 +24,7 @@ from detector import demo_data, runner
 from detector.alert_store import AlertStore
 from detector.allowlist import from_settings
 from detector.datemath import parse_interval
-from detector.errors import DetectorError, RequestError
+from detector.errors import DemoError, RequestError
 from detector.es import Elastic
 from detector.execution_store import ExecutionStore
 from detector.results import ExecutionResult
@@ -33,10 +33,6 @@ from detector.settings import Settings
 
 REPLAY = timedelta(hours=1)
 BATCH = 500
-
-
-class DemoError(DetectorError):
-    """The demo cannot run (e.g. the index name belongs to real data)."""
 
 
 class Progress:

@@ -13,7 +13,10 @@
     │   ├── AuthorizationError     403: the credentials lack a privilege
     │   ├── RequestError           any other rejected request (4xx/5xx); carries status and reason
     │   └── BulkError              some items of a bulk write were rejected; carries the items
-    └── ExecutionError             one rule execution failed; carries rule_id and the cause
+    ├── KibanaError                Kibana is unreachable, refused a request or reported errors
+    │   └── KibanaAuthError        Kibana rejected the credentials (waiting will not help)
+    ├── SetupError                 a `detector setup` step failed (role, API key)
+    └── DemoError                  the demo cannot run (its index holds data it did not write)
 
 Only `detector.es` imports the Elasticsearch client and translates its exceptions into this tree,
 so no other module ever catches a client exception.
@@ -129,9 +132,17 @@ class BulkError(ElasticsearchError):
         super().__init__(message)
 
 
-class ExecutionError(DetectorError):
-    """One rule execution failed."""
+class KibanaError(DetectorError):
+    """Kibana is unreachable, refused the request or reported errors."""
 
-    def __init__(self, rule_id: str, message: str) -> None:
-        self.rule_id = rule_id
-        super().__init__(f"rule {rule_id}: {message}")
+
+class KibanaAuthError(KibanaError):
+    """Kibana rejected the credentials: waiting longer will not help."""
+
+
+class SetupError(DetectorError):
+    """A `detector setup` step failed."""
+
+
+class DemoError(DetectorError):
+    """The demo cannot run (e.g. the index name belongs to real data)."""

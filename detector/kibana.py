@@ -23,7 +23,7 @@ from typing import Any
 
 import urllib3
 
-from detector.errors import DetectorError
+from detector.errors import KibanaAuthError, KibanaError
 from detector.settings import Settings
 
 OBJECTS_RESOURCE = "kibana_objects/saved_objects.ndjson"
@@ -31,14 +31,6 @@ ALERTS_DATA_VIEW = "newterms-detector-alerts"
 EXECUTIONS_DATA_VIEW = "newterms-detector-executions"
 IMPORT_PATH = "/api/saved_objects/_import?overwrite=true"
 STATUS_PATH = "/api/status"
-
-
-class KibanaError(DetectorError):
-    """Kibana is unreachable, refused the request or reported errors."""
-
-
-class KibanaAuthError(KibanaError):
-    """Kibana rejected the credentials: waiting longer will not help."""
 
 
 @cache

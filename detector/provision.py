@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from detector import kibana
 from detector.alert_store import AlertStore
-from detector.errors import AuthenticationError, DetectorError, RequestError
+from detector.errors import AuthenticationError, RequestError, SetupError
 from detector.es import Elastic
 from detector.execution_store import ExecutionStore
 from detector.index_templates import load_resource
@@ -40,10 +40,6 @@ ENV_KEY = "DETECTOR_ES_API_KEY"
 # indices (first entry) and on the detector's own indices (second entry). `role_for` only changes
 # the two entries' `names`; `scripts/local-es` reads the file as it is.
 ROLE_RESOURCE = "mappings/detector-role.json"
-
-
-class SetupError(DetectorError):
-    """A setup step failed."""
 
 
 def own_indices(settings: Settings) -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 
 from detector import demo, demo_data, provision
 from detector.cli import main
+from detector.errors import DemoError
 from detector.es import Elastic
 from detector.settings import Settings
 
@@ -54,7 +55,7 @@ def test_demo_never_touches_an_index_it_did_not_create(
 ) -> None:
     index = f"logs-aws.cloudtrail-default-{token}"
     elastic.call(lambda es: es.indices.create(index=index))
-    with pytest.raises(demo.DemoError, match="was not created by the demo"):
+    with pytest.raises(DemoError, match="was not created by the demo"):
         demo.run(settings, NOW, _quiet(), index)
     assert elastic.matching_indices(index) == [index]
 

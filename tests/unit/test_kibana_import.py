@@ -17,6 +17,7 @@ import pytest
 
 from detector import kibana
 from detector.cli import main
+from detector.errors import KibanaAuthError, KibanaError
 from detector.settings import Settings
 
 AUTH = "Basic " + base64.b64encode(b"elastic:secret").decode()
@@ -134,7 +135,7 @@ def test_success_false_is_an_error_listing_each_object(stub: str) -> None:
             {"id": "x", "type": "search", "error": {"type": "unsupported_type"}},
         ],
     }  # fmt: skip
-    with pytest.raises(kibana.KibanaError) as raised:
+    with pytest.raises(KibanaError) as raised:
         kibana.import_saved_objects(_settings(), stub, wait=5)
     message = str(raised.value)
     assert "imported 6 object(s)" in message
@@ -145,14 +146,14 @@ def test_success_false_is_an_error_listing_each_object(stub: str) -> None:
 
 def test_wrong_credentials_fail_at_once(stub: str) -> None:
     settings = _settings(kibana_username="elastic", kibana_password="wrong")
-    with pytest.raises(kibana.KibanaAuthError, match="rejected the credentials \\(401\\)"):
+    with pytest.raises(KibanaAuthError, match="rejected the credentials \\(401\\)"):
         kibana.import_saved_objects(settings, stub, wait=60)
 
 
 def test_waits_for_kibana_to_be_available(stub: str) -> None:
     KibanaStub.status_level = "degraded"
     client = kibana.Kibana(stub, kibana.auth_header(_settings()))
-    with pytest.raises(kibana.KibanaError, match="not available within 0s: status 503"):
+    with pytest.raises(KibanaError, match="not available within 0s: status 503"):
         client.wait_available(0)
 
 
