@@ -145,17 +145,19 @@ def _run(
         execution_type=execution_type,
     )
     alerts = {alert_id(plan.rule, term): build_alert(plan.rule, term, context) for term in terms}
-    written, index_seconds = 0, 0.0
+    created: tuple[str, ...] = ()
+    index_seconds = 0.0
     if alerts and not dry_run:
         before = elastic.stats.seconds
-        written = len(store.write(alerts).created)
+        created = tuple(store.write(alerts).created)
         index_seconds = elastic.stats.seconds - before
     return {
         "terms_checked": found.checked,
         "new_terms": len(found.new),
         "already_alerted": duplicates,
-        "alerts_written": written,
+        "alerts_written": len(created),
         "alerts": tuple(alerts.values()),
+        "created": created,
         "overflow": len(rest),
         "overflow_terms": tuple(term.values for term in rest),
         "index_ms": round(index_seconds * 1000),

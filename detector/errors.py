@@ -16,6 +16,7 @@
     ├── KibanaError                Kibana is unreachable, refused a request or reported errors
     │   └── KibanaAuthError        Kibana rejected the credentials (waiting will not help)
     ├── SetupError                 a `detector setup` step failed (role, API key)
+    ├── ServiceError               `detector run` cannot start (e.g. its metrics port is taken)
     └── DemoError                  the demo cannot run (its index holds data it did not write)
 
 Only `detector.es` imports the Elasticsearch client and translates its exceptions into this tree,
@@ -142,6 +143,10 @@ class KibanaAuthError(KibanaError):
 
 class SetupError(DetectorError):
     """A `detector setup` step failed."""
+
+
+class ServiceError(DetectorError):
+    """`detector run` cannot start its service (e.g. the metrics port is taken)."""
 
 
 class DemoError(DetectorError):

@@ -149,6 +149,12 @@ class Elastic:
         """Close the client's connections."""
         self.client.close()
 
+    def __enter__(self) -> Elastic:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def call(self, request: Callable[[Elasticsearch], T]) -> T:
         """Run one request, retrying transient failures within the configured bounds."""
         retrying = Retrying(

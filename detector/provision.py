@@ -15,8 +15,6 @@ integ-test-zip lacks `analysis-common`) makes steps 2 and 3 fail with a clear me
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +22,6 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from detector import kibana
 from detector.alert_store import AlertStore
 from detector.errors import AuthenticationError, RequestError, SetupError
 from detector.es import Elastic
@@ -130,40 +127,3 @@ def write_env_file(path: Path, key: str) -> None:
     temporary.write_text(f"{ENV_KEY}={key}\n", encoding="utf-8")
     temporary.chmod(0o600)
     temporary.replace(path)
-
-
-def _api_key(elastic: Elastic, settings: Settings, args: argparse.Namespace) -> None:
-    descriptor = role_descriptor(settings)
-    existing = key_in_file(args.env_file) if args.env_file else None
-    if existing and key_works(settings, existing):
-        print(f"API key: kept the working key in {args.env_file}")
-        return
-    key = create_api_key(elastic, descriptor)
-    if args.env_file:
-        write_env_file(args.env_file, key)
-        print(f"API key: created, written to {args.env_file} as {ENV_KEY}")
-    else:
-        print(f"{ENV_KEY}={key}")
-
-
-def run_command(args: argparse.Namespace, settings: Settings) -> int:
-    """`detector setup`: every requested step, in order; the first failure stops it (exit 1)."""
-    kibana_url = args.kibana_url or settings.kibana_url
-    elastic = Elastic(settings)
-    try:
-        elastic.wait_ready()
-        installed = install_templates(elastic, settings)
-        print(f"index templates and indices: {', '.join(installed)}")
-        if args.create_role:
-            create_role(elastic, role_descriptor(settings))
-            print(f"role: {ROLE_NAME} created or updated")
-        if args.api_key:
-            _api_key(elastic, settings, args)
-    finally:
-        elastic.close()
-    if kibana_url:
-        result = kibana.import_saved_objects(settings, kibana_url, args.kibana_wait)
-        print(f"Kibana: imported {result.success_count} saved object(s) into {kibana_url}")
-    else:
-        print("Kibana: skipped (no --kibana-url or DETECTOR_KIBANA_URL)", file=sys.stderr)
-    return 0

@@ -59,6 +59,8 @@ class ExecutionResult:
     already_alerted: int = 0
     alerts_written: int = 0
     alerts: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    # Ids of the alerts this execution created (not those that already existed): what sinks get.
+    created: tuple[str, ...] = ()
     overflow: int = 0
     overflow_terms: tuple[Values, ...] = ()
     dry_run: bool = False
@@ -71,6 +73,11 @@ class ExecutionResult:
     def succeeded(self) -> bool:
         """Whether the execution succeeded."""
         return self.status == "succeeded"
+
+    def created_alerts(self) -> list[dict[str, Any]]:
+        """The documents of the alerts this execution created, in the order they were built."""
+        created = set(self.created)
+        return [alert for alert in self.alerts if alert["kibana"]["alert"]["uuid"] in created]
 
     def summary(self) -> str:
         """A short human-readable line."""

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from detector import catchup, execution_docs
-from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
+from detector.alert_store import AlertStore
+from detector.allowlist import EMPTY_ALLOWLIST, Allowlist, from_settings
 from detector.catchup import Gap
 from detector.datemath import parse_interval
 from detector.engine import AlertWriter, execute
@@ -30,6 +31,8 @@ from detector.execution_store import ExecutionStore
 from detector.logs import structured
 from detector.results import ExecutionResult
 from detector.rules import Rule
+from detector.settings import Settings
+from detector.sinks import AlertSink
 from detector.times import as_utc, iso
 
 if TYPE_CHECKING:
@@ -53,6 +56,29 @@ class Runner:
     allowlist: Allowlist = EMPTY_ALLOWLIST
     max_catchup: timedelta = DEFAULT_MAX_CATCHUP
     metrics: Metrics | None = None
+    sinks: Sequence[AlertSink] = field(default=())
+
+    @classmethod
+    def for_settings(
+        cls,
+        elastic: Elastic,
+        settings: Settings,
+        *,
+        ensure: bool = True,
+        sinks: Sequence[AlertSink] = (),
+    ) -> Runner:
+        """A runner on `elastic` for the settings' indices (created first when `ensure`)."""
+        store = AlertStore(elastic, settings.alerts_index)
+        log = ExecutionStore(elastic, settings.execution_log_index)
+        if ensure:
+            store.ensure_index()
+            log.ensure_index()
+        allowlist = from_settings(settings)
+        return cls(elastic, store, log, allowlist, settings.max_catchup_delta, sinks=sinks)
+
+    def dry_run(self, rule: Rule, now: datetime) -> ExecutionResult:
+        """One execution that writes nothing (no alert, no execution log, no checkpoint)."""
+        return execute(self.elastic, self.store, rule, now, dry_run=True, allowlist=self.allowlist)
 
     def execute(
         self,
@@ -73,7 +99,27 @@ class Runner:
         )
         timing = execution_docs.Timing(started, datetime.now(UTC))
         self._record(rule, result, execution_type, timing, gap)
+        self._deliver(rule, result)
         return result
+
+    def backfill(
+        self,
+        rules: Sequence[Rule],
+        start: datetime,
+        end: datetime,
+        progress: Progress | None = None,
+    ) -> list[ExecutionResult]:
+        """Replay the scheduled executions of `[start, end]` as manual ones (Kibana's backfill).
+
+        The checkpoint is left alone; a failed execution does not stop the others.
+        """
+        plan = backfill_plan(rules, start, end)
+        results: list[ExecutionResult] = []
+        for rule, now in plan:
+            results.append(self.execute(rule, now, execution_docs.MANUAL))
+            if progress is not None:
+                progress(len(results), len(plan), results[-1])
+        return results
 
     def run_due(self, rule: Rule, current: datetime) -> list[ExecutionResult]:
         """The scheduled execution at `current`, after the missed ones since the checkpoint."""
@@ -148,6 +194,15 @@ class Runner:
             seconds = gap.seconds if gap is not None else 0.0
             self.metrics.observe(result, status, execution_type, timing.ended, seconds)
 
+    def _deliver(self, rule: Rule, result: ExecutionResult) -> None:
+        """Hand the created alerts to every sink; a failing sink is logged, never raised."""
+        created = result.created_alerts() if self.sinks else []
+        for sink in self.sinks if created else ():
+            try:
+                sink.deliver(rule, created)
+            except DetectorError as exc:
+                log.error("rule %s: the %s sink failed: %s", rule.rule_id, sink.name, exc)
+
     def _unreadable_checkpoint(
         self, rule: Rule, current: datetime, exc: DetectorError
     ) -> ExecutionResult:
@@ -207,16 +262,6 @@ def backfill(
     progress: Progress | None = None,
     allowlist: Allowlist = EMPTY_ALLOWLIST,
 ) -> list[ExecutionResult]:
-    """Replay the scheduled executions of `[start, end]` as manual ones (Kibana's backfill).
-
-    The checkpoint is left alone; a failed execution does not stop the others. The caller
-    creates the indices first (`store.ensure_index()`, `log.ensure_index()`).
-    """
-    runner = Runner(elastic, store, log, allowlist)
-    plan = backfill_plan(rules, start, end)
-    results: list[ExecutionResult] = []
-    for rule, now in plan:
-        results.append(runner.execute(rule, now, execution_docs.MANUAL))
-        if progress is not None:
-            progress(len(results), len(plan), results[-1])
-    return results
+    """`Runner.backfill` on these parts. The caller creates the indices first
+    (`store.ensure_index()`, `log.ensure_index()`)."""
+    return Runner(elastic, store, log, allowlist).backfill(rules, start, end, progress)

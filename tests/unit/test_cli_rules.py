@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from detector.cli import _index_patterns, main
+from detector.cli import main
+from detector.cli.operations import index_patterns
 from detector.settings import Settings
 from tests.unit.test_rules import MINIMAL, write
 
@@ -87,4 +88,4 @@ def test_check_looks_at_the_index_patterns_of_enabled_rules(tmp_path: Path) -> N
     write(tmp_path, disabled.replace("000000000001", "000000000002"), "off.toml")
     write(tmp_path, MINIMAL.replace('["logs-test-*"]', '["logs-aws.cloudtrail*", "x-*"]'))
     settings = Settings(rules_path=[tmp_path], builtin_rules=True)
-    assert _index_patterns(settings) == ["filebeat-*", "logs-aws.cloudtrail*", "x-*"]
+    assert index_patterns(settings) == ["filebeat-*", "logs-aws.cloudtrail*", "x-*"]

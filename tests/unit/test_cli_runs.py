@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from detector.cli import main
-from detector.commands_runs import ProgressBar
+from detector.cli.detection import ProgressBar
 from detector.results import ExecutionResult
 
 BUILTIN_ID = "59bf26c2-bcbe-11ef-a215-f661ea17fbce"

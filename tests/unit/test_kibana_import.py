@@ -164,7 +164,7 @@ def test_api_key_is_used_when_no_kibana_user_is_set() -> None:
 
 def _run_setup(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     # Only the Kibana step: Elasticsearch is not part of this test.
-    monkeypatch.setattr("detector.provision.Elastic", _NoElastic)
+    monkeypatch.setattr("detector.cli.deployment.Elastic", _NoElastic)
     monkeypatch.setattr("detector.provision.install_templates", lambda elastic, settings: [])
     monkeypatch.setenv("DETECTOR_ES_USERNAME", "elastic")
     monkeypatch.setenv("DETECTOR_ES_PASSWORD", "secret")
@@ -180,6 +180,12 @@ class _NoElastic:
         return
 
     def close(self) -> None:
+        return
+
+    def __enter__(self) -> _NoElastic:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
         return
 
 

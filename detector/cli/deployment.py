@@ -1,5 +1,7 @@
-"""`detector demo` and `detector setup`: argument parsing and output; the work is in
-`detector.demo` and `detector.provision`."""
+"""`detector setup` and `demo`: installing the detector, and trying it on made-up data.
+
+Argument parsing and output only; the work is in `detector.provision` and `detector.demo`.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +10,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from detector import demo, demo_data, kibana, provision
+from detector.cli.common import Commands
+from detector.es import Elastic
 from detector.settings import Settings
-
-if TYPE_CHECKING:
-    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 REASON_WIDTH = 100
 
@@ -55,8 +57,6 @@ def add_commands(commands: Commands) -> None:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from detector import demo, demo_data
-
     if settings.log_level == "INFO":  # one line per execution would drown the progress line
         logging.getLogger("detector.engine").setLevel(logging.WARNING)
     result = demo.run(settings)
@@ -114,7 +114,35 @@ Where to look next:
 Elasticsearch is still running; stop it with `scripts/local-es stop`."""
 
 
-def _setup(args: argparse.Namespace, settings: Settings) -> int:
-    from detector import provision
+def _api_key(elastic: Elastic, settings: Settings, args: argparse.Namespace) -> None:
+    descriptor = provision.role_descriptor(settings)
+    existing = provision.key_in_file(args.env_file) if args.env_file else None
+    if existing and provision.key_works(settings, existing):
+        print(f"API key: kept the working key in {args.env_file}")
+        return
+    key = provision.create_api_key(elastic, descriptor)
+    if args.env_file:
+        provision.write_env_file(args.env_file, key)
+        print(f"API key: created, written to {args.env_file} as {provision.ENV_KEY}")
+    else:
+        print(f"{provision.ENV_KEY}={key}")
 
-    return provision.run_command(args, settings)
+
+def _setup(args: argparse.Namespace, settings: Settings) -> int:
+    """`detector setup`: every requested step, in order; the first failure stops it (exit 1)."""
+    kibana_url = args.kibana_url or settings.kibana_url
+    with Elastic(settings) as elastic:
+        elastic.wait_ready()
+        installed = provision.install_templates(elastic, settings)
+        print(f"index templates and indices: {', '.join(installed)}")
+        if args.create_role:
+            provision.create_role(elastic, provision.role_descriptor(settings))
+            print(f"role: {provision.ROLE_NAME} created or updated")
+        if args.api_key:
+            _api_key(elastic, settings, args)
+    if kibana_url:
+        result = kibana.import_saved_objects(settings, kibana_url, args.kibana_wait)
+        print(f"Kibana: imported {result.success_count} saved object(s) into {kibana_url}")
+    else:
+        print("Kibana: skipped (no --kibana-url or DETECTOR_KIBANA_URL)", file=sys.stderr)
+    return 0

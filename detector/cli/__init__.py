@@ -1,0 +1,64 @@
+"""The `detector` command: a thin shell over the library.
+
+One module per group of commands, by what users do with them: `detection` (once, run,
+backfill), `rules` (rules check, rules list, kql), `operations` (check, health) and `deployment`
+(setup, demo); `common` holds what they share.
+
+Exit codes: 0 success, 1 a runtime failure (Elasticsearch, a rule, an execution), 2 bad
+configuration or usage. User mistakes print one line per problem, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from detector import __version__
+from detector.cli import deployment, detection, operations, rules
+from detector.cli.common import Handler
+from detector.errors import ConfigError, DetectorError
+from detector.logs import configure_logging
+from detector.settings import load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="detector",
+        description="Run Elastic new_terms detection rules against Elasticsearch.",
+        epilog="Settings come from DETECTOR_* environment variables (see the README).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    operations.add_commands(commands)
+    rules.add_commands(commands)
+    detection.add_commands(commands)
+    deployment.add_commands(commands)
+    return parser
+
+
+def _configuration_error(exc: ConfigError) -> int:
+    for problem in exc.problems:
+        print(f"configuration error: {problem}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `detector` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return _configuration_error(exc)
+    configure_logging(settings)
+    try:
+        return handler(args, settings)
+    except ConfigError as exc:
+        return _configuration_error(exc)
+    except DetectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,201 @@
+"""`detector once`, `run` and `backfill`: running the rules now, on schedule, or over the past.
+
+Argument parsing and output only; the work is in `detector.runner` and `detector.service`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+from detector import service
+from detector.cli.common import Commands, parse_time, select_rules, text, usage_error
+from detector.errors import ConfigError
+from detector.es import Elastic
+from detector.results import ExecutionResult
+from detector.runner import Runner
+from detector.settings import Settings
+
+# How far in the future a backfill may end (clock differences), beyond which it is a mistake.
+FUTURE_SLACK = timedelta(minutes=1)
+
+
+# --- once -----------------------------------------------------------------------------------
+
+
+def once(args: argparse.Namespace, settings: Settings) -> int:
+    """One execution of each selected rule at `--at` (default: now); logged unless dry."""
+    try:
+        rules, problems = select_rules(args.rule, settings)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    now = args.at or datetime.now(UTC)
+    failed = problems > 0
+    with Elastic(settings) as elastic:
+        elastic.wait_ready()
+        runner = Runner.for_settings(elastic, settings, ensure=not args.dry_run)
+        for rule in rules:
+            if args.dry_run:
+                result = runner.dry_run(rule, now)
+            else:
+                result = runner.once(rule, now, manual=args.at is not None)
+            failed |= not result.succeeded
+            _print_result(result, args)
+    return 1 if failed else 0
+
+
+def _print_result(result: ExecutionResult, args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps(result.to_json(with_alerts=args.dry_run), default=str))
+        return
+    print(result.summary())
+    for alert in result.alerts if args.dry_run else ():
+        print(alert_line(alert))
+
+
+def alert_line(alert: dict[str, Any]) -> str:
+    """One alert as a readable line: the new term(s), when first seen, and the reason."""
+    fields = alert["kibana"]["alert"]
+    terms = ", ".join(str(value) for value in fields["new_terms"])
+    return f"  - {terms} (first seen {alert['detector']['first_seen']}): {fields['reason']}"
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run every enabled rule on its own interval until SIGTERM or SIGINT, catching up."""
+    rules, _ = select_rules([], settings)
+    if not rules:
+        print("error: no enabled rule to run", file=sys.stderr)
+        return 1
+    return service.serve(settings, rules)
+
+
+# --- backfill -------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A bar redrawn in place on a terminal; a line every tenth of the way otherwise."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.failed = 0
+        self.alerts = 0
+
+    def __call__(self, done: int, total: int, result: ExecutionResult) -> None:
+        self.failed += not result.succeeded
+        self.alerts += result.alerts_written
+        step = max(total // 10, 1)
+        if not self.tty and done % step and done != total:
+            return
+        filled = self.WIDTH * done // max(total, 1)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        line = (
+            f"backfill [{bar}] {done}/{total} {result.rule_id} at {result.now:%Y-%m-%dT%H:%M}Z"
+            f" - {self.alerts} alert(s), {self.failed} failed"
+        )
+        if self.tty:
+            self.stream.write(f"\r\x1b[2K{line}" + ("\n" if done == total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """Replay the scheduled executions between --start and --end."""
+    if args.end < args.start:
+        return usage_error(f"--end {text(args.end)} is before --start {text(args.start)}")
+    if args.end > datetime.now(UTC) + FUTURE_SLACK:
+        return usage_error(f"--end {text(args.end)} is in the future")
+    rules, problems = select_rules(args.rule, settings)
+    if not rules:
+        return usage_error("no rule to backfill")
+    started = time.monotonic()
+    with Elastic(settings) as elastic:
+        elastic.wait_ready()
+        runner = Runner.for_settings(elastic, settings)
+        results = runner.backfill(rules, args.start, args.end, ProgressBar(sys.stderr))
+    _report(results, args.json, time.monotonic() - started)
+    failed = problems > 0 or any(not result.succeeded for result in results)
+    return 1 if failed else 0
+
+
+def _report(results: list[ExecutionResult], as_json: bool, seconds: float) -> None:
+    if as_json:
+        for result in results:
+            print(json.dumps(result.to_json(), default=str))
+        return
+    by_rule: dict[str, list[ExecutionResult]] = {}
+    for result in results:
+        by_rule.setdefault(result.rule_id, []).append(result)
+    for rule_id, runs in by_rule.items():
+        failures = [result for result in runs if not result.succeeded]
+        print(
+            f"{rule_id} ({runs[0].rule_name}): {len(runs)} execution(s) from "
+            f"{text(runs[0].now)} to {text(runs[-1].now)}, {len(failures)} failed, "
+            f"{sum(result.alerts_written for result in runs)} alert(s) written"
+        )
+        for failure in failures[:5]:
+            print(f"  FAILED at {text(failure.now)}: {failure.error}")
+    written = sum(result.alerts_written for result in results)
+    failed = sum(not result.succeeded for result in results)
+    print(
+        f"backfill: {len(results)} execution(s), {failed} failed, {written} alert(s) written "
+        f"in {seconds:.1f} s"
+    )
+
+
+# --- parsers --------------------------------------------------------------------------------
+
+
+def _rule_option(parser: argparse.ArgumentParser, default_text: str) -> None:
+    parser.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="ID_OR_PATH",
+        help=f"a rule id among the loaded rules, or a rule TOML file (repeatable; default: "
+        f"{default_text})",
+    )
+
+
+def add_commands(commands: Commands) -> None:
+    """Register `once`, `run` and `backfill`."""
+    single = commands.add_parser("once", help="run the rules once and exit (1 if one failed)")
+    single.add_argument(
+        "--at",
+        type=parse_time,
+        default=None,
+        metavar="ISO8601",
+        help="run as if it were this time (UTC unless an offset is given; default: now)",
+    )
+    _rule_option(single, "the enabled rules")
+    single.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write nothing; print the alerts instead (all their fields with --json)",
+    )
+    single.add_argument("--json", action="store_true", help="print one JSON object per execution")
+    single.set_defaults(handler=once)
+    scheduled = commands.add_parser("run", help="run the enabled rules on their schedules")
+    scheduled.set_defaults(handler=run)
+    replay = commands.add_parser(
+        "backfill", help="replay the scheduled executions over a past range (as manual runs)"
+    )
+    for flag in ("--start", "--end"):
+        replay.add_argument(
+            flag, type=parse_time, required=True, metavar="ISO8601", help="UTC unless an offset"
+        )
+    _rule_option(replay, "the enabled rules")
+    replay.add_argument("--json", action="store_true", help="print one JSON object per execution")
+    replay.set_defaults(handler=backfill)

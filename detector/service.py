@@ -1,0 +1,79 @@
+"""`detector run` as a long-running process: one runner per rule, metrics, the scheduler.
+
+The scheduler (`detector.scheduler`) calls `Runner.run_due` for each rule on its interval with
+the wall clock; everything else here is wiring: the indices are put once at start-up, each rule
+gets a client of its own (so each execution's request figures are its own), and the metrics
+server, when configured, lives as long as the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+
+from detector import scheduler
+from detector.errors import ServiceError
+from detector.es import Elastic
+from detector.metrics import Metrics
+from detector.rules import Rule
+from detector.runner import Runner
+from detector.settings import Settings
+from detector.sinks import LogSink
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings, rules: Sequence[Rule]) -> int:
+    """Run `rules` on their schedules until SIGTERM or SIGINT; returns the exit code."""
+    with ExitStack() as stack:
+        elastic = stack.enter_context(Elastic(settings))
+        elastic.wait_ready()
+        Runner.for_settings(elastic, settings)  # puts the templates and creates the indices
+        warn_unreadable(elastic, rules)
+        metrics = stack.enter_context(_metrics(settings))
+        runners = {rule.rule_id: _runner(stack, settings, metrics) for rule in rules}
+
+        def run_rule(rule: Rule) -> None:
+            runners[rule.rule_id].run_due(rule, datetime.now(UTC))
+
+        code = scheduler.run(rules, run_rule)
+    return code
+
+
+def _runner(stack: ExitStack, settings: Settings, metrics: Metrics | None) -> Runner:
+    client = stack.enter_context(Elastic(settings))
+    runner = Runner.for_settings(client, settings, ensure=False, sinks=(LogSink(),))
+    runner.metrics = metrics
+    return runner
+
+
+@contextmanager
+def _metrics(settings: Settings) -> Iterator[Metrics | None]:
+    """The metrics registry, served on `DETECTOR_METRICS_PORT` while in use (None if unset)."""
+    if settings.metrics_port is None:
+        yield None
+        return
+    metrics = Metrics()
+    try:
+        server = metrics.serve(settings.metrics_port)
+    except OSError as exc:
+        raise ServiceError(f"cannot serve metrics on port {settings.metrics_port}: {exc}") from None
+    try:
+        yield metrics
+    finally:
+        server.close()
+
+
+def warn_unreadable(elastic: Elastic, rules: Sequence[Rule]) -> None:
+    """Say loudly at start-up which rule index patterns these credentials may not read: their
+    indices would be silently left out of every search (it is not an error to Elasticsearch)."""
+    patterns = list(dict.fromkeys(pattern for rule in rules for pattern in rule.index))
+    for pattern in elastic.unreadable(patterns) or ():
+        users = [rule.rule_id for rule in rules if pattern in rule.index]
+        log.error(
+            "no read privilege on %s: searches leave its indices out",
+            pattern,
+            extra={"index_pattern": pattern, "rule_ids": users},
+        )
