@@ -4,8 +4,9 @@ Kibana's V1 aggregation approach (§1.3 of the Kibana notes), without scripts:
 
 1. window terms: composite pages of 10,000 over `[start, end]`, each term with its first-seen
    time (min combined timestamp) and document count; every page is read;
-2. history: which of a page's terms occur in `[history_start, start]` (exact: terms aggregation
-   with `include` for one field, batched composite for several); those are not new;
+2. history (`detector.history`, a `TermHistory`): which of a page's terms occur in
+   `[history_start, start]` (exact: terms aggregation with `include` for one field, batched
+   composite for several); those are not new;
 3. details, for the at most `max_signals` terms chosen: one `_msearch`, one search per term,
    giving the first document, the event count and the actions.
 
@@ -28,14 +29,15 @@ from typing import Any, Protocol
 from detector import kql, query
 from detector.alerts import alert_id, build_alert
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
-from detector.errors import DetectorError, RequestError
+from detector.errors import DetectorError
 from detector.es import BulkResult, Elastic
+from detector.history import AggregationHistory, TermHistory
 from detector.logs import structured
-from detector.query import Body, WindowTerm
+from detector.query import Plan, WindowTerm
 from detector.results import ExecutionContext, ExecutionResult, NewTerm, Values
 from detector.rules import Rule
 from detector.times import as_utc
-from detector.window import TimeFields, Window, time_fields, window_for
+from detector.window import time_fields, window_for
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,6 @@ log = logging.getLogger(__name__)
 DETAILS_BATCH = 500
 # Overflow terms named in the log line (all of them are in the result).
 LOGGED_OVERFLOW = 20
-# Messages of the errors Kibana halves its multi-field batch on (`multi_terms_composite.ts`).
-_CLAUSE_ERRORS = ("too_many_nested_clauses", "too_many_clauses", "failed to create query")
 
 
 class AlertWriter(Protocol):
@@ -59,20 +59,6 @@ class AlertWriter(Protocol):
     def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:
         """Create the alerts under their ids (op_type create: existing ids are no-ops)."""
         ...
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Everything the phases share."""
-
-    rule: Rule
-    window: Window
-    fields: TimeFields
-    base: Body
-
-    @property
-    def terms_fields(self) -> tuple[str, ...]:
-        return self.rule.new_terms_fields
 
 
 @dataclass
@@ -92,8 +78,12 @@ def execute(
     dry_run: bool = False,
     allowlist: Allowlist = EMPTY_ALLOWLIST,
     execution_type: str = "scheduled",
+    history: TermHistory | None = None,
 ) -> ExecutionResult:
-    """Run `rule` once at `now`; a failure is reported in the result, never raised."""
+    """Run `rule` once at `now`; a failure is reported in the result, never raised.
+
+    `history` answers phase 2 (default: `AggregationHistory` on `elastic`).
+    """
     started, requests, waited = time.monotonic(), elastic.stats.requests, elastic.stats.seconds
     outcome: dict[str, Any] = {"dry_run": dry_run}
     try:
@@ -102,8 +92,9 @@ def execute(
             window_start=window.start, window_end=window.end, history_start=window.history_start
         )
         base = query.rule_filter(kql.to_dsl(rule.query), allowlist.must_not(rule.rule_id))
-        plan = _Plan(rule, window, time_fields(rule), base)
-        outcome.update(_run(elastic, store, plan, now, dry_run, execution_type))
+        plan = Plan(rule, window, time_fields(rule), base)
+        phases = _Phases(elastic, store, history or AggregationHistory(elastic))
+        outcome.update(_run(phases, plan, now, dry_run, execution_type))
         outcome["status"] = "succeeded"
     except DetectorError as exc:
         outcome.update(status="failed", error=str(exc))
@@ -121,15 +112,20 @@ def execute(
     return result
 
 
+@dataclass(frozen=True)
+class _Phases:
+    """What the phases talk to."""
+
+    elastic: Elastic
+    store: AlertWriter
+    history: TermHistory
+
+
 def _run(
-    elastic: Elastic,
-    store: AlertWriter,
-    plan: _Plan,
-    now: datetime,
-    dry_run: bool,
-    execution_type: str,
+    phases: _Phases, plan: Plan, now: datetime, dry_run: bool, execution_type: str
 ) -> dict[str, Any]:
-    found = _find_new_terms(elastic, plan)
+    elastic, store = phases.elastic, phases.store
+    found = _find_new_terms(phases, plan)
     # Oldest first, as Kibana's pages are read; values break ties so the choice is stable.
     ordered = sorted(found.new, key=lambda term: (term.first_seen, _sortable(term.values)))
     fresh, duplicates = _drop_alerted(store, plan, ordered)
@@ -170,19 +166,19 @@ def _sortable(values: Values) -> tuple[tuple[bool, Any], ...]:
     return tuple((isinstance(value, str), value) for value in values)
 
 
-# --- phases 1 and 2 -------------------------------------------------------------------------
+# --- phase 1, then phase 2 through the history ------------------------------------------
 
 
-def _find_new_terms(elastic: Elastic, plan: _Plan) -> _Found:
+def _find_new_terms(phases: _Phases, plan: Plan) -> _Found:
     found = _Found()
-    for page in _window_pages(elastic, plan):
+    for page in _window_pages(phases.elastic, plan):
         found.checked += len(page)
-        seen = _seen_in_history(elastic, plan, [term.values for term in page])
+        seen = phases.history.seen(plan, [term.values for term in page])
         found.new.extend(term for term in page if term.values not in seen)
     return found
 
 
-def _window_pages(elastic: Elastic, plan: _Plan) -> Iterator[list[WindowTerm]]:
+def _window_pages(elastic: Elastic, plan: Plan) -> Iterator[list[WindowTerm]]:
     """Phase 1: every composite page of window terms (Kibana stops at its `max_signals`;
     we read all pages so the overflow is known and the oldest terms are alerted first)."""
     after: dict[str, Any] | None = None
@@ -196,59 +192,11 @@ def _window_pages(elastic: Elastic, plan: _Plan) -> Iterator[list[WindowTerm]]:
         after = page.after
 
 
-def _seen_in_history(elastic: Elastic, plan: _Plan, values: list[Values]) -> set[Values]:
-    """Phase 2: the subset of `values` that occurs in `[history_start, start]`."""
-    if not values:
-        return set()
-    if len(plan.terms_fields) == 1:
-        singles = [value[0] for value in values]
-        body = query.history_single(
-            plan.base, plan.fields, plan.window, plan.terms_fields[0], singles
-        )
-        keys = query.parse_history_single(elastic.search(plan.rule.index, body))
-        return {(key,) for key in keys}
-    return _seen_multi(elastic, plan, values)
-
-
-def _seen_multi(elastic: Elastic, plan: _Plan, values: list[Values]) -> set[Values]:
-    """Batches of combinations, halved when the query has too many clauses (as Kibana)."""
-    seen: set[Values] = set()
-    size, position = query.BATCH_SIZE, 0
-    while position < len(values):
-        batch = values[position : position + size]
-        try:
-            seen |= _seen_batch(elastic, plan, batch)
-        except RequestError as exc:
-            if size == 1 or not any(marker in str(exc) for marker in _CLAUSE_ERRORS):
-                raise
-            size //= 2
-            log.warning("halving the history batch", extra=structured(batch_size=size))
-            continue
-        position += len(batch)
-    return seen
-
-
-def _seen_batch(elastic: Elastic, plan: _Plan, batch: list[Values]) -> set[Values]:
-    wanted, seen = set(batch), set[Values]()
-    after: dict[str, Any] | None = None
-    while True:
-        body = query.history_multi(
-            plan.base, plan.fields, plan.window, plan.terms_fields, batch, after
-        )
-        combos, after = query.parse_history_multi(
-            elastic.search(plan.rule.index, body), plan.terms_fields
-        )
-        # Array-valued documents add combinations outside the batch: keep the batch's only.
-        seen.update(combo for combo in combos if combo in wanted)
-        if after is None:
-            return seen
-
-
 # --- dedup and phase 3 ----------------------------------------------------------------------
 
 
 def _drop_alerted(
-    store: AlertWriter, plan: _Plan, ordered: list[WindowTerm]
+    store: AlertWriter, plan: Plan, ordered: list[WindowTerm]
 ) -> tuple[list[WindowTerm], int]:
     """The terms not alerted yet in this episode, and how many were."""
     if not ordered:
@@ -259,7 +207,7 @@ def _drop_alerted(
     return fresh, len(ordered) - len(fresh)
 
 
-def _details(elastic: Elastic, plan: _Plan, chosen: list[WindowTerm]) -> list[NewTerm]:
+def _details(elastic: Elastic, plan: Plan, chosen: list[WindowTerm]) -> list[NewTerm]:
     """Phase 3: the first document, event count and actions of each chosen term."""
     terms: list[NewTerm] = []
     for start in range(0, len(chosen), DETAILS_BATCH):

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from detector.results import Values
+from detector.rules import Rule
 from detector.times import from_millis, iso
 from detector.window import TimeFields, Window
 
@@ -46,6 +47,22 @@ class Page:
 
     terms: list[WindowTerm]
     after: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every phase of one execution shares: the rule, its window and time fields, and the
+    filter of every phase (query and allowlist)."""
+
+    rule: Rule
+    window: Window
+    fields: TimeFields
+    base: Body
+
+    @property
+    def terms_fields(self) -> tuple[str, ...]:
+        """The rule's new-terms fields."""
+        return self.rule.new_terms_fields
 
 
 def rule_filter(query: Mapping[str, Any], must_not: Sequence[Mapping[str, Any]]) -> Body:
