@@ -153,7 +153,7 @@ def _run(
         "already_alerted": duplicates,
         "alerts_written": len(created),
         "alerts": tuple(alerts.values()),
-        "created": created,
+        "created_ids": created,
         "overflow": len(rest),
         "overflow_terms": tuple(term.values for term in rest),
         "index_ms": round(index_seconds * 1000),

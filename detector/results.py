@@ -60,7 +60,7 @@ class ExecutionResult:
     alerts_written: int = 0
     alerts: tuple[dict[str, Any], ...] = field(default=(), repr=False)
     # Ids of the alerts this execution created (not those that already existed): what sinks get.
-    created: tuple[str, ...] = ()
+    created_ids: tuple[str, ...] = ()
     overflow: int = 0
     overflow_terms: tuple[Values, ...] = ()
     dry_run: bool = False
@@ -76,7 +76,7 @@ class ExecutionResult:
 
     def created_alerts(self) -> list[dict[str, Any]]:
         """The documents of the alerts this execution created, in the order they were built."""
-        created = set(self.created)
+        created = set(self.created_ids)
         return [alert for alert in self.alerts if alert["kibana"]["alert"]["uuid"] in created]
 
     def summary(self) -> str:

@@ -193,3 +193,24 @@ def test_a_bulk_item_rejected_with_400_raises_bulk_error_naming_the_item(stub):
     assert (item["_id"], item["status"]) == ("a", 400)
     assert item["error"]["type"] == "document_parsing_exception"
     assert len(stub.requests) == 1
+
+
+class _Client:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_elastic_as_a_context_manager_closes_its_client() -> None:
+    client = _Client()
+    with Elastic(Settings(_env_file=None), client=client):  # type: ignore[arg-type]
+        assert not client.closed
+    assert client.closed
+
+
+def test_elastic_closes_its_client_when_the_block_raises() -> None:
+    client = _Client()
+    with pytest.raises(RuntimeError), Elastic(Settings(_env_file=None), client=client):  # type: ignore[arg-type]
+        raise RuntimeError("boom")
+    assert client.closed
