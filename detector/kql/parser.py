@@ -1,143 +1,39 @@
-"""KQL (Kibana Query Language): a parser to a small typed AST and a compiler to query DSL.
+"""The KQL parser: query text to a `detector.kql.nodes` tree, with located syntax errors.
 
 `parse(query)` follows Kibana's grammar (`@kbn/es-query`, `src/kuery/grammar/grammar.peggy`),
 transcribed to `kql.lark`, and returns the same tree Kibana builds: a value list such as
 `field: (a or not b)` becomes `Or(Is(field, a), Not(Is(field, b)))`, `field: *` becomes
-`Exists(field)` and `*: *` (or an empty query) becomes `MatchAll()`.
-
-`to_dsl(query)` compiles that tree the way Kibana's `toElasticsearchQuery` does without an index
-pattern (see `detector.kql_dsl`). Every syntax problem raises `QueryError` with the 0-based
-position and what was expected there; no other exception escapes for any input text.
+`Exists(field)` and `*: *` (or an empty query) becomes `MatchAll()`. Every syntax problem raises
+`QueryError` with the 0-based position and what was expected there; no other exception escapes
+for any input text.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, TypeAlias
-from typing import Literal as Lit
 
 import lark
 
 from detector.errors import QueryError
+from detector.kql.nodes import (
+    And,
+    Exists,
+    Is,
+    Literal,
+    MatchAll,
+    Nested,
+    Node,
+    Not,
+    Or,
+    Range,
+    RangeOp,
+    Term,
+    Wildcard,
+)
 
-__all__ = [
-    "And",
-    "Exists",
-    "Is",
-    "Literal",
-    "MatchAll",
-    "Nested",
-    "Node",
-    "Not",
-    "Or",
-    "Range",
-    "RangeOp",
-    "Term",
-    "Wildcard",
-    "parse",
-    "to_dsl",
-]
-
-RangeOp: TypeAlias = Lit["gt", "gte", "lt", "lte"]
-
-
-@dataclass(frozen=True)
-class Literal:
-    """A value without wildcards; unquoted `true`, `false` and `null` become True, False, None."""
-
-    value: str | bool | None
-    quoted: bool = False
-
-    @property
-    def text(self) -> str:
-        """The value as Elasticsearch receives it in a field name or query string."""
-        if isinstance(self.value, bool):
-            return "true" if self.value else "false"
-        return "null" if self.value is None else self.value
-
-
-@dataclass(frozen=True)
-class Wildcard:
-    """An unquoted value with `*` wildcards: the literal text between them (at least two parts)."""
-
-    parts: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        """The pattern with each wildcard written as `*` (escaped `\\*` is not told apart)."""
-        return "*".join(self.parts)
-
-    @property
-    def is_lone(self) -> bool:
-        """Whether this is `*` alone (Kibana's `isLoneWildcard`)."""
-        return self.parts == ("", "")
-
-
-Term: TypeAlias = Literal | Wildcard
-
-
-@dataclass(frozen=True)
-class Is:
-    """`field: value`, or free text (`value` alone) when `field` is None."""
-
-    field: Term | None
-    value: Term
-
-
-@dataclass(frozen=True)
-class Range:
-    """`field < value`, `field <= value`, `field > value`, `field >= value`."""
-
-    field: Term
-    op: RangeOp
-    value: Term
-
-
-@dataclass(frozen=True)
-class Exists:
-    """`field: *`: the field has a value."""
-
-    field: Term
-
-
-@dataclass(frozen=True)
-class MatchAll:
-    """`*: *` or an empty query: every document."""
-
-
-@dataclass(frozen=True)
-class And:
-    """`a and b and ...` (two or more children)."""
-
-    children: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Or:
-    """`a or b or ...` (two or more children)."""
-
-    children: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    """`not a`."""
-
-    child: Node
-
-
-@dataclass(frozen=True)
-class Nested:
-    """`path: { query }`: `query` runs on the nested objects under `path`."""
-
-    path: Term
-    child: Node
-
-
-Node: TypeAlias = Is | Range | Exists | MatchAll | And | Or | Not | Nested
+__all__ = ["parse"]
 
 # Kibana's Space rule, and the characters JavaScript's String.prototype.trim() removes.
 _SPACE = " \t\r\n\u00a0"
@@ -164,20 +60,9 @@ def parse(query: str) -> Node:
         raise QueryError("expected fewer nested groups", query, start) from None
 
 
-def to_dsl(query: str) -> dict[str, Any]:
-    """Compile KQL into an Elasticsearch query (the value of a search body's `query`)."""
-    from detector.kql_dsl import compile_node
-
-    node = parse(query)
-    try:
-        return compile_node(node)
-    except RecursionError:
-        raise QueryError("expected fewer nested groups", query, 0) from None
-
-
 @cache
 def _parser() -> lark.Lark:
-    grammar = resources.files("detector").joinpath("kql.lark").read_text(encoding="utf-8")
+    grammar = resources.files("detector.kql").joinpath("kql.lark").read_text(encoding="utf-8")
     return lark.Lark(grammar, parser="lalr", lexer="contextual", maybe_placeholders=False)
 
 

@@ -1,4 +1,17 @@
-"""Building a `Rule` from the tables of a parsed rule file, validating every key.
+"""The validating builder: a `Rule` from the TOML text or tables of one rule file.
+
+A rule file has a `[metadata]` table and a `[rule]` table in Kibana's snake_case keys; the
+new-terms parameters use detection-rules' shape:
+
+    [rule.new_terms]
+    field = "new_terms_fields"
+    value = ["source.address"]
+    [[rule.new_terms.history_window_start]]
+    field = "history_window_start"
+    value = "now-7d"
+
+(Kibana's own shape, `new_terms_fields = [...]` and `history_window_start = "..."` directly in
+`[rule]`, is accepted too.) Keys this engine does not use are ignored.
 
 Checks beyond types: supported type and language, 1 to 3 distinct new-terms fields, severity,
 risk score, interval and date math, a history window that starts before `from` (as Kibana
@@ -8,12 +21,13 @@ requires), and a query that compiles.
 from __future__ import annotations
 
 import re
+import tomllib
 from datetime import UTC, datetime
+from pathlib import Path
 
-from detector import datemath
+from detector import datemath, kql
 from detector.errors import DateMathError, QueryError, UnsupportedRuleError
-from detector.rule_toml import RuleSource, TableReader
-from detector.rules import (
+from detector.rules.model import (
     DEFAULT_FROM,
     DEFAULT_INTERVAL,
     DEFAULT_LANGUAGE,
@@ -28,6 +42,21 @@ from detector.rules import (
     Threat,
     ThreatEntry,
 )
+from detector.rules.toml_reader import RuleSource, TableReader
+
+__all__ = ["build", "parse_rule"]
+
+
+def parse_rule(text: str, path: Path | None = None) -> Rule:
+    """Validate the TOML text of one rule; `path` only locates errors and sets `Rule.source`."""
+    source = RuleSource(path, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"at line (\d+)", str(exc))
+        number = int(line.group(1)) if line else None
+        raise source.error(None, f"invalid TOML: {exc}", number) from None
+    return build(source, TableReader(source, data, ""))
 
 
 def build(source: RuleSource, top: TableReader) -> Rule:
@@ -185,10 +214,6 @@ def _date(rule: TableReader, key: str, value: str, now: datetime) -> datetime:
 
 
 def _check_query(built: Rule, rule: TableReader) -> None:
-    try:
-        from detector import kql  # the compiler may not be installed yet in a partial checkout
-    except ImportError:
-        return
     try:
         kql.to_dsl(built.query)
     except QueryError as exc:

@@ -2,7 +2,7 @@
 
 `TableReader` gives typed access to one TOML table and turns every problem into a `RuleError`
 naming the file, the rule, the dotted key and (found cheaply, by searching the file text) the
-line. `rules.py` builds the `Rule` with it.
+line. `detector.rules.builder` builds the `Rule` with it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from detector.errors import Location, RuleError
+
+__all__ = ["RuleSource", "TableReader"]
 
 T = TypeVar("T")
 _MISSING: Any = object()

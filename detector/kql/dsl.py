@@ -1,4 +1,4 @@
-"""Compile a KQL tree (`detector.kql.Node`) into Elasticsearch query DSL.
+"""The KQL compiler: a `detector.kql.nodes` tree (or KQL text) to Elasticsearch query DSL.
 
 This follows Kibana's `toElasticsearchQuery` in `@kbn/es-query` (`src/kuery/functions/*.ts`) for
 the case this service is in: no data view, so field names are sent as written and field types are
@@ -29,7 +29,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from detector.kql import (
+from detector.errors import QueryError
+from detector.kql.nodes import (
     And,
     Exists,
     Is,
@@ -43,10 +44,22 @@ from detector.kql import (
     Term,
     Wildcard,
 )
+from detector.kql.parser import parse
+
+__all__ = ["compile_node", "escape_query_string", "to_dsl"]
 
 # Lucene query_string reserved characters (Kibana's escapeQueryString), plus whitespace, which
 # would otherwise split one wildcard value into several terms.
 _RESERVED = re.compile(r'[+\-=&|><!(){}\[\]^"~*?:\\/\s]')
+
+
+def to_dsl(query: str) -> dict[str, Any]:
+    """Compile KQL into an Elasticsearch query (the value of a search body's `query`)."""
+    node = parse(query)
+    try:
+        return compile_node(node)
+    except RecursionError:
+        raise QueryError("expected fewer nested groups", query, 0) from None
 
 
 def compile_node(node: Node, path: str | None = None) -> dict[str, Any]:

@@ -1,23 +1,11 @@
-"""Detection rules: the typed model of an Elastic detection-rules TOML file, and its loader.
+"""Loading rules: rule files and folders, the built-in rules and the set a run uses.
 
-A rule file has a `[metadata]` table and a `[rule]` table in Kibana's snake_case keys; the
-new-terms parameters use detection-rules' shape:
-
-    [rule.new_terms]
-    field = "new_terms_fields"
-    value = ["source.address"]
-    [[rule.new_terms.history_window_start]]
-    field = "history_window_start"
-    value = "now-7d"
-
-(Kibana's own shape, `new_terms_fields = [...]` and `history_window_start = "..."` directly in
-`[rule]`, is accepted too.) Keys this engine does not use are ignored.
+Every problem becomes a `RuleError` naming the file, the rule, the key and the line; `load_rules`
+collects them rather than stopping at the first bad file.
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -25,85 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detector.errors import RuleError
-from detector.rule_toml import RuleSource, TableReader
+from detector.rules.builder import parse_rule
+from detector.rules.model import Rule
+from detector.rules.toml_reader import RuleSource
 
 if TYPE_CHECKING:
     from detector.settings import Settings
 
-# Kibana's defaults for a rule that leaves these out.
-DEFAULT_INTERVAL = "5m"
-DEFAULT_FROM = "now-6m"
-DEFAULT_TO = "now"
-DEFAULT_MAX_SIGNALS = 100
-DEFAULT_LANGUAGE = "kuery"
-SUPPORTED_TYPES = ("new_terms",)
-SUPPORTED_LANGUAGES = ("kuery",)
-SEVERITIES = ("low", "medium", "high", "critical")
-MAX_NEW_TERMS_FIELDS = 3
-
-
-@dataclass(frozen=True)
-class ThreatEntry:
-    """A MITRE ATT&CK tactic, technique or subtechnique."""
-
-    id: str
-    name: str
-    reference: str
-
-
-@dataclass(frozen=True)
-class Technique:
-    """A technique with its subtechniques."""
-
-    id: str
-    name: str
-    reference: str
-    subtechnique: tuple[ThreatEntry, ...] = ()
-
-
-@dataclass(frozen=True)
-class Threat:
-    """One `[[rule.threat]]` entry: a tactic and the techniques under it."""
-
-    framework: str
-    tactic: ThreatEntry
-    technique: tuple[Technique, ...] = ()
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One detection rule, as loaded from a TOML file (keys in Kibana's snake_case)."""
-
-    rule_id: str
-    name: str
-    description: str
-    type: str
-    language: str
-    query: str
-    index: tuple[str, ...]
-    new_terms_fields: tuple[str, ...]
-    history_window_start: str
-    risk_score: int
-    severity: str
-    interval: str = DEFAULT_INTERVAL
-    from_: str = DEFAULT_FROM
-    to: str = DEFAULT_TO
-    max_signals: int = DEFAULT_MAX_SIGNALS
-    tags: tuple[str, ...] = ()
-    threat: tuple[Threat, ...] = ()
-    timestamp_override: str | None = None
-    timestamp_override_fallback_disabled: bool = False
-    note: str | None = None
-    setup: str | None = None
-    references: tuple[str, ...] = ()
-    author: tuple[str, ...] = ()
-    license: str | None = None
-    investigation_fields: tuple[str, ...] = ()
-    version: int = 1
-    enabled: bool = True
-    source: Path | None = None
-    builtin: bool = False
-    metadata: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+__all__ = ["LoadResult", "builtin_rules", "load_rule_file", "load_rules", "rules_for"]
 
 
 @dataclass
@@ -128,20 +45,6 @@ def load_rule_file(path: Path | str) -> Rule:
     except (OSError, UnicodeDecodeError) as exc:
         raise source.error(None, f"cannot read the file: {_reason(exc)}") from None
     return parse_rule(source.text, path)
-
-
-def parse_rule(text: str, path: Path | None = None) -> Rule:
-    """Validate the TOML text of one rule; `path` only locates errors and sets `Rule.source`."""
-    source = RuleSource(path, text)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = re.search(r"at line (\d+)", str(exc))
-        number = int(line.group(1)) if line else None
-        raise source.error(None, f"invalid TOML: {exc}", number) from None
-    from detector.rule_build import build  # imports this module's model
-
-    return build(source, TableReader(source, data, ""))
 
 
 def load_rules(paths: Iterable[Path | str]) -> LoadResult:
