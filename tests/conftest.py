@@ -1,4 +1,4 @@
-"""Shared fixtures (see docs/contracts.md, "Test fixtures").
+"""Shared fixtures (see docs/architecture.md, "Tests").
 
 `es_node` starts one Elasticsearch node per session with `scripts/local-es` (version from
 `ES_VERSION`), or uses the node that `DETECTOR_TEST_ES_URL` (with `DETECTOR_TEST_ES_USERNAME`,
