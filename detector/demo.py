@@ -91,8 +91,7 @@ def run(
     progress = progress or Progress()
     rules = demo_rules()
     end = _align(now or datetime.now(UTC), rules)
-    elastic = Elastic(settings)
-    try:
+    with Elastic(settings) as elastic:
         elastic.wait_ready()
         count = load(elastic, end, progress, index)
         store = AlertStore(elastic, settings.alerts_index)
@@ -100,8 +99,6 @@ def run(
         results = replay(elastic, settings, rules, end, progress)
         elastic.refresh(settings.alerts_index)
         alerts = demo_alerts(elastic, settings.alerts_index, rules)
-    finally:
-        elastic.close()
     return DemoResult(end, count, results, alerts)
 
 

@@ -110,13 +110,11 @@ def key_in_file(path: Path) -> str | None:
 def key_works(settings: Settings, key: str) -> bool:
     """Whether Elasticsearch accepts `key`."""
     update = {"es_api_key": SecretStr(key), "es_retry_attempts": 1}
-    probe = Elastic(settings.model_copy(update=update))
-    try:
-        probe.authenticate()
-    except AuthenticationError:
-        return False
-    finally:
-        probe.close()
+    with Elastic(settings.model_copy(update=update)) as probe:
+        try:
+            probe.authenticate()
+        except AuthenticationError:
+            return False
     return True
 
 
