@@ -15,21 +15,13 @@ from detector.es import Elastic
 from detector.rules import Rule, Threat, ThreatEntry
 from detector.store import AlertStore, template_name
 from tests.support.cloudtrail import anonymous_s3_event, ecs_documents
+from tests.support.rules import make_rule
 
 AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 HISTORY = timedelta(days=7)
-RULE = Rule(
+RULE = make_rule(
     rule_id="store-test-rule",
     name="AWS S3 Unauthenticated Bucket Access by Rare Source",
-    description="d",
-    type="new_terms",
-    language="kuery",
-    query="*",
-    index=("logs-*",),
-    new_terms_fields=("source.address",),
-    history_window_start="now-7d",
-    risk_score=47,
-    severity="medium",
     threat=(Threat("MITRE ATT&CK", ThreatEntry("TA0010", "Exfiltration", "https://x")),),
 )
 OTHER_RULE = dataclasses.replace(RULE, rule_id="another-rule")
