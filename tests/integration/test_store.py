@@ -1,4 +1,5 @@
-"""The alerts index against a real Elasticsearch node (fixtures in tests/conftest.py)."""
+"""The alerts index against a real Elasticsearch node (fixtures in tests/conftest.py and
+tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
@@ -38,13 +39,6 @@ def _term(address: str, first_seen: datetime = AT) -> NewTerm:
 
 def _alerts(rule: Rule, *terms: NewTerm) -> dict[str, dict[str, Any]]:
     return {alert_id(rule, term): build_alert(rule, term, _ctx(term.first_seen)) for term in terms}
-
-
-@pytest.fixture
-def store(elastic: Elastic, es_settings: Any) -> AlertStore:
-    alert_store = AlertStore(elastic, es_settings.alerts_index)
-    alert_store.ensure_index()
-    return alert_store
 
 
 def _properties(elastic: Elastic, index: str) -> dict[str, Any]:
