@@ -14,6 +14,7 @@ from detector.alerts import ExecutionContext, NewTerm, alert_id, build_alert
 from detector.errors import BulkError
 from detector.es import Elastic
 from detector.rules import Rule, Threat, ThreatEntry
+from detector.runlog import RunLog
 from detector.store import AlertStore, template_name
 from tests.support.cloudtrail import anonymous_s3_event, ecs_documents
 from tests.support.rules import make_rule
@@ -110,9 +111,15 @@ def test_reason_has_a_keyword_subfield(store: AlertStore, elastic: Elastic) -> N
     assert reason["reason"]["fields"]["keyword"]["type"] == "keyword"
 
 
-def test_ensure_index_twice_is_fine(store: AlertStore) -> None:
-    store.ensure_index()
-    store.ensure_index()
+@pytest.mark.parametrize("kind", [AlertStore, RunLog])
+def test_ensure_index_twice_is_fine(
+    elastic: Elastic, es_settings: Any, kind: type[AlertStore | RunLog]
+) -> None:
+    index = es_settings.alerts_index if kind is AlertStore else es_settings.execution_log_index
+    store = kind(elastic, index)
+    assert store.ensure_index() is True
+    assert store.ensure_index() is False
+    assert elastic.matching_indices(index) == [index]
 
 
 def test_two_threads_racing(elastic: Elastic, es_settings: Any) -> None:
