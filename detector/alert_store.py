@@ -47,9 +47,12 @@ class AlertStore:
         self.elastic = elastic
         self.index = index
 
-    def ensure_index(self) -> None:
-        """Put the template and create the index if missing; idempotent and race-safe."""
-        self.elastic.ensure_index(self.index, template_name(self.index), template_body(self.index))
+    def ensure_index(self) -> bool:
+        """Put the template and create the index if missing (idempotent, race-safe); True if
+        this call created it."""
+        return self.elastic.ensure_index(
+            self.index, template_name(self.index), template_body(self.index)
+        )
 
     def already_alerted(
         self, rule: Rule, terms: Sequence[NewTerm], history: timedelta

@@ -43,9 +43,12 @@ class ExecutionStore:
         self.elastic = elastic
         self.index = index
 
-    def ensure_index(self) -> None:
-        """Put the template and create the index if missing; idempotent and race-safe."""
-        self.elastic.ensure_index(self.index, template_name(self.index), template_body(self.index))
+    def ensure_index(self) -> bool:
+        """Put the template and create the index if missing (idempotent, race-safe); True if
+        this call created it."""
+        return self.elastic.ensure_index(
+            self.index, template_name(self.index), template_body(self.index)
+        )
 
     def write(self, doc_id: str, doc: Mapping[str, Any]) -> None:
         """Index one document under `doc_id` (raises on failure)."""

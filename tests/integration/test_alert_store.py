@@ -1,4 +1,5 @@
-"""The alerts index against a real Elasticsearch node (fixtures in tests/conftest.py)."""
+"""The alerts index against a real Elasticsearch node (fixtures in tests/conftest.py and
+tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,24 +14,17 @@ from detector.alert_store import AlertStore, template_name
 from detector.alerts import alert_id, build_alert
 from detector.errors import BulkError
 from detector.es import Elastic
+from detector.execution_store import ExecutionStore
 from detector.results import ExecutionContext, NewTerm
 from detector.rules import Rule, Threat, ThreatEntry
 from tests.support.cloudtrail import anonymous_s3_event, ecs_documents
+from tests.support.rules import make_rule
 
 AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 HISTORY = timedelta(days=7)
-RULE = Rule(
+RULE = make_rule(
     rule_id="store-test-rule",
     name="AWS S3 Unauthenticated Bucket Access by Rare Source",
-    description="d",
-    type="new_terms",
-    language="kuery",
-    query="*",
-    index=("logs-*",),
-    new_terms_fields=("source.address",),
-    history_window_start="now-7d",
-    risk_score=47,
-    severity="medium",
     threat=(Threat("MITRE ATT&CK", ThreatEntry("TA0010", "Exfiltration", "https://x")),),
 )
 OTHER_RULE = dataclasses.replace(RULE, rule_id="another-rule")
@@ -47,13 +41,6 @@ def _term(address: str, first_seen: datetime = AT) -> NewTerm:
 
 def _alerts(rule: Rule, *terms: NewTerm) -> dict[str, dict[str, Any]]:
     return {alert_id(rule, term): build_alert(rule, term, _ctx(term.first_seen)) for term in terms}
-
-
-@pytest.fixture
-def store(elastic: Elastic, es_settings: Any) -> AlertStore:
-    alert_store = AlertStore(elastic, es_settings.alerts_index)
-    alert_store.ensure_index()
-    return alert_store
 
 
 def _properties(elastic: Elastic, index: str) -> dict[str, Any]:
@@ -125,9 +112,15 @@ def test_reason_has_a_keyword_subfield(store: AlertStore, elastic: Elastic) -> N
     assert reason["reason"]["fields"]["keyword"]["type"] == "keyword"
 
 
-def test_ensure_index_twice_is_fine(store: AlertStore) -> None:
-    store.ensure_index()
-    store.ensure_index()
+@pytest.mark.parametrize("kind", [AlertStore, ExecutionStore])
+def test_ensure_index_twice_is_fine(
+    elastic: Elastic, es_settings: Any, kind: type[AlertStore | ExecutionStore]
+) -> None:
+    index = es_settings.alerts_index if kind is AlertStore else es_settings.execution_log_index
+    store = kind(elastic, index)
+    assert store.ensure_index() is True
+    assert store.ensure_index() is False
+    assert elastic.matching_indices(index) == [index]
 
 
 def test_two_threads_racing(elastic: Elastic, es_settings: Any) -> None:

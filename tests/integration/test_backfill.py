@@ -8,8 +8,6 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from detector.catchup import backfill_times
 from detector.es import Elastic
 from detector.runner import backfill
@@ -24,15 +22,9 @@ from tests.support.runs import (
     alerts_index,
     alerts_of,
     log_docs,
-    runner_factory,
 )
 
 END = T0 + timedelta(hours=24)
-
-
-@pytest.fixture
-def make_runner(elastic: Elastic, token: str) -> MakeRunner:
-    return runner_factory(elastic, token)
 
 
 def day_of_events() -> list[dict[str, object]]:

@@ -14,15 +14,10 @@ from detector.es import Elastic
 from detector.rules import Rule
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
 from tests.support import cloudtrail as ct
-from tests.support.runs import DAY, MakeRunner, add_events, alerts_of, log_docs, runner_factory
+from tests.support.runs import DAY, MakeRunner, add_events, alerts_of, log_docs
 
 EVERY = timedelta(minutes=5)
 OUTAGE_SOURCE = "203.0.113.45"
-
-
-@pytest.fixture
-def make_runner(elastic: Elastic, token: str) -> MakeRunner:
-    return runner_factory(elastic, token)
 
 
 def spread_events() -> list[dict[str, Any]]:

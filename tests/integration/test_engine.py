@@ -130,13 +130,6 @@ class Harness:
 
 
 @pytest.fixture
-def store(elastic: Elastic, es_settings: Settings) -> AlertStore:
-    alerts = AlertStore(elastic, es_settings.alerts_index)
-    alerts.ensure_index()
-    return alerts
-
-
-@pytest.fixture
 def harness(elastic: Elastic, store: AlertStore, token: str) -> Iterator[Harness]:
     rule = token_rule(token)
     yield Harness(elastic, store, rule, spec_for(rule))

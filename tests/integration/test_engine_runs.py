@@ -39,13 +39,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def store(elastic: Elastic, es_settings: Settings) -> AlertStore:
-    alerts = AlertStore(elastic, es_settings.alerts_index)
-    alerts.ensure_index()
-    return alerts
-
-
-@pytest.fixture
 def loaded(elastic: Elastic, store: AlertStore, token: str) -> Harness:
     """40 new sources in the window of an execution at T0."""
     rule = token_rule(token)

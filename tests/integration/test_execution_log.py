@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from detector.es import Elastic
 from detector.metrics import Metrics
 from detector.results import ExecutionResult
@@ -27,14 +25,9 @@ from tests.integration.test_backfill import detector
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
 from tests.integration.test_engine_runs import REPO, rule_file
 from tests.support import cloudtrail as ct
-from tests.support.runs import MakeRunner, add_events, log_docs, runner_factory
+from tests.support.runs import MakeRunner, add_events, log_docs
 
 EVERY = timedelta(minutes=5)
-
-
-@pytest.fixture
-def make_runner(elastic: Elastic, token: str) -> MakeRunner:
-    return runner_factory(elastic, token)
 
 
 def assert_logged(doc: dict[str, Any], result: ExecutionResult, status: str) -> None:

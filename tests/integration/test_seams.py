@@ -19,12 +19,7 @@ from detector.query import Plan
 from detector.results import Values
 from detector.rules import Rule
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
-from tests.support.runs import MakeRunner, add_events, alerts_of, runner_factory
-
-
-@pytest.fixture
-def make_runner(elastic: Elastic, token: str) -> MakeRunner:
-    return runner_factory(elastic, token)
+from tests.support.runs import MakeRunner, add_events, alerts_of
 
 
 @dataclasses.dataclass

@@ -15,6 +15,7 @@ from detector.results import ExecutionContext, NewTerm
 from detector.rules import Rule, Technique, Threat, ThreatEntry, builtin_rules
 from detector.times import parse_iso
 from tests.support.cloudtrail import anonymous_s3_event, ecs_documents
+from tests.support.rules import make_rule
 
 AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 ADDRESS = "203.0.113.7"
@@ -25,12 +26,10 @@ TECHNIQUE = Technique(
     "https://attack.mitre.org/techniques/T1530/",
     (ThreatEntry("T1530.001", "Sub", "https://attack.mitre.org/techniques/T1530/001/"),),
 )
-RULE = Rule(
+RULE = make_rule(
     rule_id="c6b0d5e5-2c0c-4a61-9f1a-7ad1f8c2b2a1",
     name="AWS S3 Unauthenticated Bucket Access by Rare Source",
     description="Anonymous S3 access from a source not seen before.",
-    type="new_terms",
-    language="kuery",
     query='event.provider: "s3.amazonaws.com" and cloud.account.id: "anonymous"',
     index=("logs-aws.cloudtrail-*",),
     new_terms_fields=("source.address",),

@@ -11,20 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from detector.rules import Rule
 from detector.scheduler import build_scheduler, run
+from tests.support.rules import make_rule
 
-RULE = Rule(
-    rule_id="r-1",
-    name="test rule",
-    description="d",
-    type="new_terms",
-    language="kuery",
-    query="a: b",
-    index=("logs-*",),
-    new_terms_fields=("source.address",),
-    history_window_start="now-7d",
-    risk_score=47,
-    severity="medium",
-)
+RULE = make_rule(rule_id="r-1", query="a: b")
 
 
 def test_each_rule_gets_its_own_interval_and_runs_first_at_start() -> None:
