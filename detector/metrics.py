@@ -6,6 +6,7 @@ server is prometheus_client's own, on a daemon thread.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from threading import Thread
@@ -73,6 +74,14 @@ class Metrics:
             ["rule_id"],
             registry=reg,
         )
+
+    def track(self, rule_ids: Iterable[str]) -> None:
+        """Start each rule's counters at 0, so a failure or gap is a change from 0 rather than
+        a series that appears from nowhere (Prometheus' `increase()` misses a first sample)."""
+        for rule_id in rule_ids:
+            self.failures.labels(rule_id=rule_id)
+            self.gap_seconds.labels(rule_id=rule_id)
+            self.alerts.labels(rule_id=rule_id)
 
     def observe(
         self,

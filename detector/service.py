@@ -33,6 +33,8 @@ def serve(settings: Settings, rules: Sequence[Rule]) -> int:
         Runner.for_settings(elastic, settings)  # puts the templates and creates the indices
         warn_unreadable(elastic, rules)
         metrics = stack.enter_context(_metrics(settings))
+        if metrics is not None:
+            metrics.track(rule.rule_id for rule in rules)
         runners = {rule.rule_id: _runner(stack, settings, metrics) for rule in rules}
 
         def run_rule(rule: Rule) -> None:

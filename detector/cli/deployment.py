@@ -23,13 +23,28 @@ REASON_WIDTH = 100
 def add_commands(commands: Commands) -> None:
     """Register `demo` and `setup`."""
     demo = commands.add_parser(
-        "demo", help="load a CloudTrail scenario, run the last hour's executions, show the alerts"
+        "demo",
+        help="load a CloudTrail scenario, run the last hour's executions, show the alerts",
+        description="Write made-up CloudTrail events (eight days up to now) into the demo "
+        "index, with an index template of its own, replay the last hour's scheduled executions "
+        "of the built-in rule, writing alerts to DETECTOR_ALERTS_INDEX and the execution log "
+        "to DETECTOR_EXECUTION_LOG_INDEX, and print the alerts. Meant for a scratch cluster.",
     )
     demo.set_defaults(handler=_demo)
     setup = commands.add_parser(
-        "setup", help="install the index templates, the detector's role and API key, Kibana objects"
+        "setup",
+        help="install the index templates, the detector's role and API key, Kibana objects",
+        description="Put the index templates and create the alerts and execution-log indices; "
+        "optionally create the detector's role and an API key limited to it, and import the "
+        "Kibana saved objects (data views, saved search, dashboard).",
     )
-    setup.add_argument("--kibana-url", default=None, metavar="URL", help="Kibana to import into")
+    setup.add_argument(
+        "--kibana-url",
+        default=None,
+        metavar="URL",
+        help="Kibana to import the saved objects into (default: DETECTOR_KIBANA_URL; "
+        "skipped when neither is set)",
+    )
     setup.add_argument(
         "--create-role", action="store_true", help="create or update the detector's role"
     )

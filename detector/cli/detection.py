@@ -171,7 +171,13 @@ def _rule_option(parser: argparse.ArgumentParser, default_text: str) -> None:
 
 def add_commands(commands: Commands) -> None:
     """Register `once`, `run` and `backfill`."""
-    single = commands.add_parser("once", help="run the rules once and exit (1 if one failed)")
+    single = commands.add_parser(
+        "once",
+        help="run the rules once and exit (1 if one failed)",
+        description="One execution of each enabled rule (or of each --rule) at --at or now: "
+        "alerts are written and the execution logged, unless --dry-run. Without --at it is a "
+        "scheduled execution and moves the rule's checkpoint when that skips nothing.",
+    )
     single.add_argument(
         "--at",
         type=parse_time,
@@ -187,10 +193,23 @@ def add_commands(commands: Commands) -> None:
     )
     single.add_argument("--json", action="store_true", help="print one JSON object per execution")
     single.set_defaults(handler=once)
-    scheduled = commands.add_parser("run", help="run the enabled rules on their schedules")
+    scheduled = commands.add_parser(
+        "run",
+        help="run the enabled rules on their schedules",
+        description="Run every enabled rule on its own interval until SIGTERM or SIGINT (the "
+        "running executions finish first, then it exits 0). At start-up and after failures it "
+        "first catches up the executions missed since each rule's checkpoint, oldest first, up "
+        "to DETECTOR_MAX_CATCHUP; anything older is recorded as a gap. With "
+        "DETECTOR_METRICS_PORT set it serves Prometheus metrics on that port (/metrics).",
+    )
     scheduled.set_defaults(handler=run)
     replay = commands.add_parser(
-        "backfill", help="replay the scheduled executions over a past range (as manual runs)"
+        "backfill",
+        help="replay the scheduled executions over a past range (as manual runs)",
+        description="Run each rule's scheduled executions from --start to --end, oldest first, "
+        "each with its own window and history, as manual executions (the checkpoint is left "
+        "alone). Alerts that already exist are not written again. Progress on stderr, a "
+        "summary on stdout.",
     )
     for flag in ("--start", "--end"):
         replay.add_argument(

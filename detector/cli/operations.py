@@ -63,7 +63,13 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_commands(commands: Commands) -> None:
     """Register `check` and `health`."""
-    connection = commands.add_parser("check", help="check the connection to Elasticsearch")
+    connection = commands.add_parser(
+        "check",
+        help="check the connection to Elasticsearch",
+        description="Connect, print the cluster's name and version and, for each index "
+        "pattern of the enabled rules, whether it matches any index; exit 1 when these "
+        "credentials may not read one of them.",
+    )
     connection.add_argument(
         "--wait",
         type=float,
@@ -73,7 +79,10 @@ def add_commands(commands: Commands) -> None:
     )
     connection.set_defaults(handler=check)
     probe = commands.add_parser(
-        "health", help="exit 0 if every enabled rule succeeded recently (container healthcheck)"
+        "health",
+        help="exit 0 if every enabled rule succeeded recently (container healthcheck)",
+        description="Read the execution log: exit 0 when every enabled rule's last scheduled "
+        "execution succeeded within --max-age seconds, else 1 with one line per rule.",
     )
     probe.add_argument(
         "--max-age",

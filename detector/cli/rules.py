@@ -49,13 +49,31 @@ def compile_kql(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_commands(commands: Commands) -> None:
     """Register `rules check`, `rules list` and `kql`."""
-    rules = commands.add_parser("rules", help="check or list detection rules")
+    rules = commands.add_parser(
+        "rules",
+        help="check or list detection rules",
+        description="Validate rule files, or list the rules the settings would run.",
+    )
     actions = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
-    check = actions.add_parser("check", help="validate rule files (exit 1 if any is invalid)")
+    check = actions.add_parser(
+        "check",
+        help="validate rule files (exit 1 if any is invalid)",
+        description="Validate detection-rules TOML files (folders: every *.toml below them): "
+        "one line per problem, with file, line, rule id and key.",
+    )
     check.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="rule file or folder")
     check.set_defaults(handler=rules_check)
-    listing = actions.add_parser("list", help="list the rules that would run, from the settings")
+    listing = actions.add_parser(
+        "list",
+        help="list the rules that would run, from the settings",
+        description="The built-in rules and those of DETECTOR_RULES_PATH, as a table.",
+    )
     listing.set_defaults(handler=rules_list)
-    query = commands.add_parser("kql", help="compile a KQL query and print the query DSL")
+    query = commands.add_parser(
+        "kql",
+        help="compile a KQL query and print the query DSL",
+        description="Print the Elasticsearch query DSL a KQL query compiles to, as the rules' "
+        "queries are compiled.",
+    )
     query.add_argument("query", help="the KQL query, quoted")
     query.set_defaults(handler=compile_kql)

@@ -1,0 +1,22 @@
+"""The Prometheus series of `detector run`."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from detector.metrics import Metrics
+
+
+def test_tracked_rules_start_their_failure_gap_and_alert_counters_at_zero() -> None:
+    metrics = Metrics()
+    metrics.track(["r1", "r2"])
+    text = generate_latest(metrics.registry).decode()
+    for rule_id in ("r1", "r2"):
+        assert f'detector_execution_failures_total{{rule_id="{rule_id}"}} 0.0' in text
+        assert f'detector_gap_seconds_total{{rule_id="{rule_id}"}} 0.0' in text
+        assert f'detector_alerts_written_total{{rule_id="{rule_id}"}} 0.0' in text
+
+
+def test_untracked_rules_have_no_series() -> None:
+    text = generate_latest(Metrics().registry).decode()
+    assert 'rule_id="' not in text
