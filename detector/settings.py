@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -256,20 +257,24 @@ def _describe(error: Any) -> str:
     return f"{env_name(field)}: {message}{shown}"
 
 
-def _unknown_variables() -> list[str]:
+def _unknown_variables(env_file: Path | None) -> list[str]:
+    """`DETECTOR_*` names set in the environment or the `.env` file that no setting has."""
     known = {env_name(name) for name in Settings.model_fields}
+    found = [(key, "") for key in os.environ]
+    if env_file is not None and env_file.is_file():
+        found += [(key.upper(), f" (in {env_file})") for key in dotenv_values(env_file)]
     return sorted(
-        key
-        for key in os.environ
+        f"{key}{where}"
+        for key, where in found
         if key.startswith(ENV_PREFIX) and not key.startswith(_TEST_PREFIX) and key not in known
     )
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment (and `.env`), raising `ConfigError` with every problem."""
-    problems = [
-        f"{name}: unknown setting (see the README's table)" for name in _unknown_variables()
-    ]
+    env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+    unknown = _unknown_variables(Path(env_file) if isinstance(env_file, str | Path) else None)
+    problems = [f"{name}: unknown setting (see the README's table)" for name in unknown]
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:

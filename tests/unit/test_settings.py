@@ -127,3 +127,17 @@ def test_the_check_command_exits_2_with_one_line_per_problem(tmp_path):
     assert any("DETECTOR_ES_URL: 'not a url'" in line for line in lines)
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_an_unknown_variable_in_the_env_file_is_reported_with_the_file(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("DETECTOR_ALERTS_INDEX=alerts-x\nDETECTOR_ALERT_INDEX=typo\n")
+
+    problems = _problems(monkeypatch)
+
+    assert problems == ["DETECTOR_ALERT_INDEX (in .env): unknown setting (see the README's table)"]
+
+
+def test_known_variables_in_the_env_file_are_read(tmp_path):
+    (tmp_path / ".env").write_text("DETECTOR_ALERTS_INDEX=alerts-x\nOTHER_TOOL_SETTING=1\n")
+
+    assert load_settings().alerts_index == "alerts-x"
