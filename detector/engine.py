@@ -34,7 +34,14 @@ from detector.es import BulkResult, Elastic
 from detector.history import AggregationHistory, TermHistory
 from detector.logs import structured
 from detector.query import Plan, WindowTerm
-from detector.results import ExecutionContext, ExecutionResult, NewTerm, Values
+from detector.results import (
+    PARTIAL_FAILURE,
+    SUCCEEDED,
+    ExecutionContext,
+    ExecutionResult,
+    NewTerm,
+    Values,
+)
 from detector.rules import Rule
 from detector.times import as_utc
 from detector.window import time_fields, window_for
@@ -95,7 +102,7 @@ def execute(
         plan = Plan(rule, window, time_fields(rule), base)
         phases = _Phases(elastic, store, history or AggregationHistory(elastic))
         outcome.update(_run(phases, plan, now, dry_run, execution_type))
-        outcome["status"] = "succeeded"
+        outcome["status"] = PARTIAL_FAILURE if outcome["overflow"] else SUCCEEDED
     except DetectorError as exc:
         outcome.update(status="failed", error=str(exc))
     searched = elastic.stats.seconds - waited - outcome.pop("index_seconds", 0.0)

@@ -17,13 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from detector.catchup import Gap
-from detector.results import ExecutionResult
+from detector.results import FAILED, PARTIAL_FAILURE, SUCCEEDED, ExecutionResult
 from detector.times import iso
-
-SUCCEEDED = "succeeded"
-PARTIAL_FAILURE = "partial failure"
-FAILED = "failed"
-STATUSES = (SUCCEEDED, PARTIAL_FAILURE, FAILED)
 
 SCHEDULED = "scheduled"
 MANUAL = "manual"
@@ -44,7 +39,7 @@ def status_of(result: ExecutionResult, gap: Gap | None = None) -> str:
     """`failed`, `partial failure` (left-over terms, or a gap before it) or `succeeded`."""
     if not result.succeeded:
         return FAILED
-    if result.overflow or gap is not None:
+    if result.overflow or gap is not None or result.status == PARTIAL_FAILURE:
         return PARTIAL_FAILURE
     return SUCCEEDED
 

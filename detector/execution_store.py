@@ -23,12 +23,13 @@ from detector.es import Elastic
 from detector.health import RuleRuns
 from detector.index_templates import index_template, template_name
 from detector.logs import structured
+from detector.results import PARTIAL_FAILURE, SUCCEEDED
 from detector.rules import Rule
 
 log = logging.getLogger(__name__)
 
 TEMPLATE_RESOURCE = "mappings/executions-template.json"
-SUCCESSFUL = (execution_docs.SUCCEEDED, execution_docs.PARTIAL_FAILURE)
+SUCCESSFUL = (SUCCEEDED, PARTIAL_FAILURE)
 
 
 def template_body(index: str) -> dict[str, Any]:

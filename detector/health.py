@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from detector.execution_docs import FAILED
+from detector.results import FAILED
 
 Doc = Mapping[str, Any]
 

@@ -14,8 +14,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from detector.execution_docs import FAILED
-from detector.results import ExecutionResult
+from detector.results import FAILED, ExecutionResult
 
 # Seconds: a quick execution takes tens of milliseconds, a heavy one minutes.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

@@ -17,6 +17,14 @@ from detector.times import iso
 # The values of one term, in the rule's `new_terms_fields` order, JSON types kept.
 Values = tuple[Any, ...]
 
+# An execution's status, in Kibana's rule-monitoring words, everywhere (CLI, JSON, execution
+# log, metrics): `partial failure` is a success with a warning (terms left over beyond
+# `max_signals`, or a gap reported before it).
+SUCCEEDED = "succeeded"
+PARTIAL_FAILURE = "partial failure"
+FAILED = "failed"
+STATUSES = (SUCCEEDED, PARTIAL_FAILURE, FAILED)
+
 
 @dataclass(frozen=True)
 class NewTerm:
@@ -49,7 +57,7 @@ class ExecutionResult:
     rule_id: str
     rule_name: str
     now: datetime
-    status: str  # "succeeded" or "failed"
+    status: str  # one of STATUSES
     window_start: datetime | None = None
     window_end: datetime | None = None
     history_start: datetime | None = None
@@ -71,8 +79,8 @@ class ExecutionResult:
 
     @property
     def succeeded(self) -> bool:
-        """Whether the execution succeeded."""
-        return self.status == "succeeded"
+        """Whether the execution succeeded (`partial failure` included)."""
+        return self.status != FAILED
 
     def created_alerts(self) -> list[dict[str, Any]]:
         """The documents of the alerts this execution created, in the order they were built."""
@@ -86,8 +94,9 @@ class ExecutionResult:
             return f"{head}: FAILED: {self.error}"
         verb = "would write" if self.dry_run else "wrote"
         count = len(self.alerts) if self.dry_run else self.alerts_written
+        status = f"{PARTIAL_FAILURE}: " if self.status == PARTIAL_FAILURE else ""
         text = (
-            f"{head}: {self.terms_checked} term(s) in the window, {self.new_terms} new, "
+            f"{head}: {status}{self.terms_checked} term(s) in the window, {self.new_terms} new, "
             f"{verb} {count} alert(s)"
         )
         if self.already_alerted:

@@ -12,6 +12,7 @@ live runs never duplicate an alert) and writes one execution-log document.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from detector.errors import DetectorError
 from detector.es import Elastic
 from detector.execution_store import ExecutionStore
 from detector.logs import structured
-from detector.results import ExecutionResult
+from detector.results import FAILED, PARTIAL_FAILURE, ExecutionResult
 from detector.rules import Rule
 from detector.settings import Settings
 from detector.sinks import AlertSink
@@ -98,6 +99,9 @@ class Runner:
             execution_type=execution_type,
         )
         timing = execution_docs.Timing(started, datetime.now(UTC))
+        if gap is not None and result.succeeded:
+            # The gap before it makes a success partial, as in the execution log.
+            result = dataclasses.replace(result, status=PARTIAL_FAILURE)
         self._record(rule, result, execution_type, timing, gap)
         self._deliver(rule, result)
         return result
@@ -210,7 +214,7 @@ class Runner:
             rule_id=rule.rule_id,
             rule_name=rule.name,
             now=current,
-            status=execution_docs.FAILED,
+            status=FAILED,
             error=f"cannot read the checkpoint: {exc}",
         )
         log.error("rule %s: %s", rule.rule_id, result.error)

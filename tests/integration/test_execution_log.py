@@ -70,6 +70,7 @@ def test_one_log_document_per_execution_with_the_results_figures(
     assert len(logged) == 4
     assert [result.alerts_written for result in results] == [1, 1, 0, 0]
     assert_logged(logged[0], results[0], "partial failure")  # one term left over
+    assert results[0].status == "partial failure"  # the same word in the result (CLI, --json)
     assert "1 new term(s) beyond max_signals" in logged[0]["execution"]["warnings"][0]
     assert_logged(logged[1], results[1], "succeeded")
     assert_logged(logged[2], results[2], "succeeded")
