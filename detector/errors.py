@@ -72,7 +72,12 @@ class RuleError(DetectorError):
 
 
 class UnsupportedRuleError(RuleError):
-    """A well-formed rule that this engine does not run (for example `type = "eql"`)."""
+    """A well-formed rule that this engine does not run (for example `type = "eql"`); `what`
+    names it in a few words (`type eql`, `language lucene`)."""
+
+    def __init__(self, message: str, location: Location | None = None, what: str = "") -> None:
+        self.what = what
+        super().__init__(message, location)
 
 
 class QueryError(DetectorError):

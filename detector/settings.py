@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     builtin_rules: bool = Field(
         default=True, description="Also run the built-in rules shipped with the detector."
     )
+    unsupported_rules: Literal["warn", "fail"] = Field(
+        default="warn",
+        description="Rules of a type or language the detector does not run (eql, esql, "
+        "query...): `warn` skips them with one summary line; `fail` makes them configuration "
+        "errors (exit 2).",
+    )
     exception_source_addresses: Annotated[list[str], NoDecode] = Field(
         default=[],
         description=(

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from detector import __version__
 from detector.cli import deployment, detection, operations, rules
 from detector.cli.common import Handler
-from detector.errors import ConfigError, DetectorError
+from detector.errors import ConfigError, DetectorError, RuleError
 from detector.logs import configure_logging
 from detector.settings import load_settings
 
@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except ConfigError as exc:
         return _configuration_error(exc)
+    except RuleError as exc:  # a rule given on the command line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeAlias
 
-from detector.errors import ConfigError
-from detector.rules import Rule, load_rule_file, rules_for
+from detector.errors import ConfigError, RuleError, UnsupportedRuleError
+from detector.logs import structured
+from detector.rules import LoadResult, Rule, load_rule_file, rules_for
 from detector.settings import Settings
+
+_log = logging.getLogger("detector.rules")
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 # The subparsers object (`add_subparsers()`); subscriptable only for the type checker.
@@ -40,25 +45,68 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def report_rule_problems(loaded: LoadResult, settings: Settings) -> int:
+    """Log the problems of the configured rules; the exit code they call for (0 or 2).
+
+    A broken rule file is bad configuration (2); a valid rule of a type or language the
+    detector does not run is skipped with one summary warning, unless the settings make it an
+    error. Logged, so `DETECTOR_LOG_FORMAT=json` keeps every problem on one JSON line.
+    """
+    unsupported = [error for error in loaded.errors if isinstance(error, UnsupportedRuleError)]
+    fatal = [error for error in loaded.errors if not isinstance(error, UnsupportedRuleError)]
+    if settings.unsupported_rules == "fail":
+        fatal, unsupported = loaded.errors, []
+    for error in fatal:
+        _log.error("rule problem: %s", error, extra=structured(**_located(error)))
+    if unsupported:
+        counts = Counter(error.what for error in unsupported)
+        kinds = ", ".join(f"{what}: {count}" for what, count in sorted(counts.items()))
+        _log.warning(
+            "%d rule(s) not run, of a type or language this detector does not run (%s); "
+            "`detector rules check PATH` names each",
+            len(unsupported),
+            kinds,
+            extra=structured(unsupported_rules=len(unsupported)),
+        )
+    return 2 if fatal else 0
+
+
+def _located(error: RuleError) -> dict[str, object]:
+    where = error.location
+    return {
+        "rule_file": str(where.path) if where.path else None,
+        "rule_id": where.rule_id,
+        "rule_key": where.key,
+        "rule_line": where.line,
+    }
+
+
 def select_rules(wanted: Sequence[str], settings: Settings) -> tuple[list[Rule], int]:
-    """The rules named by `--rule` (ids or files), default the enabled ones; and how many rule
-    problems were printed. Raises `ConfigError` for an unknown id."""
+    """The rules named by `--rule` (ids or files), default the enabled ones; and the exit code
+    the rule problems call for (`report_rule_problems`). Raises `ConfigError` for an unknown id
+    or a `--rule` file that does not load."""
     loaded = rules_for(settings)
-    for error in loaded.errors:
-        print(f"rule problem: {error}", file=sys.stderr)
+    problems = report_rule_problems(loaded, settings)
     if not wanted:
-        return [rule for rule in loaded.rules if rule.enabled], len(loaded.errors)
+        return [rule for rule in loaded.rules if rule.enabled], problems
     by_id = {rule.rule_id: rule for rule in loaded.rules}
     chosen: list[Rule] = []
     for name in wanted:
         if name in by_id:
             chosen.append(by_id[name])
         elif name.endswith(".toml") or Path(name).is_file():
-            chosen.append(load_rule_file(name))
+            chosen.append(_rule_file(name))
         else:
             known = ", ".join(sorted(by_id)) or "none"
             raise ConfigError([f"--rule {name!r}: no such rule id or file (rules: {known})"])
-    return chosen, len(loaded.errors)
+    return chosen, problems
+
+
+def _rule_file(name: str) -> Rule:
+    try:
+        return load_rule_file(name)
+    except RuleError as exc:
+        raise ConfigError([f"--rule {name}: {exc}"]) from None
 
 
 def usage_error(message: str) -> int:

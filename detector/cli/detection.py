@@ -36,7 +36,7 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     now = args.at or datetime.now(UTC)
-    failed = problems > 0
+    failed = False
     with Elastic(settings) as elastic:
         elastic.wait_ready()
         runner = Runner.for_settings(elastic, settings, ensure=not args.dry_run)
@@ -47,7 +47,7 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
                 result = runner.once(rule, now, manual=args.at is not None)
             failed |= not result.succeeded
             _print_result(result, args)
-    return 1 if failed else 0
+    return max(problems, 1 if failed else 0)
 
 
 def _print_result(result: ExecutionResult, args: argparse.Namespace) -> None:
@@ -126,8 +126,8 @@ def backfill(args: argparse.Namespace, settings: Settings) -> int:
         runner = Runner.for_settings(elastic, settings)
         results = runner.backfill(rules, args.start, args.end, ProgressBar(sys.stderr))
     _report(results, args.json, time.monotonic() - started)
-    failed = problems > 0 or any(not result.succeeded for result in results)
-    return 1 if failed else 0
+    failed = any(not result.succeeded for result in results)
+    return max(problems, 1 if failed else 0)
 
 
 def _report(results: list[ExecutionResult], as_json: bool, seconds: float) -> None:

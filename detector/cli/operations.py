@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from detector import health as verdict
-from detector.cli.common import Commands, positive_seconds, select_rules
+from detector.cli.common import Commands, positive_seconds, report_rule_problems, select_rules
 from detector.es import Elastic
 from detector.execution_store import ExecutionStore
 from detector.rules import rules_for
@@ -20,7 +20,7 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
         info = elastic.wait_ready(args.wait)
         print(f"connected to {', '.join(settings.es_url)}")
         print(f"cluster: {info.name}  version: {info.version}")
-        patterns = index_patterns(settings)
+        patterns, problems = index_patterns(settings)
         for pattern in patterns:
             names = elastic.matching_indices(pattern)
             found = f"{len(names)} index(es)" if names else "no index yet"
@@ -30,16 +30,16 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
         print("read privileges: not checked (security is off or the API is not available)")
     for pattern in unreadable or ():
         print(f"error: no read privilege on {pattern}: searches would silently leave it out")
-    return 1 if unreadable else 0
+    return max(problems, 1 if unreadable else 0)
 
 
-def index_patterns(settings: Settings) -> list[str]:
-    """The index patterns of the enabled rules, in order, without repeats."""
+def index_patterns(settings: Settings) -> tuple[list[str], int]:
+    """The index patterns of the enabled rules, in order, without repeats; and the exit code
+    the rule problems call for."""
     result = rules_for(settings)
-    for error in result.errors:
-        print(f"rule problem: {error}", file=sys.stderr)
+    problems = report_rule_problems(result, settings)
     patterns = [pattern for rule in result.rules if rule.enabled for pattern in rule.index]
-    return list(dict.fromkeys(patterns))
+    return list(dict.fromkeys(patterns)), problems
 
 
 def health(args: argparse.Namespace, settings: Settings) -> int:
@@ -55,8 +55,10 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
     lines = verdict.problems(runs, datetime.now(UTC), max_age)
     for line in lines:
         print(f"unhealthy: {line}")
-    if lines or problems:
+    if lines:
         return 1
+    if problems:
+        return problems
     print(f"healthy: {len(rules)} rule(s) succeeded within {max_age.total_seconds():.0f} s")
     return 0
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from detector import kql
-from detector.cli.common import Commands
+from detector.cli.common import Commands, report_rule_problems
+from detector.errors import UnsupportedRuleError
 from detector.rules import load_rules, rules_for
 from detector.settings import Settings
 
@@ -16,11 +16,17 @@ from detector.settings import Settings
 def rules_check(args: argparse.Namespace, settings: Settings) -> int:
     """Validate rule files; one line per problem (a query error adds its caret below)."""
     result = load_rules(args.paths)
+    strict = settings.unsupported_rules == "fail"
+    invalid = [e for e in result.errors if strict or not isinstance(e, UnsupportedRuleError)]
     for error in result.errors:
-        print(error)
-    if result.errors:
+        print(error if error in invalid else f"not run: {error}")
+    if invalid:
         return 1
-    print(f"{len(result.rules)} rule(s) OK")
+    skipped = len(result.errors)
+    print(
+        f"{len(result.rules)} rule(s) OK"
+        + (f", {skipped} not run (unsupported)" if skipped else "")
+    )
     return 0
 
 
@@ -36,9 +42,7 @@ def rules_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
-    for error in result.errors:
-        print(f"rule problem: {error}", file=sys.stderr)
-    return 1 if result.errors else 0
+    return report_rule_problems(result, settings)
 
 
 def compile_kql(args: argparse.Namespace, settings: Settings) -> int:

@@ -109,16 +109,17 @@ def build(source: RuleSource, top: TableReader) -> Rule:
 def _check_supported(rule: TableReader) -> None:
     kind = rule.text("type")
     if kind not in SUPPORTED_TYPES:
-        raise _unsupported(rule, "type", f"rule type {kind!r} is not supported (only new_terms)")
+        message = f"rule type {kind!r} is not supported (only new_terms)"
+        raise _unsupported(rule, "type", message, f"type {kind}")
     language = rule.text("language", DEFAULT_LANGUAGE)
     if language not in SUPPORTED_LANGUAGES:
         message = f"query language {language!r} is not supported (only kuery)"
-        raise _unsupported(rule, "language", message)
+        raise _unsupported(rule, "language", message, f"language {language}")
 
 
-def _unsupported(rule: TableReader, name: str, message: str) -> UnsupportedRuleError:
+def _unsupported(rule: TableReader, name: str, message: str, what: str) -> UnsupportedRuleError:
     error = rule.fail(name, message)
-    return UnsupportedRuleError(error.message, error.location)
+    return UnsupportedRuleError(error.message, error.location, what)
 
 
 def _new_terms(rule: TableReader) -> tuple[tuple[str, ...], str]:

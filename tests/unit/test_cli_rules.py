@@ -34,8 +34,80 @@ def test_rules_check_prints_one_line_per_problem(
     assert len(lines) == 2
     assert lines[0].startswith(f"{tmp_path / 'bad.toml'}:")
     assert "key 'rule.severity'" in lines[0]
-    assert lines[1].startswith(f"{tmp_path / 'eql.toml'}:")
+    assert lines[1].startswith(f"not run: {tmp_path / 'eql.toml'}:")
     assert "key 'rule.type'" in lines[1]
+
+
+def test_rules_check_passes_when_the_only_problems_are_unsupported_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path, MINIMAL, "good.toml")
+    write(
+        tmp_path,
+        MINIMAL.replace('type = "new_terms"', 'type = "eql"').replace("01", "02"),
+        "e.toml",
+    )
+    assert main(["rules", "check", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"not run: {tmp_path / 'e.toml'}:")
+    assert out[-1] == "1 rule(s) OK, 1 not run (unsupported)"
+
+
+def test_unsupported_rules_fail_rules_check_when_the_settings_say_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, MINIMAL.replace('type = "new_terms"', 'type = "eql"'), "e.toml")
+    monkeypatch.setenv("DETECTOR_UNSUPPORTED_RULES", "fail")
+    assert main(["rules", "check", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'e.toml'}:")
+
+
+def test_rules_list_warns_once_about_unsupported_rules_and_succeeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, MINIMAL, "good.toml")
+    for number, kind in enumerate(["eql", "eql", "esql"], start=2):
+        rule = MINIMAL.replace('type = "new_terms"', f'type = "{kind}"')
+        write(tmp_path, rule.replace("000000000001", f"00000000000{number}"), f"{number}.toml")
+    monkeypatch.setenv("DETECTOR_RULES_PATH", str(tmp_path))
+    assert main(["rules", "list"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert "WARNING" in err[0]
+    assert "3 rule(s) not run, of a type or language this detector does not run" in err[0]
+    assert "(type eql: 2, type esql: 1)" in err[0]
+
+
+def test_a_broken_configured_rule_is_bad_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, MINIMAL.replace('severity = "low"', 'severity = "x"'), "bad.toml")
+    monkeypatch.setenv("DETECTOR_RULES_PATH", str(tmp_path))
+    assert main(["rules", "list"]) == 2
+    assert "rule problem: " in capsys.readouterr().err
+
+
+def test_rule_problems_are_one_json_line_each_with_json_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, MINIMAL.replace("source.address: *", "source.address: (*"), "bad.toml")
+    monkeypatch.setenv("DETECTOR_RULES_PATH", str(tmp_path))
+    monkeypatch.setenv("DETECTOR_LOG_FORMAT", "json")
+    assert main(["rules", "list"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    record = json.loads(line)
+    assert record["message"].startswith("rule problem: ")
+    assert record["rule_file"] == str(tmp_path / "bad.toml")
+    assert record["rule_key"] == "rule.query"
+
+
+def test_once_with_a_rule_file_that_does_not_load_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["once", "--rule", str(tmp_path / "missing.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.toml" in err and "no such file" in err.lower()
+    assert "Traceback" not in err
 
 
 def test_rules_check_shows_the_caret_under_a_query_problem(
@@ -88,4 +160,4 @@ def test_check_looks_at_the_index_patterns_of_enabled_rules(tmp_path: Path) -> N
     write(tmp_path, disabled.replace("000000000001", "000000000002"), "off.toml")
     write(tmp_path, MINIMAL.replace('["logs-test-*"]', '["logs-aws.cloudtrail*", "x-*"]'))
     settings = Settings(rules_path=[tmp_path], builtin_rules=True)
-    assert index_patterns(settings) == ["filebeat-*", "logs-aws.cloudtrail*", "x-*"]
+    assert index_patterns(settings) == (["filebeat-*", "logs-aws.cloudtrail*", "x-*"], 0)
