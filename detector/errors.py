@@ -3,7 +3,8 @@
     DetectorError                  root; `str()` is a one-line, user-facing message
     ├── ConfigError                invalid settings (CLI exit code 2); one problem per line
     ├── RuleError                  a rule file or rule is wrong; carries path, rule_id, key, line
-    │   └── UnsupportedRuleError   a valid rule the engine does not run (type, language)
+    │   ├── UnsupportedRuleError   a valid rule the engine does not run (type, language)
+    │   └── RuleProblems           several problems of one rule file; carries each RuleError
     ├── QueryError                 a KQL query cannot be parsed; carries query and position
     ├── DateMathError              an Elasticsearch date-math value cannot be parsed
     ├── ElasticsearchError         talking to Elasticsearch failed (raised by es.py only)
@@ -78,6 +79,16 @@ class UnsupportedRuleError(RuleError):
     def __init__(self, message: str, location: Location | None = None, what: str = "") -> None:
         self.what = what
         super().__init__(message, location)
+
+
+class RuleProblems(RuleError):
+    """Several problems of one rule file; `errors` holds each, `str()` one line per problem."""
+
+    def __init__(self, errors: list[RuleError]) -> None:
+        self.errors = errors
+        self.message = "\n".join(error.message for error in errors)
+        self.location = errors[0].location
+        DetectorError.__init__(self, "\n".join(str(error) for error in errors))
 
 
 class QueryError(DetectorError):

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from detector import datemath, kql
-from detector.errors import DateMathError, QueryError, UnsupportedRuleError
+from detector.errors import DateMathError, QueryError, RuleError, RuleProblems, UnsupportedRuleError
 from detector.rules.model import (
     DEFAULT_FROM,
     DEFAULT_INTERVAL,
@@ -60,50 +62,85 @@ def parse_rule(text: str, path: Path | None = None) -> Rule:
 
 
 def build(source: RuleSource, top: TableReader) -> Rule:
-    """The validated rule of a parsed file; raises `RuleError` naming the key at fault."""
+    """The validated rule of a parsed file; raises `RuleError` naming the key at fault, or
+    `RuleProblems` listing every problem when there are several."""
     rule = top.sub("rule")
     assert rule is not None
-    metadata = top.sub("metadata", required=False)
     if isinstance(rule.table.get("rule_id"), str):
         source.rule_id = rule.table["rule_id"]
-    _check_supported(rule)
-    fields, history = _new_terms(rule)
-    built = Rule(
-        rule_id=rule.text("rule_id"),
-        name=rule.text("name"),
-        description=rule.text("description"),
-        type=rule.text("type"),
-        language=rule.text("language", DEFAULT_LANGUAGE),
-        query=rule.text("query"),
-        index=_index(rule),
-        new_terms_fields=fields,
-        history_window_start=history,
-        risk_score=rule.number("risk_score", low=0, high=100),
-        severity=_severity(rule),
-        interval=rule.text("interval", DEFAULT_INTERVAL),
-        from_=rule.text("from", DEFAULT_FROM),
-        to=rule.text("to", DEFAULT_TO),
-        max_signals=rule.number("max_signals", DEFAULT_MAX_SIGNALS, low=1),
-        tags=rule.strings("tags", ()),
-        threat=tuple(_threat(entry) for entry in rule.subs("threat")),
-        timestamp_override=rule.optional_text("timestamp_override"),
-        timestamp_override_fallback_disabled=rule.get(
+    _check_supported(rule)  # an unsupported rule is reported as such, not as its other problems
+    problems = _Problems()
+    values = {name: problems.take(read) for name, read in _readers(rule, top).items()}
+    fields, history = values.pop("new_terms") or (None, None)
+    values.update(new_terms_fields=fields, history_window_start=history)
+    # Each check runs when what it needs was read, so one round reports every problem.
+    times = ("interval", "from_", "to", "history_window_start")
+    if all(values[name] is not None for name in times):
+        problems.take(lambda: _check_times(values, rule))
+    if values["query"] is not None:
+        problems.take(lambda: _check_query(values["query"], rule))
+    problems.raise_any()
+    return Rule(**values, source=source.path)
+
+
+class _Problems:
+    """Every problem of one rule file, so `rules check` reports them all in one round."""
+
+    def __init__(self) -> None:
+        self.errors: list[RuleError] = []
+
+    def take(self, read: Callable[[], Any]) -> Any:
+        try:
+            return read()
+        except RuleError as exc:
+            self.errors.append(exc)
+            return None
+
+    def raise_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise RuleProblems(self.errors)
+
+
+def _readers(rule: TableReader, top: TableReader) -> dict[str, Callable[[], Any]]:
+    """How to read each `Rule` field from the `[rule]` table (and `[metadata]`)."""
+    return {
+        "rule_id": lambda: rule.text("rule_id"),
+        "name": lambda: rule.text("name"),
+        "description": lambda: rule.text("description"),
+        "type": lambda: rule.text("type"),
+        "language": lambda: rule.text("language", DEFAULT_LANGUAGE),
+        "query": lambda: rule.text("query"),
+        "index": lambda: _index(rule),
+        "new_terms": lambda: _new_terms(rule),
+        "risk_score": lambda: rule.number("risk_score", low=0, high=100),
+        "severity": lambda: _severity(rule),
+        "interval": lambda: rule.text("interval", DEFAULT_INTERVAL),
+        "from_": lambda: rule.text("from", DEFAULT_FROM),
+        "to": lambda: rule.text("to", DEFAULT_TO),
+        "max_signals": lambda: rule.number("max_signals", DEFAULT_MAX_SIGNALS, low=1),
+        "tags": lambda: rule.strings("tags", ()),
+        "threat": lambda: tuple(_threat(entry) for entry in rule.subs("threat")),
+        "timestamp_override": lambda: rule.optional_text("timestamp_override"),
+        "timestamp_override_fallback_disabled": lambda: rule.get(
             "timestamp_override_fallback_disabled", bool, False
         ),
-        note=rule.optional_text("note"),
-        setup=rule.optional_text("setup"),
-        references=rule.strings("references", ()),
-        author=rule.strings("author", ()),
-        license=rule.optional_text("license"),
-        investigation_fields=_investigation_fields(rule),
-        version=rule.number("version", 1, low=1),
-        enabled=rule.get("enabled", bool, True),
-        source=source.path,
-        metadata=dict(metadata.table) if metadata else {},
-    )
-    _check_times(built, rule)
-    _check_query(built, rule)
-    return built
+        "note": lambda: rule.optional_text("note"),
+        "setup": lambda: rule.optional_text("setup"),
+        "references": lambda: rule.strings("references", ()),
+        "author": lambda: rule.strings("author", ()),
+        "license": lambda: rule.optional_text("license"),
+        "investigation_fields": lambda: _investigation_fields(rule),
+        "version": lambda: rule.number("version", 1, low=1),
+        "enabled": lambda: rule.get("enabled", bool, True),
+        "metadata": lambda: _metadata(top),
+    }
+
+
+def _metadata(top: TableReader) -> dict[str, Any]:
+    metadata = top.sub("metadata", required=False)
+    return dict(metadata.table) if metadata else {}
 
 
 def _check_supported(rule: TableReader) -> None:
@@ -188,21 +225,27 @@ def _investigation_fields(rule: TableReader) -> tuple[str, ...]:
     return table.strings("field_names", ()) if table else ()
 
 
-def _check_times(built: Rule, rule: TableReader) -> None:
+def _check_times(values: Mapping[str, Any], rule: TableReader) -> None:
+    """The interval and date math parse; the window is not empty and the history starts before
+    it (Kibana's `validateHistoryWindowStart`): what an execution would otherwise reject."""
     now = datetime.now(UTC)
     try:
-        datemath.parse_interval(built.interval)
+        datemath.parse_interval(values["interval"])
     except DateMathError as exc:
         raise rule.fail("interval", str(exc)) from None
-    start = _date(rule, "from", built.from_, now)
-    _date(rule, "to", built.to, now)
+    from_, to, history_start = values["from_"], values["to"], values["history_window_start"]
+    start = _date(rule, "from", from_, now)
+    end = _date(rule, "to", to, now)
+    if start > end:
+        message = f"the window is empty: 'from' ({from_!r}) is after 'to' ({to!r})"
+        raise rule.fail("from", message)
     kibana_shape = not rule.has("new_terms") and rule.has("history_window_start")
     key = "history_window_start" if kibana_shape else "new_terms.history_window_start"
-    history = _date(rule, key, built.history_window_start, now)
+    history = _date(rule, key, history_start, now)
     if history >= start:
         message = (
-            f"history window start {built.history_window_start!r} must be earlier than "
-            f"'from' ({built.from_!r}); Kibana rejects such a rule"
+            f"history window start {history_start!r} must be earlier than "
+            f"'from' ({from_!r}); Kibana rejects such a rule"
         )
         raise rule.fail(key, message)
 
@@ -214,12 +257,12 @@ def _date(rule: TableReader, key: str, value: str, now: datetime) -> datetime:
         raise rule.fail(key, str(exc)) from None
 
 
-def _check_query(built: Rule, rule: TableReader) -> None:
+def _check_query(query: str, rule: TableReader) -> None:
     try:
-        kql.to_dsl(built.query)
+        kql.to_dsl(query)
     except QueryError as exc:
         key = rule.key("query")
-        line = _query_line(rule.source, built.query, exc.position)
+        line = _query_line(rule.source, query, exc.position)
         message = f"query does not compile: {exc.message} at position {exc.position}"
         raise rule.source.error(key, f"{message}\n{_indent(exc.caret())}", line) from None
 

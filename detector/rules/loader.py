@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detector.errors import RuleError
+from detector.errors import RuleError, RuleProblems
 from detector.rules.builder import parse_rule
 from detector.rules.model import Rule
 from detector.rules.toml_reader import RuleSource
@@ -60,6 +60,8 @@ def load_rules(paths: Iterable[Path | str]) -> LoadResult:
         for file in files:
             try:
                 result.rules.append(load_rule_file(file))
+            except RuleProblems as exc:
+                result.errors.extend(exc.errors)
             except RuleError as exc:
                 result.errors.append(exc)
     _drop_duplicates(result)

@@ -281,3 +281,39 @@ def test_missing_path_is_an_error(tmp_path: Path) -> None:
 def test_directory_without_rules_is_an_error(tmp_path: Path) -> None:
     result = load_rules([tmp_path])
     assert "no *.toml rule files" in str(result.errors[0])
+
+
+def test_every_problem_of_one_file_is_reported_at_once(tmp_path: Path) -> None:
+    text = (
+        MINIMAL.replace('severity = "low"', 'severity = "x"')
+        .replace("risk_score = 21", "risk_score = 101")
+        .replace('index = ["logs-test-*"]', "index = []")
+        .replace("and source.address: *", "and source.address: (*")
+    )
+    result = load_rules([write(tmp_path, text)])
+    keys = [error.location.key for error in result.errors]
+    assert keys == ["rule.index", "rule.risk_score", "rule.severity", "rule.query"]
+    assert result.rules == []
+
+
+def test_the_query_and_the_times_are_checked_together(tmp_path: Path) -> None:
+    text = MINIMAL.replace("and source.address: *", "and source.address: (*").replace(
+        "[rule]\n", '[rule]\nfrom = "now+5m"\n'
+    )
+    result = load_rules([write(tmp_path, text)])
+    assert [error.location.key for error in result.errors] == ["rule.from", "rule.query"]
+
+
+def test_a_window_that_ends_before_it_starts_is_rejected(tmp_path: Path) -> None:
+    error = load_error(tmp_path, MINIMAL.replace("[rule]\n", '[rule]\nfrom = "now+5m"\n'))
+    assert error.location.key == "rule.from"
+    assert "the window is empty: 'from' ('now+5m') is after 'to' ('now')" in error.message
+
+
+def test_several_problems_raise_one_error_with_a_line_each(tmp_path: Path) -> None:
+    text = MINIMAL.replace('severity = "low"', 'severity = "x"').replace(
+        "risk_score = 21", "risk_score = 101"
+    )
+    error = load_error(tmp_path, text)
+    assert len(str(error).splitlines()) == 2
+    assert all(line.startswith(str(tmp_path / "rule.toml")) for line in str(error).splitlines())
