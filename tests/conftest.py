@@ -93,9 +93,12 @@ def _external_node(url: str) -> EsNode:
 
 
 def _local_es(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # Not measured by coverage's subprocess support (scripts/check): local-es is no part of the
+    # detector, and its watcher outlives the session, writing a data file after it is combined.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("COVERAGE_")}
     return subprocess.run(
         [sys.executable, str(LOCAL_ES), *args],
-        env={**os.environ, "LOCAL_ES_STATE": str(state)},
+        env={**env, "LOCAL_ES_STATE": str(state)},
         capture_output=True,
         text=True,
         timeout=START_TIMEOUT,
