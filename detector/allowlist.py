@@ -24,7 +24,9 @@ Two sources:
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ _IP_FIELD_OF = {
     "server.address": "server.ip",
 }
 _ENTRY_KEYS = {"rule_id", "field", "values", "comment"}
+# Digits, dots and colons with a prefix length: meant as a CIDR range, whatever its validity.
+_CIDR_LIKE = re.compile(r"^[0-9A-Fa-f:.]*[.:][0-9A-Fa-f:.]*/\d*$")
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,11 @@ def from_settings(settings: Settings) -> Allowlist:
     items: list[AllowlistEntry] = []
     if settings.exception_source_addresses:
         origin = env_name("exception_source_addresses")
-        items.append(_item(ANY_RULE, "source.address", settings.exception_source_addresses, origin))
+        addresses = settings.exception_source_addresses
+        try:
+            items.append(_item(ANY_RULE, "source.address", addresses, origin))
+        except ValueError as exc:
+            raise ConfigError([f"{origin}: {exc}"]) from None
     if settings.exceptions_file is not None:
         items.extend(load_file(settings.exceptions_file))
     return Allowlist(tuple(items))
@@ -148,10 +156,33 @@ def _item(rule_id: str, field: str, values: list[Any], origin: str) -> Allowlist
     for value in values:
         network = _network(value)
         if network is None:
+            _check_exact(field, value)
             exact.append(value)
         else:
             networks.append(network)
     return AllowlistEntry(rule_id, field, tuple(exact), tuple(networks), origin)
+
+
+def _check_exact(field: str, value: Value) -> None:
+    """Refuse at load what Elasticsearch would refuse in every execution: a value an `ip` field
+    cannot hold (ECS names its ip fields `*.ip`; a `terms` query on an ip field fails the whole
+    search with "is not an IP string literal"), and a range that is almost a CIDR."""
+    text = str(value).strip()
+    if _CIDR_LIKE.match(text):
+        raise ValueError(f"{value!r} looks like a CIDR range but is not a valid one")
+    if field == "ip" or field.endswith(".ip"):
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address or CIDR range, which the ip field {field} needs"
+            ) from None
+
+
+def unknown_rule_ids(allowlist: Allowlist, rule_ids: Iterable[str]) -> list[AllowlistEntry]:
+    """The entries for a rule id that none of `rule_ids` has (a typo allowlists nothing)."""
+    known = set(rule_ids)
+    return [item for item in allowlist.items if item.rule_id not in (ANY_RULE, *known)]
 
 
 def _network(value: Value) -> str | None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeAlias
 
+from detector.allowlist import from_settings, unknown_rule_ids
 from detector.errors import ConfigError, RuleError, UnsupportedRuleError
 from detector.logs import structured
 from detector.rules import LoadResult, Rule, load_rule_file, rules_for
@@ -87,6 +88,7 @@ def select_rules(wanted: Sequence[str], settings: Settings) -> tuple[list[Rule],
     or a `--rule` file that does not load."""
     loaded = rules_for(settings)
     problems = report_rule_problems(loaded, settings)
+    check_allowlist(settings, [rule.rule_id for rule in loaded.rules])
     if not wanted:
         return [rule for rule in loaded.rules if rule.enabled], problems
     by_id = {rule.rule_id: rule for rule in loaded.rules}
@@ -100,6 +102,19 @@ def select_rules(wanted: Sequence[str], settings: Settings) -> tuple[list[Rule],
             known = ", ".join(sorted(by_id)) or "none"
             raise ConfigError([f"--rule {name!r}: no such rule id or file (rules: {known})"])
     return chosen, problems
+
+
+def check_allowlist(settings: Settings, rule_ids: Sequence[str]) -> None:
+    """Load the allowlist before anything connects, so a bad entry stops the command (a
+    `ConfigError`, exit 2) instead of failing every execution; warn about entries for a rule
+    id no loaded rule has."""
+    for item in unknown_rule_ids(from_settings(settings), rule_ids):
+        _log.warning(
+            "%s: rule_id %r matches no loaded rule, so it allowlists nothing",
+            item.origin,
+            item.rule_id,
+            extra=structured(rule_id=item.rule_id),
+        )
 
 
 def _rule_file(name: str) -> Rule:

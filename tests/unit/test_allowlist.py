@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from detector.allowlist import EMPTY_ALLOWLIST, Allowlist, AllowlistEntry, from_settings, load_file
+from detector.allowlist import (
+    EMPTY_ALLOWLIST,
+    Allowlist,
+    AllowlistEntry,
+    from_settings,
+    load_file,
+    unknown_rule_ids,
+)
 from detector.errors import ConfigError
 from detector.settings import Settings
 
@@ -42,7 +49,7 @@ values = ["Other", 3, true]
 
 [[exception]]
 rule_id = "*"
-field = "destination.ip"
+field = "destination.address"
 values = ["192.168.0.0/16", "path/like"]
 comment = "internal"
 """,
@@ -50,11 +57,11 @@ comment = "internal"
     exceptions = from_settings(Settings(exceptions_file=path))
     assert exceptions.must_not("rule-a") == [
         {"terms": {"user_agent.name": ["Other", 3, True]}},
-        {"terms": {"destination.ip": ["path/like"]}},
+        {"terms": {"destination.address": ["path/like"]}},
         {"term": {"destination.ip": "192.168.0.0/16"}},
     ]
     assert exceptions.must_not("rule-b") == [
-        {"terms": {"destination.ip": ["path/like"]}},
+        {"terms": {"destination.address": ["path/like"]}},
         {"term": {"destination.ip": "192.168.0.0/16"}},
     ]
 
@@ -111,3 +118,48 @@ def test_item_applies_to() -> None:
     item = AllowlistEntry("*", "f", ("v",))
     assert item.applies_to("anything")
     assert not AllowlistEntry("a", "f", ("v",)).applies_to("b")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("source.address", "10.0.0/8", "'10.0.0/8' looks like a CIDR range but is not a valid one"),
+        ("source.address", "300.1.1.1/8", "looks like a CIDR range but is not a valid one"),
+        ("source.ip", "AWS Internal", "not an IP address or CIDR range, which the ip field"),
+        ("client.ip", "10.0.0", "not an IP address or CIDR range"),
+    ],
+)
+def test_a_value_elasticsearch_would_refuse_is_an_error_at_load(
+    tmp_path: Path, field: str, value: str, message: str
+) -> None:
+    path = write(
+        tmp_path, f'[[exception]]\nrule_id = "*"\nfield = "{field}"\nvalues = ["{value}"]\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_file(path)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{path}: exception #1: ")
+    assert message in problem
+
+
+def test_ip_fields_take_addresses_and_ranges(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[exception]]\nrule_id = "*"\nfield = "source.ip"\n'
+        'values = ["203.0.113.7", "10.0.0.0/8"]\n',
+    )
+    [item] = load_file(path)
+    assert (item.values, item.networks) == (("203.0.113.7",), ("10.0.0.0/8",))
+
+
+def test_entries_for_unknown_rules_are_found() -> None:
+    allowlist = Allowlist(
+        (
+            AllowlistEntry("*", "f", ("v",)),
+            AllowlistEntry("rule-a", "f", ("v",)),
+            AllowlistEntry("rule-typo", "f", ("v",), origin="file: exception #3"),
+        )
+    )
+    assert [item.origin for item in unknown_rule_ids(allowlist, ["rule-a"])] == [
+        "file: exception #3"
+    ]

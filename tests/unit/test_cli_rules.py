@@ -161,3 +161,29 @@ def test_check_looks_at_the_index_patterns_of_enabled_rules(tmp_path: Path) -> N
     write(tmp_path, MINIMAL.replace('["logs-test-*"]', '["logs-aws.cloudtrail*", "x-*"]'))
     settings = Settings(rules_path=[tmp_path], builtin_rules=True)
     assert index_patterns(settings) == (["filebeat-*", "logs-aws.cloudtrail*", "x-*"], 0)
+
+
+def test_a_bad_allowlist_entry_stops_once_before_it_connects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "exceptions.toml"
+    path.write_text('[[exception]]\nrule_id = "*"\nfield = "source.ip"\nvalues = ["nope"]\n')
+    monkeypatch.setenv("DETECTOR_EXCEPTIONS_FILE", str(path))
+    monkeypatch.setenv("DETECTOR_ES_URL", "http://127.0.0.1:9")  # nothing listens: not reached
+    assert main(["once", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: exception #1: 'nope' is not an IP address" in err
+    assert "Traceback" not in err
+
+
+def test_an_allowlist_entry_for_an_unknown_rule_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "exceptions.toml"
+    path.write_text('[[exception]]\nrule_id = "no-such-rule"\nfield = "f"\nvalues = ["v"]\n')
+    monkeypatch.setenv("DETECTOR_EXCEPTIONS_FILE", str(path))
+    monkeypatch.setenv("DETECTOR_ES_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("DETECTOR_ES_READY_TIMEOUT", "0")
+    main(["once", "--dry-run"])
+    err = capsys.readouterr().err
+    assert "exception #1: rule_id 'no-such-rule' matches no loaded rule" in err
