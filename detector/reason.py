@@ -94,8 +94,17 @@ def _who(source: Mapping[str, Any]) -> tuple[str, str]:
     return ("", f" by account {account}") if account else ("", "")
 
 
-def _from(source: Mapping[str, Any]) -> str:
-    address = _text(get_field(source, "source.address")) or _text(get_field(source, "source.ip"))
+def _from(rule: Rule, term: NewTerm) -> str:
+    """` from <address>`: the new term's own address when the rule's terms include it (a
+    document with an array `source.address` alerts once per new value, each naming its own),
+    else the document's."""
+    by_field = dict(zip(rule.new_terms_fields, term.values, strict=False))
+    source = _source(term)
+    address = (
+        _text(by_field.get("source.address"))
+        or _text(get_field(source, "source.address"))
+        or _text(get_field(source, "source.ip"))
+    )
     return f" from {address}" if address else ""
 
 
@@ -115,7 +124,7 @@ def _s3_reason(
     prefix, by = _who(source)
     count = f" ({term.event_count} events)" if term.event_count > 1 else ""
     what = join_words(actions) or "access"
-    return f"{prefix}{what}{by} of {uri}{count}{_from(source)}, {_ending(rule, ctx)}"
+    return f"{prefix}{what}{by} of {uri}{count}{_from(rule, term)}, {_ending(rule, ctx)}"
 
 
 def _terms(rule: Rule, term: NewTerm) -> str:
@@ -138,7 +147,7 @@ def _generic_reason(
     _prefix, by = _who(source)
     host = _text(get_field(source, "host.name"))
     on = f" on {host}" if host else ""
-    sentence = f"{event} with new {_terms(rule, term)}{by}{_from(source)}{on}"
+    sentence = f"{event} with new {_terms(rule, term)}{by}{_from(rule, term)}{on}"
     return f"{sentence[0].upper()}{sentence[1:]}, {_ending(rule, ctx)}"
 
 

@@ -432,3 +432,11 @@ def test_built_in_rules_give_the_documented_reason() -> None:
         threat = alert["kibana"]["alert"]["rule"]["threat"]
         assert threat and all({"framework", "tactic", "technique"} <= set(t) for t in threat)
         json.dumps(alert)
+
+
+def test_the_reason_names_the_new_address_of_a_document_with_several() -> None:
+    doc = anonymous_s3_event("198.51.100.1", at=AT)
+    doc["source"]["address"] = ["198.51.100.1", "203.0.113.9"]
+    reason = _alert(_term(doc, values=("203.0.113.9",)))["kibana"]["alert"]["reason"]
+    assert " from 203.0.113.9, " in reason
+    assert "198.51.100.1" not in reason
