@@ -20,7 +20,8 @@
     ├── ServiceError               `detector run` cannot start (e.g. its metrics port is taken)
     └── DemoError                  the demo cannot run (its index holds data it did not write)
 
-Only `detector.es` imports the Elasticsearch client and translates its exceptions into this tree,
+Messages are cut to `MAX_MESSAGE` characters with a marker (`shorten`). Only `detector.es`
+imports the Elasticsearch client and translates its exceptions into this tree,
 so no other module ever catches a client exception.
 """
 
@@ -30,9 +31,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Longest message an error keeps: a rejected document can put a 40 KB value into Elasticsearch's
+# reason, and the message goes into log lines, the execution log and `detector health`.
+MAX_MESSAGE = 4000
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text`, cut to about `limit` characters with a marker saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
+
 
 class DetectorError(Exception):
-    """Root of every error the detector raises on purpose."""
+    """Root of every error the detector raises on purpose; its message is never huge."""
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(shorten(str(message)), *args)
 
 
 class ConfigError(DetectorError):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from detector.errors import shorten
 from detector.results import FAILED
 
 Doc = Mapping[str, Any]
@@ -29,6 +30,10 @@ class RuleRuns:
     last_success: Doc | None
 
 
+# Characters of an execution's error in a health line (the execution log has it whole).
+HEALTH_ERROR = 200
+
+
 def problem(runs: RuleRuns, current: datetime, max_age: timedelta) -> str | None:
     """Why the rule is unhealthy, or None when it is healthy."""
     head = f"rule {runs.rule_id} ({runs.rule_name})"
@@ -41,7 +46,8 @@ def problem(runs: RuleRuns, current: datetime, max_age: timedelta) -> str | None
     execution = runs.last["execution"]
     if execution["status"] == FAILED:
         return (
-            f"{head}: last execution failed at {execution['ended']}: {execution.get('error')}"
+            f"{head}: last execution failed at {execution['ended']}: "
+            f"{shorten(str(execution.get('error')), HEALTH_ERROR)}"
             f" ({since})"
         )
     return f"{head}: {since} (more than the {max_age.total_seconds():.0f} s allowed)"

@@ -156,3 +156,11 @@ def test_health_success_too_old() -> None:
         "rule r1 (Rule one): last success at 2025-01-15T11:40:00Z, 1200 s ago "
         "(more than the 900 s allowed)"
     ]
+
+
+def test_health_cuts_a_huge_error_with_a_marker() -> None:
+    failed = execution("failed", T - timedelta(minutes=1), "x" * 40_000)
+    line = health.problem(runs(failed, None), T, MAX)
+    assert line is not None
+    assert len(line) < 400
+    assert "x" * 200 + "... [39800 more characters]" in line
