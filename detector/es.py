@@ -11,6 +11,7 @@ jitter, bounded both in attempts and in seconds.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +21,11 @@ import elastic_transport
 import elasticsearch
 from elasticsearch import Elasticsearch
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_exponential,
     wait_random,
 )
@@ -41,6 +43,7 @@ from detector.errors import (
 from detector.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Statuses that mean "try again later" (elastic-transport's default `retry_on_status`).
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
@@ -53,6 +56,26 @@ def _backoff(max_seconds: float) -> wait_base:
     argument `multiplier` does not exist before it.)
     """
     return wait_exponential(multiplier=0.2, max=max_seconds) + wait_random(0, 1)
+
+
+def _log_retry(what: str) -> Callable[[RetryCallState], None]:
+    """A `before_sleep` hook: one INFO line per retry, with the reason and the delay, so a
+    flaky cluster shows in the logs before an execution fails."""
+
+    def log_it(state: RetryCallState) -> None:
+        outcome = state.outcome
+        reason = outcome.exception() if outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info(
+            "%s: %s; attempt %d failed, retrying in %.1f s",
+            what,
+            reason,
+            state.attempt_number,
+            delay,
+            extra={"retry_attempt": state.attempt_number, "retry_in_seconds": round(delay, 3)},
+        )
+
+    return log_it
 
 
 @dataclass(frozen=True)
@@ -159,9 +182,12 @@ class Elastic:
         """Run one request, retrying transient failures within the configured bounds."""
         retrying = Retrying(
             retry=retry_if_exception_type(UnavailableError),
+            # `stop_before_delay`: never sleep past the bound (`stop_after_delay` only looks
+            # after the sleep, so 30 s could become 31).
             stop=stop_after_attempt(self.settings.es_retry_attempts)
-            | stop_after_delay(self.settings.es_retry_max_seconds),
+            | stop_before_delay(self.settings.es_retry_max_seconds),
             wait=_backoff(10.0),
+            before_sleep=_log_retry("Elasticsearch request failed"),
             reraise=True,
         )
         result: T = retrying(self._once, request)
@@ -189,10 +215,23 @@ class Elastic:
     def wait_ready(self, timeout: float | None = None) -> ClusterInfo:
         """Wait until the cluster answers and is at least yellow, for at most `timeout` seconds."""
         budget = self.settings.es_ready_timeout if timeout is None else timeout
+        started = time.monotonic()
+        try:
+            return self._ready_once()
+        except UnavailableError as exc:
+            # Say at once what is awaited and for how long: a wrong URL would be silent else.
+            log.warning(
+                "Elasticsearch at %s is not ready (%s); waiting up to %g s for it to answer "
+                "and be at least yellow",
+                ", ".join(self.settings.es_url),
+                exc,
+                budget,
+            )
         retrying = Retrying(
             retry=retry_if_exception_type(UnavailableError),
-            stop=stop_after_delay(budget),
+            stop=stop_before_delay(max(budget - (time.monotonic() - started), 0.0)),
             wait=_backoff(2.0),
+            before_sleep=_log_retry("Elasticsearch is not ready yet"),
             reraise=True,
         )
         return retrying(self._ready_once)

@@ -214,3 +214,37 @@ def test_elastic_closes_its_client_when_the_block_raises() -> None:
     with pytest.raises(RuntimeError), Elastic(Settings(_env_file=None), client=client):  # type: ignore[arg-type]
         raise RuntimeError("boom")
     assert client.closed
+
+
+def test_each_retry_is_logged_with_its_reason(stub, caplog):
+    stub.answer(503, {"error": {"type": "unavailable", "reason": "master not discovered"}})
+    stub.answer(200, EMPTY_SEARCH)
+    with caplog.at_level("INFO", logger="detector.es"):
+        _elastic(stub.url).search(["logs-x"], {"query": {"match_all": {}}})
+    [record] = [record for record in caplog.records if record.name == "detector.es"]
+    assert record.levelname == "INFO"
+    assert "Elasticsearch request failed" in record.getMessage()
+    assert "master not discovered" in record.getMessage()
+    assert "attempt 1 failed, retrying in" in record.getMessage()
+
+
+def test_the_retry_time_bound_is_never_passed(stub):
+    for _ in range(50):
+        stub.answer(503, {"error": {"type": "unavailable", "reason": "busy"}})
+    elastic = _elastic(stub.url, es_retry_attempts=50, es_retry_max_seconds=1.5)
+    started = time.monotonic()
+    with pytest.raises(UnavailableError):
+        elastic.search(["logs-x"], {"query": {"match_all": {}}})
+    # Each answer is immediate: only the sleeps count, and none may end past the bound.
+    assert time.monotonic() - started < 1.5 + 0.3
+
+
+def test_waiting_for_elasticsearch_says_what_it_waits_for(caplog):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    with caplog.at_level("INFO", logger="detector.es"), pytest.raises(UnavailableError):
+        _elastic(url).wait_ready(0.5)
+    [first, *_retries] = [record for record in caplog.records if record.name == "detector.es"]
+    assert first.getMessage().startswith(f"Elasticsearch at {url} is not ready (cannot reach")
+    assert first.getMessage().endswith(
+        "waiting up to 0.5 s for it to answer and be at least yellow"
+    )
