@@ -283,8 +283,14 @@ class Elastic:
         return self.call(request)
 
     def matching_indices(self, pattern: str) -> list[str]:
-        """Names of the indices (and data streams) a pattern matches; empty when none do."""
-        body = self.resolve_index(pattern)
+        """Names of the indices (and data streams) a pattern matches; empty when none do (a
+        concrete name that does not exist yet included: `_resolve/index` answers it with 404)."""
+        try:
+            body = self.resolve_index(pattern)
+        except RequestError as exc:
+            if exc.status == 404:
+                return []
+            raise
         names = [item["name"] for key in ("indices", "data_streams") for item in body.get(key, [])]
         return sorted(names)
 

@@ -253,3 +253,18 @@ def test_check_with_a_user_that_reads_every_rule_index_passes(es_node, tmp_path)
 
     assert run.returncode == 0, run.stdout
     assert "no read privilege" not in run.stdout
+
+
+def test_check_says_no_index_yet_for_a_concrete_index_that_does_not_exist(es_node, tmp_path):
+    from tests.integration.test_engine_runs import rule_file
+
+    index = f"logs-aws.cloudtrail-not-created-{tmp_path.name.lower()}"
+    rules = rule_file(tmp_path, [index])
+    variables = node_variables(
+        es_node, DETECTOR_BUILTIN_RULES="false", DETECTOR_RULES_PATH=str(rules)
+    )
+    run = detector_check(tmp_path, **variables)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"  {index}: no index yet" in run.stdout
+    assert "Traceback" not in run.stderr
