@@ -75,11 +75,25 @@ def _security_step(what: str) -> Iterator[None]:
     try:
         yield
     except RequestError as exc:
-        hint = ""
-        if "pattern_capture" in str(exc) or "security index" in str(exc).lower():
-            hint = " (this cluster cannot store native roles or API keys: its .security index "
-            hint += "cannot be created, e.g. the integ-test-zip distribution)"
-        raise SetupError(f"cannot {what}: {exc}{hint}") from None
+        raise SetupError(f"cannot {what}: {_security_problem(exc)}") from None
+
+
+def _security_problem(exc: RequestError) -> str:
+    """What a rejected security request means, in the user's terms."""
+    text = str(exc)
+    if "Security must be explicitly enabled" in text:
+        # Elasticsearch answers every security API with this when xpack.security.enabled is
+        # false: there is nothing to create a role or key in.
+        return (
+            "security is off on this cluster (xpack.security.enabled: false), so it has no "
+            "roles or API keys; run `detector setup` without --create-role and --api-key"
+        )
+    if "pattern_capture" in text or "security index" in text.lower():
+        return (
+            f"{text} (this cluster cannot store native roles or API keys: its .security index "
+            "cannot be created, e.g. the integ-test-zip distribution)"
+        )
+    return text
 
 
 def create_role(elastic: Elastic, descriptor: dict[str, Any]) -> None:

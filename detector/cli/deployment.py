@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from detector import demo, demo_data, kibana, provision
-from detector.cli.common import Commands
+from detector.cli.common import Commands, usage_error
 from detector.es import Elastic
 from detector.settings import Settings
 
@@ -145,6 +145,8 @@ def _api_key(elastic: Elastic, settings: Settings, args: argparse.Namespace) -> 
 
 def _setup(args: argparse.Namespace, settings: Settings) -> int:
     """`detector setup`: every requested step, in order; the first failure stops it (exit 1)."""
+    if args.env_file is not None and not args.api_key:
+        return usage_error("--env-file is where --api-key writes the key: give --api-key too")
     kibana_url = args.kibana_url or settings.kibana_url
     with Elastic(settings) as elastic:
         elastic.wait_ready()

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from detector import provision
+from detector.cli import main
+from detector.errors import RequestError, SetupError
 from detector.settings import Settings
 
 ROLE_FILE = Path(__file__).resolve().parents[2] / "detector" / "mappings" / "detector-role.json"
@@ -36,3 +40,24 @@ def test_the_role_is_least_privilege() -> None:
     assert "all" not in own["privileges"]
     assert not any(entry["allow_restricted_indices"] for entry in role["indices"])
     assert all("*" not in entry["names"] for entry in role["indices"])
+
+
+def test_setup_refuses_env_file_without_api_key(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["setup", "--env-file", "/tmp/x.env"]) == 2
+    assert "--env-file is where --api-key writes the key" in capsys.readouterr().err
+
+
+def test_a_cluster_without_security_is_named_as_such() -> None:
+    error = RequestError(
+        "Elasticsearch rejected the request (500): security_exception: Security must be "
+        "explicitly enabled when using a [basic] license. Enable security by setting "
+        "[xpack.security.enabled] to [true] in the elasticsearch.yml file and restart the node.",
+        500,
+    )
+    with pytest.raises(SetupError) as raised, provision._security_step("create the role x"):
+        raise error
+    assert str(raised.value) == (
+        "cannot create the role x: security is off on this cluster (xpack.security.enabled: "
+        "false), so it has no roles or API keys; run `detector setup` without --create-role "
+        "and --api-key"
+    )
