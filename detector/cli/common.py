@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeAlias
@@ -122,6 +123,29 @@ def _rule_file(name: str) -> Rule:
         return load_rule_file(name)
     except RuleError as exc:
         raise ConfigError([f"--rule {name}: {exc}"]) from None
+
+
+class _AtDebug(logging.Filter):
+    """Turns INFO records into DEBUG ones, shown only when the log level is DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger("detector").getEffectiveLevel() <= logging.DEBUG
+
+
+@contextmanager
+def executions_at_debug() -> Iterator[None]:
+    """While a progress bar is shown, the one INFO line per execution would bury it: show those
+    lines at DEBUG instead (warnings and errors stay as they are)."""
+    engine = logging.getLogger("detector.engine")
+    demote = _AtDebug()
+    engine.addFilter(demote)
+    try:
+        yield
+    finally:
+        engine.removeFilter(demote)
 
 
 def usage_error(message: str) -> int:

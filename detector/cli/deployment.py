@@ -6,14 +6,13 @@ Argument parsing and output only; the work is in `detector.provision` and `detec
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from detector import demo, demo_data, kibana, provision
-from detector.cli.common import Commands, usage_error
+from detector.cli.common import Commands, executions_at_debug, usage_error
 from detector.es import Elastic
 from detector.settings import Settings
 
@@ -72,9 +71,8 @@ def add_commands(commands: Commands) -> None:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.log_level == "INFO":  # one line per execution would drown the progress line
-        logging.getLogger("detector.engine").setLevel(logging.WARNING)
-    result = demo.run(settings)
+    with executions_at_debug():  # one line per execution would drown the progress line
+        result = demo.run(settings)
     alerted = sum(r.alerts_written for r in result.executions)
     print(
         f"\nLoaded {result.documents} CloudTrail events into {demo_data.INDEX} (8 days up "

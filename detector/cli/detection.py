@@ -13,11 +13,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from detector import service
-from detector.cli.common import Commands, parse_time, select_rules, text, usage_error
+from detector.cli.common import (
+    Commands,
+    executions_at_debug,
+    parse_time,
+    select_rules,
+    text,
+    usage_error,
+)
 from detector.errors import ConfigError
 from detector.es import Elastic
 from detector.results import ExecutionResult
-from detector.runner import Runner
+from detector.runner import Runner, backfill_plan
 from detector.settings import Settings
 
 # How far in the future a backfill may end (clock differences), beyond which it is a mistake.
@@ -120,8 +127,14 @@ def backfill(args: argparse.Namespace, settings: Settings) -> int:
     rules, problems = select_rules(args.rule, settings)
     if not rules:
         return usage_error("no rule to backfill")
+    planned = len(backfill_plan(rules, args.start, args.end))
+    print(
+        f"backfill: {planned} execution(s) of {len(rules)} rule(s) from {text(args.start)} to "
+        f"{text(args.end)}",
+        file=sys.stderr,
+    )
     started = time.monotonic()
-    with Elastic(settings) as elastic:
+    with Elastic(settings) as elastic, executions_at_debug():
         elastic.wait_ready()
         runner = Runner.for_settings(elastic, settings)
         results = runner.backfill(rules, args.start, args.end, ProgressBar(sys.stderr))

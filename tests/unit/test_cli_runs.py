@@ -4,6 +4,7 @@ the progress bar on a terminal and in a log."""
 from __future__ import annotations
 
 import io
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -98,3 +99,27 @@ def test_progress_in_a_log_prints_a_line_every_tenth() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 10
     assert lines[-1].startswith("backfill [##############################] 100/100")
+
+
+def _engine_lines(level: str) -> list[str]:
+    from detector.cli.common import executions_at_debug
+    from detector.logs import configure_logging
+    from detector.settings import Settings
+
+    stream = io.StringIO()
+    configure_logging(Settings(_env_file=None, log_level=level), stream)
+    with executions_at_debug():
+        logging.getLogger("detector.engine").info("rule r1: 1 new term(s)")
+        logging.getLogger("detector.engine").error("rule r2 failed: boom")
+    return stream.getvalue().splitlines()
+
+
+def test_execution_lines_are_debug_while_a_progress_bar_shows() -> None:
+    [line] = _engine_lines("INFO")
+    assert "ERROR" in line and "rule r2 failed" in line
+
+
+def test_execution_lines_show_at_debug_level() -> None:
+    first, second = _engine_lines("DEBUG")
+    assert "DEBUG" in first and "rule r1: 1 new term(s)" in first
+    assert "ERROR" in second
