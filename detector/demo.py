@@ -1,8 +1,10 @@
 """`detector demo`: load the CloudTrail story, replay the last hour's executions, show the alerts.
 
-1. the demo index `logs-aws.cloudtrail-default` is (re)created from the demo template and filled
-   with `detector.demo_data.scenario(end)`; an index of that name the demo did not create is
-   never touched;
+1. the demo index `logs-aws.cloudtrail-detectordemo` (a namespace of its own) is created from
+   the demo template, which matches that one name only, or its tagged documents are replaced,
+   with `detector.demo_data.scenario(end)`; documents it did not write are never deleted, an
+   index of that name it did not create is never touched, and a cluster whose CloudTrail
+   indices hold data it did not write is refused unless forced;
 2. every scheduled execution of the built-in rules over the last hour, oldest first (`end` is
    the current time rounded down to the rule interval), is replayed with
    `detector.runner.backfill`: alerts to the alerts index, executions to the execution log;
@@ -33,6 +35,8 @@ from detector.settings import Settings
 
 REPLAY = timedelta(hours=1)
 BATCH = 500
+# The demo's documents: each carries its tag (`demo_data`), so it deletes only its own.
+OWN_DOCUMENTS: dict[str, Any] = {"term": {"tags": demo_data.DEMO_MARKER}}
 
 
 class Progress:
@@ -86,13 +90,23 @@ def run(
     now: datetime | None = None,
     progress: Progress | None = None,
     index: str = demo_data.INDEX,
+    *,
+    force: bool = False,
 ) -> DemoResult:
-    """Load the story and replay the last hour; raises `DetectorError` on failures."""
+    """Load the story and replay the last hour; raises `DetectorError` on failures.
+
+    Refuses (`DemoError`) a cluster whose CloudTrail indices hold documents the demo did not
+    write, unless `force`: the rules there would read the made-up events and alert on them
+    beside the real ones.
+    """
     progress = progress or Progress()
     rules = demo_rules()
     end = _align(now or datetime.now(UTC), rules)
     with Elastic(settings) as elastic:
         elastic.wait_ready()
+        _check_index_is_ours(elastic, index)
+        if not force:
+            _check_no_real_data(elastic, rules)
         count = load(elastic, end, progress, index)
         store = AlertStore(elastic, settings.alerts_index)
         store.ensure_index()
@@ -110,11 +124,14 @@ def _align(moment: datetime, rules: Sequence[Rule]) -> datetime:
 
 
 def load(elastic: Elastic, end: datetime, progress: Progress, index: str = demo_data.INDEX) -> int:
-    """Recreate the demo index and index the story; returns the number of documents."""
+    """Replace the demo's own documents in its index by the story's; returns how many.
+
+    Only documents tagged by the demo are deleted: anything else in the index stays.
+    """
     _check_index_is_ours(elastic, index)
     elastic.put_index_template(demo_data.template_name(index), demo_data.index_template(index))
-    elastic.delete_index(index)
-    elastic.create_index(index)
+    if not elastic.create_index(index):
+        _delete_own_documents(elastic, index)
     docs = demo_data.scenario(end)
     for start in range(0, len(docs), BATCH):
         batch = {doc["event"]["id"]: doc for doc in docs[start : start + BATCH]}
@@ -123,6 +140,26 @@ def load(elastic: Elastic, end: datetime, progress: Progress, index: str = demo_
     progress.finish()
     elastic.refresh(index)
     return len(docs)
+
+
+def _delete_own_documents(elastic: Elastic, index: str) -> None:
+    """The demo's earlier events, found by their tag, page after page (no `_delete_by_query`:
+    the reindex module is not on every node)."""
+    body = {"size": 1000, "_source": False, "query": OWN_DOCUMENTS}
+    while ids := [hit["_id"] for hit in elastic.search([index], body)["hits"]["hits"]]:
+        elastic.delete_documents(index, ids)
+
+
+def _check_no_real_data(elastic: Elastic, rules: Sequence[Rule]) -> None:
+    patterns = sorted({pattern for rule in rules for pattern in rule.index})
+    foreign = elastic.count(patterns, {"bool": {"must_not": [OWN_DOCUMENTS]}})
+    if foreign:
+        raise DemoError(
+            f"this cluster holds {foreign} CloudTrail document(s) the demo did not write (in "
+            f"{', '.join(patterns)}): the rules would read the demo's made-up events beside them "
+            "and alert on both. Run the demo on a scratch cluster (scripts/local-es start), or "
+            "pass --force to run it here anyway"
+        )
 
 
 def _check_index_is_ours(elastic: Elastic, index: str) -> None:

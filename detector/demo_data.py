@@ -4,7 +4,7 @@
 authenticated S3 and IAM traffic, anonymous reads of a public bucket by sources seen every day,
 sources last seen eight or more days ago that come back, brand-new anonymous sources (a reader,
 a lister, a writer, an IPv6 client) and failed anonymous attempts, which the rule ignores.
-`index_template()` maps `logs-aws.cloudtrail-default` as the integration does (`ECS_MAPPINGS`:
+`index_template()` maps the demo index as the integration does (`ECS_MAPPINGS`:
 keyword where it uses `constant_keyword`, which the smallest distributions lack), as a plain index.
 """
 
@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-INDEX = "logs-aws.cloudtrail-default"
+# A namespace of the demo's own: `logs-aws.cloudtrail-default` is the data stream Elastic's AWS
+# integration writes, and the built-in rule's `logs-aws.cloudtrail*` still reads this one.
+NAMESPACE = "detectordemo"
+INDEX = f"logs-aws.cloudtrail-{NAMESPACE}"
 DEMO_MARKER = "newterms-detector-demo"
 BUCKET_OWNER = "123456789012"
 PUBLIC_BUCKET = "acme-public-assets"
@@ -323,8 +326,9 @@ def _s3_event(
     event_id = _uuid(address, action, at.isoformat(), bucket, key)
     doc: dict[str, Any] = {
         "@timestamp": _iso(at),
+        "tags": [DEMO_MARKER],  # how the demo tells its documents from anyone else's
         "ecs": {"version": "8.11.0"},
-        "data_stream": {"type": "logs", "dataset": "aws.cloudtrail", "namespace": "default"},
+        "data_stream": {"type": "logs", "dataset": "aws.cloudtrail", "namespace": NAMESPACE},
         "event": {
             "action": action,
             "category": ["file"],

@@ -325,6 +325,30 @@ class Elastic:
         self.put_index_template(template_name, template_body)
         return self.create_index(name)
 
+    def count(self, index: Iterable[str], query: Mapping[str, Any]) -> int:
+        """How many documents of `index` match `query` (missing indices count 0)."""
+        names = ",".join(index)
+        body = self._body(
+            lambda es: es.count(
+                index=names, query=dict(query), ignore_unavailable=True, allow_no_indices=True
+            )
+        )
+        return int(body["count"])
+
+    def delete_documents(self, index: str, ids: Sequence[str]) -> int:
+        """Delete these documents of `index` in one bulk request (refreshing it); how many were
+        there. (`_delete_by_query` lives in the reindex module, which not every node has.)"""
+        if not ids:
+            return 0
+        operations = [{"delete": {"_index": index, "_id": doc_id}} for doc_id in ids]
+        body = self.call(lambda es: es.bulk(operations=operations, refresh="wait_for")).body
+        failed = [
+            item["delete"] for item in body["items"] if item["delete"]["status"] not in (200, 404)
+        ]
+        if failed:
+            raise BulkError(f"{len(failed)} of {len(ids)} deletes failed in {index}", failed)
+        return sum(item["delete"]["status"] == 200 for item in body["items"])
+
     def delete_index(self, name: str) -> None:
         """Delete the index `name`; one that does not exist is not an error."""
         self.call(lambda es: es.indices.delete(index=name, ignore_unavailable=True))

@@ -24,10 +24,19 @@ def add_commands(commands: Commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="load a CloudTrail scenario, run the last hour's executions, show the alerts",
-        description="Write made-up CloudTrail events (eight days up to now) into the demo "
-        "index, with an index template of its own, replay the last hour's scheduled executions "
+        description="Write made-up CloudTrail events (eight days up to now) into "
+        "logs-aws.cloudtrail-detectordemo, with an index template for that index only (its "
+        "earlier events are replaced, nothing else is deleted), replay the last hour's "
+        "scheduled executions "
         "of the built-in rule, writing alerts to DETECTOR_ALERTS_INDEX and the execution log "
-        "to DETECTOR_EXECUTION_LOG_INDEX, and print the alerts. Meant for a scratch cluster.",
+        "to DETECTOR_EXECUTION_LOG_INDEX, and print the alerts. Meant for a scratch cluster: "
+        "it refuses one that holds CloudTrail data it did not write, unless --force.",
+    )
+    demo.add_argument(
+        "--force",
+        action="store_true",
+        help="run even though the cluster holds CloudTrail data the demo did not write (the "
+        "rules would then read the demo's made-up events beside the real ones)",
     )
     demo.set_defaults(handler=_demo)
     setup = commands.add_parser(
@@ -71,8 +80,14 @@ def add_commands(commands: Commands) -> None:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    print(
+        f"The demo writes made-up CloudTrail events into {demo_data.INDEX} (index template "
+        f"{demo_data.template_name()}, for that index only), alerts into "
+        f"{settings.alerts_index} and its executions into {settings.execution_log_index}.",
+        file=sys.stderr,
+    )
     with executions_at_debug():  # one line per execution would drown the progress line
-        result = demo.run(settings)
+        result = demo.run(settings, force=args.force)
     alerted = sum(r.alerts_written for r in result.executions)
     print(
         f"\nLoaded {result.documents} CloudTrail events into {demo_data.INDEX} (8 days up "

@@ -34,7 +34,7 @@ def _count(elastic: Elastic, index: str) -> int:
 def test_demo_alerts_on_returning_and_new_sources_only_and_is_idempotent(
     settings: Settings, elastic: Elastic, token: str
 ) -> None:
-    index = f"logs-aws.cloudtrail-default-{token}"
+    index = f"logs-aws.cloudtrail-detectordemo-{token}"
     first = demo.run(settings, NOW, _quiet(), index)
     expected = {source.address for source in (*demo_data.RETURNING, *demo_data.NEW)}
     assert not first.failed
@@ -48,6 +48,38 @@ def test_demo_alerts_on_returning_and_new_sources_only_and_is_idempotent(
     assert again.alerts == first.alerts
     assert _count(elastic, settings.alerts_index) == written
     assert _count(elastic, settings.execution_log_index) >= 24
+
+
+def test_demo_keeps_documents_it_did_not_write_and_refuses_to_mix_with_them(
+    settings: Settings, elastic: Elastic, token: str
+) -> None:
+    index = f"logs-aws.cloudtrail-detectordemo-{token}"
+    loaded = demo.run(settings, NOW, _quiet(), index).documents
+    elastic.index_document(index, "mine", {"@timestamp": "2026-03-01T00:00:00Z", "note": "x"})
+    elastic.refresh(index)
+
+    with pytest.raises(DemoError, match=r"holds 1 CloudTrail document\(s\) the demo did not"):
+        demo.run(settings, NOW, _quiet(), index)
+    forced = demo.run(settings, NOW, _quiet(), index, force=True)
+
+    assert not forced.failed
+    assert elastic.get_document(index, "mine") == {
+        "@timestamp": "2026-03-01T00:00:00Z",
+        "note": "x",
+    }
+    assert _count(elastic, index) == loaded + 1  # its own events replaced, the other one kept
+
+
+def test_demo_template_matches_its_own_index_only(
+    settings: Settings, elastic: Elastic, token: str
+) -> None:
+    index = f"logs-aws.cloudtrail-detectordemo-{token}"
+    demo.run(settings, NOW, _quiet(), index)
+    name = demo_data.template_name(index)
+    templates = elastic.call(lambda es: es.indices.get_index_template(name=name)).body
+    [template] = templates["index_templates"]
+    assert template["index_template"]["index_patterns"] == [index]
+    assert demo_data.INDEX == "logs-aws.cloudtrail-detectordemo"
 
 
 def test_demo_never_touches_an_index_it_did_not_create(
