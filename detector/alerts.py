@@ -28,6 +28,9 @@ PRODUCER = "siem"
 # Top-level source fields Kibana's filterSource drops (RT/factories/utils/filter_source.ts);
 # `detector` is this service's own namespace and is dropped for the same reason.
 _DROPPED_SOURCE_ROOTS = ("kibana", "signal", "threshold_result", "detector")
+# Longest string an alert copies from its source document (the integration's own limit for
+# CloudTrail's request parameters as keyword); longer ones are cut with a marker.
+MAX_COPIED_CHARS = 8191
 
 
 # --- identity -----------------------------------------------------------------------------
@@ -292,6 +295,7 @@ def build_alert(rule: Rule, term: NewTerm, ctx: ExecutionContext) -> dict[str, A
     """The alert document for one new term; never raises on odd or missing source fields."""
     source, original_event = sanitize_source(term.hit.get("_source"))
     actions = _actions(term, original_event)
+    truncated = bound_strings(source) + bound_strings(original_event, "kibana.alert.original_event")
     alert = source
     alert["@timestamp"] = iso(ctx.started_at)
     alert["event"] = {"kind": "signal"}
@@ -303,4 +307,38 @@ def build_alert(rule: Rule, term: NewTerm, ctx: ExecutionContext) -> dict[str, A
     if isinstance(data_stream, Mapping):  # Kibana copies it (traverse_and_mutate_doc.ts)
         alert["kibana"]["alert"]["original_data_stream"] = copy.deepcopy(data_stream)
     alert["detector"] = detector_document(rule, term, ctx, actions)
+    if truncated:
+        alert["detector"]["truncated_fields"] = truncated
     return alert
+
+
+def bound_strings(doc: dict[str, Any], prefix: str = "") -> list[str]:
+    """Cut, in place, every string of `doc` longer than `MAX_COPIED_CHARS` (a marker says how
+    much is left out); the dotted paths of those cut. The source index may hold a 40 KB value
+    (a keyword with `ignore_above` indexes nothing of it); the alert keeps a bounded copy."""
+    cut: list[str] = []
+    for key, value in doc.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, str) and len(value) > MAX_COPIED_CHARS:
+            doc[key] = _cut(value)
+            cut.append(path)
+        elif isinstance(value, dict):
+            cut += bound_strings(value, path)
+        elif isinstance(value, list):
+            cut += _bound_list(value, path)
+    return cut
+
+
+def _bound_list(items: list[Any], path: str) -> list[str]:
+    cut: list[str] = []
+    for position, item in enumerate(items):
+        if isinstance(item, str) and len(item) > MAX_COPIED_CHARS:
+            items[position] = _cut(item)
+            cut.append(path)
+        elif isinstance(item, dict):
+            cut += bound_strings(item, path)
+    return sorted(set(cut)) if len(cut) > 1 else cut
+
+
+def _cut(value: str) -> str:
+    return f"{value[:MAX_COPIED_CHARS]}... [{len(value) - MAX_COPIED_CHARS} more characters]"

@@ -107,3 +107,35 @@ class _NoStore:
 
     def write(self, alerts: Any) -> Any:
         raise AssertionError("a dry run writes nothing")
+
+
+def test_a_huge_value_the_source_index_accepted_is_alerted_with_a_bounded_copy(
+    elastic: Elastic, token: str, make_runner: MakeRunner
+) -> None:
+    # ECS maps keywords with `ignore_above: 1024`: the source index stores a 40 KB server name
+    # without indexing it, so the alert must not be rejected for it either.
+    index = cloudtrail_index(token)
+    huge = "a" * 40_000 + ".s3.amazonaws.com"
+    add_events(elastic, index, [event("198.51.100.7", T0 - timedelta(minutes=2))])
+    keyword = {"type": "keyword", "ignore_above": 1024}
+    elastic.call(
+        lambda es: es.indices.put_mapping(
+            index=index,
+            properties={
+                "tls": {"properties": {"client": {"properties": {"server_name": keyword}}}}
+            },
+        )
+    )
+    poison = event("198.51.100.8", T0 - timedelta(minutes=1))
+    poison["tls"] = {"client": {"server_name": huge}}
+    elastic.bulk_create(index, {"poison": poison})
+    runner = make_runner("huge")
+
+    result = runner.execute(token_rule(token), T0)
+
+    assert result.succeeded, result.error
+    assert result.alerts_written == 2
+    [alert] = [a for a in result.alerts if a["source"]["address"] == "198.51.100.8"]
+    assert alert["tls"]["client"]["server_name"].endswith("... [31826 more characters]")
+    assert alert["detector"]["truncated_fields"] == ["tls.client.server_name"]
+    assert sorted(alerts_of(runner).values())[1][0] == ("198.51.100.8",)

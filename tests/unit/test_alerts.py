@@ -440,3 +440,20 @@ def test_the_reason_names_the_new_address_of_a_document_with_several() -> None:
     reason = _alert(_term(doc, values=("203.0.113.9",)))["kibana"]["alert"]["reason"]
     assert " from 203.0.113.9, " in reason
     assert "198.51.100.1" not in reason
+
+
+def test_long_copied_strings_are_cut_and_named() -> None:
+    doc = anonymous_s3_event(ADDRESS, at=AT)
+    doc["tls"] = {"client": {"server_name": "x" * 10_000}}
+    doc["event"]["original"] = "y" * 9000
+    alert = _alert(_term(doc))
+    assert alert["tls"]["client"]["server_name"] == "x" * 8191 + "... [1809 more characters]"
+    assert alert["kibana"]["alert"]["original_event"]["original"].endswith("[809 more characters]")
+    assert alert["detector"]["truncated_fields"] == [
+        "tls.client.server_name",
+        "kibana.alert.original_event.original",
+    ]
+
+
+def test_short_values_are_copied_whole_and_nothing_is_named() -> None:
+    assert "truncated_fields" not in _alert()["detector"]
