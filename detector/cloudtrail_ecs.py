@@ -242,7 +242,7 @@ def _compact(record: Mapping[str, Any]) -> str:
 def _get(doc: Mapping[str, Any], path: str) -> Any:
     value: Any = doc
     for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+        if not isinstance(value, dict) or part not in value:
             return None
         value = value[part]
     return value
