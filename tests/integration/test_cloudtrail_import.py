@@ -18,8 +18,14 @@ from tests.conftest import EsNode
 from tests.integration.test_backfill import detector
 from tests.integration.test_engine import EVERY, T0, alerted, spec_for, token_rule
 from tests.support.bruteforce import Doc, Expected, Simulation
-from tests.support.raw_cloudtrail import INVICTUS_DIR, anonymous_record
+from tests.support.raw_cloudtrail import (
+    CLOUDTRAIL_DATA,
+    INVICTUS_DIR,
+    anonymous_record,
+    pipeline_pairs,
+)
 from tests.support.runs import MakeRunner
+from tests.unit.test_cloudtrail_ecs import LEFT_OUT, MINIMAL, flat
 
 INVICTUS_RECORDS = 2900
 
@@ -164,3 +170,25 @@ def test_an_alias_is_refused(elastic: Elastic, token: str) -> None:
     elastic.create_index(f"real-{token}", {"aliases": {index: {}}})
     with pytest.raises(ImportRefusedError, match="alias"):
         prepare_index(elastic, index)
+
+
+def test_indexed_documents_equal_the_real_pipeline_outputs(elastic: Elastic, token: str) -> None:
+    raw_files = sorted((CLOUDTRAIL_DATA / "raw").glob("*.event-original.ndjson"))
+    report = import_files(elastic, raw_files, _namespace(token))
+    # console-login repeats an eventID, and both copy-object tests have the same record.
+    assert (report.records, report.created, report.existing, len(report.bad)) == (11, 9, 2, 0)
+
+    indexed = {
+        doc.source["event"]["id"]: flat(dict(doc.source)) for doc in _sources(elastic, report.index)
+    }
+    compared = 0
+    for name, _line, expected in pipeline_pairs():
+        if MINIMAL in name:  # the same record as copy-object, with `retain: minimal`
+            continue
+        theirs = {k: v for k, v in flat(expected).items() if not k.startswith(LEFT_OUT)}
+        ours = indexed[expected["event"]["id"]]
+        if ours["event.original"] != expected["event"]["original"]:
+            continue  # a second record with the same eventID: the first one was kept
+        assert {key: ours.get(key) for key in theirs} == theirs, name
+        compared += 1
+    assert compared == 9
