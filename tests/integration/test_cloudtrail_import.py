@@ -21,11 +21,13 @@ from tests.support.bruteforce import Doc, Expected, Simulation
 from tests.support.raw_cloudtrail import (
     CLOUDTRAIL_DATA,
     INVICTUS_DIR,
+    LEFT_OUT,
+    MINIMAL,
     anonymous_record,
+    flat,
     pipeline_pairs,
 )
 from tests.support.runs import MakeRunner
-from tests.unit.test_cloudtrail_ecs import LEFT_OUT, MINIMAL, flat
 
 INVICTUS_RECORDS = 2900
 

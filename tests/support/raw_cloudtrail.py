@@ -2,6 +2,7 @@
 
 - `pipeline_pairs()`: each raw record of `../shared/data/cloudtrail/raw/*.event-original.ndjson`
   with the document Elastic's real pipeline made of it (`ecs/*-expected.json`);
+- `LEFT_OUT`, `ADDED`, `flat(doc)`: how a mapped document is compared with an output;
 - `INVICTUS_DIR`: 55 real CloudTrail log files (`{"Records": [...]}`), no anonymous access;
 - `anonymous_record(...)`: a raw S3 data event shaped like the documented anonymous records
   (notes/cloudtrail_ecs.md §2 and §3): `userIdentity` `{"type": "AWSAccount", "principalId": "",
@@ -20,6 +21,49 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CLOUDTRAIL_DATA = SHARED / "data" / "cloudtrail"
 INVICTUS_DIR = CLOUDTRAIL_DATA / "raw" / "invictus-ir_aws_dataset"
 BUCKET_OWNER = "123456789012"
+
+# Fields of the published outputs that the import does not produce, and why:
+LEFT_OUT = (
+    "source.geo.",  # the geoip processor needs MaxMind's databases (and the tests use test ones)
+    "source.as.",
+    "user_agent.name",  # the user_agent processor's parse; no rule reads more than `original`
+    "user_agent.version",
+    "user_agent.os.",
+    "user_agent.device.",
+    "actor.",  # the entity sub-pipeline of newer package versions
+    "target.",
+    "service.",
+    "user.entity.",
+    "user.target.entity.",
+    "related.entity",
+    "related.user",  # newer versions add access key ids to it
+    "cloud.service.name",  # newer versions; its derivation is not published as a pipeline
+    "event.created",  # the shipper's read time (the tests' simulated one)
+    "tags",  # the tests' own tags (`actor_target_mapping`)
+)
+# Fields the import produces that older outputs lack: newer pipelines and the Agent add them.
+ADDED = (
+    "cloud.provider",
+    "related.ip",
+    "user.email",
+    "event.dataset",
+    "event.module",
+    "data_stream.",
+    "tags",
+    "event.created",
+)
+MINIMAL = "copy-object-json-minimal"  # `_conf.retain: minimal` cuts the flattened copies down
+
+
+def flat(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted path -> leaf value (lists kept whole)."""
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def pipeline_pairs() -> list[tuple[str, str, dict[str, Any]]]:

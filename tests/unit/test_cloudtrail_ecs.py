@@ -12,51 +12,15 @@ from detector.cloudtrail_ecs import index_name, is_ip_literal, parse_iso8601, to
 from detector.cloudtrail_files import RawRecord, read_all
 from detector.errors import RecordError
 from detector.javamap import clean, java_double, to_java_string
-from tests.support.raw_cloudtrail import INVICTUS_DIR, anonymous_record, pipeline_pairs
-
-# Fields of the published outputs that the import does not produce, and why:
-LEFT_OUT = (
-    "source.geo.",  # the geoip processor needs MaxMind's databases (and the tests use test ones)
-    "source.as.",
-    "user_agent.name",  # the user_agent processor's parse; no rule reads more than `original`
-    "user_agent.version",
-    "user_agent.os.",
-    "user_agent.device.",
-    "actor.",  # the entity sub-pipeline of newer package versions
-    "target.",
-    "service.",
-    "user.entity.",
-    "user.target.entity.",
-    "related.entity",
-    "related.user",  # newer versions add access key ids to it
-    "cloud.service.name",  # newer versions; its derivation is not published as a pipeline
-    "event.created",  # the shipper's read time (the tests' simulated one)
-    "tags",  # the tests' own tags (`actor_target_mapping`)
+from tests.support.raw_cloudtrail import (
+    ADDED,
+    INVICTUS_DIR,
+    LEFT_OUT,
+    MINIMAL,
+    anonymous_record,
+    flat,
+    pipeline_pairs,
 )
-# Fields the import produces that older outputs lack: newer pipelines and the Agent add them.
-ADDED = (
-    "cloud.provider",
-    "related.ip",
-    "user.email",
-    "event.dataset",
-    "event.module",
-    "data_stream.",
-    "tags",
-    "event.created",
-)
-MINIMAL = "copy-object-json-minimal"  # `_conf.retain: minimal` cuts the flattened copies down
-
-
-def flat(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted path -> leaf value (lists kept whole)."""
-    out: dict[str, Any] = {}
-    for key, value in doc.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
 
 PAIRS = pipeline_pairs()
 
