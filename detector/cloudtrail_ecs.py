@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from detector.cloudtrail_categories import CATEGORIES
 from detector.errors import RecordError
 from detector.javamap import clean, hashmap_order, java_length, to_java_string
 
@@ -115,45 +116,6 @@ _TARGETS = (
     ("group.name", "request_parameters.groupName"),
     ("user.target.name", "request_parameters.userName"),
 )
-_IAM = {
-    "group,change": "AddUserToGroup AttachGroupPolicy DeleteGroupPolicy DetachGroupPolicy "
-    "PutGroupPolicy RemoveUserFromGroup UpdateGroup",
-    "group,creation": "CreateGroup",
-    "group,deletion": "DeleteGroup",
-    "group,info": "GetGroup GetGroupPolicy ListAttachedGroupPolicies ListGroupPolicies ListGroups",
-    "user,change": "AttachUserPolicy ChangePassword CreateAccessKey CreateVirtualMFADevice "
-    "DeactivateMFADevice DeleteAccessKey DeleteSSHPublicKey DeleteUserPermissionsBoundary "
-    "DeleteUserPolicy DeleteVirtualMFADevice DetachUserPolicy EnableMFADevice "
-    "PutUserPermissionsBoundary PutUserPolicy TagUser UntagUser UpdateAccessKey "
-    "UpdateLoginProfile UpdateSSHPublicKey UpdateUser",
-    "user,creation": "CreateUser",
-    "user,deletion": "DeleteUser",
-    "user,info": "GetUser GetUserPolicy ListAttachedUserPolicies ListGroupsForUser "
-    "ListUserPolicies ListUsers ListUserTags",
-    "admin,creation": "CreateKeyPair",
-    "admin,change": "SetDefaultPolicyVersion SetSecurityTokenServicePreferences "
-    "UpdateAccountPasswordPolicy UpdateRole",
-}
-# The categorisation script's table: event.action -> (event.category, event.type).
-CATEGORIES: dict[str, tuple[list[str], list[str]]] = {
-    **{
-        action: (["iam"], types.split(","))
-        for types, actions in _IAM.items()
-        for action in actions.split()
-    },
-    "AssumeRole": (["authentication"], ["info"]),
-    "ConsoleLogin": (["authentication"], ["info"]),
-    "CreateBucket": (["file"], ["creation"]),
-    "DeleteBucket": (["file"], ["deletion"]),
-    # Newer pipelines (PutObject confirmed by a published output). The transpiled copy of the
-    # newest table gives DeleteObject the type `delete`; ECS only allows `deletion`.
-    "GetObject": (["file"], ["info"]),
-    "HeadObject": (["file"], ["info"]),
-    "ListObjects": (["file"], ["info"]),
-    "ListBuckets": (["file"], ["info"]),
-    "PutObject": (["file"], ["change"]),
-    "DeleteObject": (["file"], ["deletion"]),
-}
 
 
 def index_name(namespace: str) -> str:

@@ -21,6 +21,7 @@ PURE = (
     "detector.allowlist",
     "detector.catchup",
     "detector.cloudtrail",
+    "detector.cloudtrail_categories",
     "detector.cloudtrail_ecs",
     "detector.cloudtrail_files",
     "detector.datemath",

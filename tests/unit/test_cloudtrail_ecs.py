@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from detector.cloudtrail_categories import CATEGORIES
 from detector.cloudtrail_ecs import index_name, is_ip_literal, parse_iso8601, to_ecs
 from detector.cloudtrail_files import RawRecord, read_all
 from detector.errors import RecordError
@@ -194,3 +195,28 @@ def test_java_strings_and_hashmap_order() -> None:
 
 def test_index_name_is_the_fleet_data_stream_name() -> None:
     assert index_name("imported") == "logs-aws.cloudtrail-imported"
+
+
+@pytest.mark.parametrize(
+    ("action", "category", "types"),
+    [
+        ("CreateUser", ["iam"], ["user", "creation"]),
+        ("AddUserToGroup", ["iam"], ["group", "change"]),
+        ("CreateKeyPair", ["iam"], ["admin", "creation"]),
+        ("ListUserTags", ["iam"], ["user", "info"]),
+        ("DeleteBucket", ["file"], ["deletion"]),
+        ("PutObject", ["file"], ["change"]),
+        ("AssumeRole", ["authentication"], ["info"]),
+    ],
+)
+def test_the_categorisation_table(action: str, category: list[str], types: list[str]) -> None:
+    record = anonymous_record("192.0.2.1", datetime(2025, 1, 1, tzinfo=UTC), action=action)
+    event = to_ecs(record, "x")["event"]
+    assert (event["kind"], event["category"], event["type"]) == ("event", category, types)
+
+
+def test_actions_outside_the_table_are_info_without_category() -> None:
+    record = anonymous_record("192.0.2.1", datetime(2025, 1, 1, tzinfo=UTC), action="CopyObject")
+    event = to_ecs(record, "x")["event"]
+    assert (event["type"], "category" in event) == (["info"], False)
+    assert len(CATEGORIES) == 52 + 6  # the pipeline's table, and the newer S3 rows
