@@ -39,6 +39,9 @@ from detector.index_templates import MANAGED_BY, template_priority
 
 DEFAULT_NAMESPACE = "imported"
 BATCH = 1000
+# Bulk requests also stop growing at about this size (records can hold 100 kB policies; a
+# document is roughly three times its raw record: event.original, the strings, the flattened).
+BATCH_BYTES = 16 * 1024 * 1024
 PURPOSE = "detector import cloudtrail"
 
 # progress(files done, files in all, records read so far)
@@ -134,6 +137,11 @@ def _is_ours(elastic: Elastic, index: str) -> bool:
 class _Batch:
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)
     where: dict[str, Position] = field(default_factory=dict)
+    size: int = 0
+
+    def full(self, batch_size: int) -> bool:
+        """Enough documents, or enough bytes, for one bulk request."""
+        return len(self.docs) >= batch_size or self.size >= BATCH_BYTES
 
 
 def import_files(
@@ -161,7 +169,7 @@ def import_files(
                 report.bad.append(item)
                 continue
             _add(batch, item, namespace, created_at, report)
-            if len(batch.docs) >= batch_size:
+            if batch.full(batch_size):
                 _flush(elastic, report, batch)
         if progress is not None:
             progress(done, len(files), report.records)
@@ -185,6 +193,7 @@ def _add(
         return
     batch.docs[event_id] = doc
     batch.where[event_id] = item.where
+    batch.size += 3 * len(doc["event"]["original"])
     moment = parse_iso8601(doc["@timestamp"])
     if moment is not None:
         report.first = moment if report.first is None else min(report.first, moment)
@@ -208,6 +217,7 @@ def _flush(elastic: Elastic, report: ImportReport, batch: _Batch) -> None:
             report.bad.append(BadRecord(where, f"rejected by Elasticsearch: {_why(rejected)}"))
     batch.docs.clear()
     batch.where.clear()
+    batch.size = 0
 
 
 def _why(rejected: dict[str, Any]) -> str:

@@ -110,7 +110,7 @@ def test_anonymous_s3_records_alert_exactly_as_the_oracle_says(
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "part1.json").write_text(json.dumps({"Records": story[:half]}))
     (tmp_path / "part2.ndjson").write_text("\n".join(json.dumps(r) for r in story[half:]) + "\n")
-    report = import_files(elastic, [tmp_path], _namespace(token))
+    report = import_files(elastic, [tmp_path], _namespace(token), batch_size=4)
     assert (report.records, report.created, len(report.bad)) == (len(story), len(story), 0)
 
     rule = token_rule(token)
@@ -155,13 +155,22 @@ def test_an_existing_index_of_someone_else_only_gets_documents_added(
     elastic: Elastic, token: str, tmp_path: Path
 ) -> None:
     index = f"logs-aws.cloudtrail-{_namespace(token)}"
-    elastic.create_index(index, {"mappings": {"properties": {"note": {"type": "keyword"}}}})
+    # Someone else's mapping: an account id that must be a number.
+    mappings = {"properties": {"note": {"type": "keyword"}, "cloud.account.id": {"type": "long"}}}
+    elastic.create_index(index, {"mappings": mappings})
     elastic.index_document(index, "theirs", {"note": "not the detector's"})
-    (tmp_path / "a.ndjson").write_text(json.dumps(anonymous_record("198.51.100.9", T0)) + "\n")
+    records = [
+        anonymous_record("198.51.100.9", T0, account_id="210987654321"),
+        anonymous_record("198.51.100.10", T0),  # "anonymous" is no long: refused
+    ]
+    path = tmp_path / "a.ndjson"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
 
     report = import_files(elastic, [tmp_path], _namespace(token))
 
     assert (report.index_created, report.index_ours, report.created) == (False, False, 1)
+    assert [str(bad.where) for bad in report.bad] == [f"{path}:2"]
+    assert report.bad[0].reason.startswith("rejected by Elasticsearch: document_parsing_exception")
     assert elastic.get_document(index, "theirs") == {"note": "not the detector's"}
     assert elastic.client.indices.exists_index_template(name=template_name(index)).body is False
 
