@@ -308,7 +308,9 @@ def _related_users(raw: Mapping[str, Any], doc: dict[str, Any]) -> None:
 def _console_login(raw: Mapping[str, Any], doc: dict[str, Any]) -> None:
     if raw.get("eventName") != "ConsoleLogin":
         return
-    extra = _get(doc, "aws.cloudtrail.flattened.additional_eventdata") or {}
+    extra = _get(doc, "aws.cloudtrail.flattened.additional_eventdata")
+    if not isinstance(extra, dict):
+        return
     fields: dict[str, Any] = {}
     if extra.get("MobileVersion") is not None:
         fields["mobile_version"] = extra["MobileVersion"] != "No"

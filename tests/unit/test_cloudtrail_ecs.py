@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from detector.cloudtrail_categories import CATEGORIES
 from detector.cloudtrail_ecs import index_name, is_ip_literal, parse_iso8601, to_ecs
@@ -220,3 +222,34 @@ def test_actions_outside_the_table_are_info_without_category() -> None:
     event = to_ecs(record, "x")["event"]
     assert (event["type"], "category" in event) == (["info"], False)
     assert len(CATEGORIES) == 52 + 6  # the pipeline's table, and the newer S3 rows
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+_KEYS = st.sampled_from(
+    [
+        "userIdentity",
+        "sourceIPAddress",
+        "requestParameters",
+        "responseElements",
+        "additionalEventData",
+        "resources",
+        "tlsDetails",
+        "errorCode",
+        "eventName",
+        "userAgent",
+        "recipientAccountId",
+    ]
+)
+
+
+@given(st.dictionaries(_KEYS, _JSON, max_size=6), st.sampled_from(["GetObject", "ConsoleLogin"]))
+def test_any_json_in_any_field_maps(fields: dict[str, Any], action: str) -> None:
+    record = {"eventID": "e1", "eventTime": "2025-01-15T12:00:00Z", "eventName": action, **fields}
+    doc = to_ecs(record, "x")
+    assert json.loads(json.dumps(doc))["event"]["id"] == "e1"
