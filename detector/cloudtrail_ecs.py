@@ -30,12 +30,13 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from detector.cloudtrail_categories import CATEGORIES
 from detector.errors import RecordError
 from detector.javamap import clean, hashmap_order, java_length, to_java_string
+from detector.times import as_utc, iso
 
 DATASET = "aws.cloudtrail"
 ECS_VERSION = "8.11.0"
@@ -139,7 +140,7 @@ def to_ecs(
     _put(doc, "@timestamp", _timestamp(raw))
     _require_id(raw)
     if created is not None:
-        _put(doc, "event.created", _format(created))
+        _put(doc, "event.created", iso(created))
     _put(doc, "ecs.version", ECS_VERSION)
     _put(doc, "event.original", original if original is not None else _compact(record))
     _put(doc, "tags", [PRESERVE_ORIGINAL])
@@ -169,7 +170,7 @@ def _timestamp(raw: Mapping[str, Any]) -> str:
     moment = parse_iso8601(raw.get("eventTime"))
     if moment is None:
         raise RecordError(f"no ISO-8601 eventTime (got {raw.get('eventTime')!r})")
-    return _format(moment)
+    return iso(moment)
 
 
 def parse_iso8601(value: Any) -> datetime | None:
@@ -188,13 +189,7 @@ def parse_iso8601(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(text + ("+00:00" if zone == "Z" else zone))
     except ValueError:
         return None
-    return moment.astimezone(UTC)
-
-
-def _format(moment: datetime) -> str:
-    """`2018-11-28T23:02:56.000Z`, the date processor's output."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return as_utc(moment)
 
 
 def _compact(record: Mapping[str, Any]) -> str:
@@ -226,7 +221,7 @@ def _identity_and_renames(raw: Mapping[str, Any], doc: dict[str, Any]) -> None:
             _put(doc, target, str(value) if source in ("eventName", "userAgent") else value)
     creation = parse_iso8601(_get(raw, "userIdentity.sessionContext.attributes.creationDate"))
     if creation is not None:
-        _put(doc, "aws.cloudtrail.user_identity.session_context.creation_date", _format(creation))
+        _put(doc, "aws.cloudtrail.user_identity.session_context.creation_date", iso(creation))
     recipient = raw.get("recipientAccountId")
     if _get(doc, "cloud.account.id") is None and recipient is not None:
         _put(doc, "cloud.account.id", recipient)  # newer pipelines (AWSService records)
