@@ -18,7 +18,9 @@
     │   └── KibanaAuthError        Kibana rejected the credentials (waiting will not help)
     ├── SetupError                 a `detector setup` step failed (role, API key)
     ├── ServiceError               `detector run` cannot start (e.g. its metrics port is taken)
-    └── DemoError                  the demo cannot run (its index holds data it did not write)
+    ├── DemoError                  the demo cannot run (its index holds data it did not write)
+    ├── RecordError                a raw CloudTrail record cannot be mapped (no eventID/eventTime)
+    └── ImportRefusedError         `detector import` will not write to that target (data stream)
 
 Messages are cut to `MAX_MESSAGE` characters with a marker (`shorten`). Only `detector.es`
 imports the Elasticsearch client and translates its exceptions into this tree,
@@ -159,8 +161,17 @@ class RequestError(ElasticsearchError):
 class BulkError(ElasticsearchError):
     """Some items of a bulk write were rejected; `items` holds each rejected item's result."""
 
-    def __init__(self, message: str, items: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        message: str,
+        items: list[dict[str, Any]],
+        created: list[str] | None = None,
+        existing: list[str] | None = None,
+    ) -> None:
         self.items = items
+        # What the same bulk write did with the other documents.
+        self.created = created or []
+        self.existing = existing or []
         super().__init__(message)
 
 
@@ -182,3 +193,11 @@ class ServiceError(DetectorError):
 
 class DemoError(DetectorError):
     """The demo cannot run (e.g. the index name belongs to real data)."""
+
+
+class RecordError(DetectorError):
+    """A raw CloudTrail record that cannot become a document (not an object, no eventID...)."""
+
+
+class ImportRefusedError(DetectorError):
+    """`detector import` refuses the target index (a data stream or alias it did not create)."""

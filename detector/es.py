@@ -424,6 +424,8 @@ class Elastic:
                 f"{len(result.rejected)} of {len(docs)} documents were rejected by {index}: "
                 f"{result.rejected[0]}",
                 result.rejected,
+                created=result.created,
+                existing=result.existing,
             )
         return result
 

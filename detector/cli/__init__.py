@@ -2,7 +2,7 @@
 
 One module per group of commands, by what users do with them: `detection` (once, run,
 backfill), `rules` (rules check, rules list, kql), `operations` (check, health) and `deployment`
-(setup, demo); `common` holds what they share.
+(setup, demo), `investigation` (import cloudtrail); `common` holds what they share.
 
 Exit codes: 0 success, 1 a runtime failure (Elasticsearch, a rule, an execution), 2 bad
 configuration or usage. User mistakes print one line per problem, never a traceback.
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from detector import __version__
-from detector.cli import deployment, detection, operations, rules
+from detector.cli import deployment, detection, investigation, operations, rules
 from detector.cli.common import Handler
 from detector.errors import ConfigError, DetectorError, RuleError
 from detector.logs import configure_logging
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_commands(commands)
     detection.add_commands(commands)
     deployment.add_commands(commands)
+    investigation.add_commands(commands)
     return parser
 
 

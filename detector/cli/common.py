@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeAlias
+from typing import TextIO, TypeAlias
 
 from detector.allowlist import from_settings, unknown_rule_ids
 from detector.errors import ConfigError, RuleError, UnsupportedRuleError
@@ -157,3 +157,29 @@ def usage_error(message: str) -> int:
 def text(moment: datetime) -> str:
     """A time to the second, `Z` for UTC."""
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Bar:
+    """A progress bar on stderr: redrawn in place on a terminal, a line every tenth of the way
+    otherwise (logs, CI, pipes)."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, label: str) -> None:
+        self.stream = stream
+        self.label = label
+        self.tty = stream.isatty()
+
+    def show(self, done: int, total: int, detail: str) -> None:
+        """Draw `label [###...] done/total detail`."""
+        step = max(total // 10, 1)
+        if not self.tty and done % step and done != total:
+            return
+        filled = self.WIDTH * done // max(total, 1)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        line = f"{self.label} [{bar}] {done}/{total} {detail}"
+        if self.tty:
+            self.stream.write(f"\r\x1b[2K{line}" + ("\n" if done == total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from detector import service
 from detector.cli.common import (
+    Bar,
     Commands,
     executions_at_debug,
     parse_time,
@@ -88,34 +89,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 # --- backfill -------------------------------------------------------------------------------
 
 
-class ProgressBar:
-    """A bar redrawn in place on a terminal; a line every tenth of the way otherwise."""
-
-    WIDTH = 30
+class ProgressBar(Bar):
+    """The backfill's bar: executions done, alerts written and failures so far."""
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+        super().__init__(stream, "backfill")
         self.failed = 0
         self.alerts = 0
 
     def __call__(self, done: int, total: int, result: ExecutionResult) -> None:
         self.failed += not result.succeeded
         self.alerts += result.alerts_written
-        step = max(total // 10, 1)
-        if not self.tty and done % step and done != total:
-            return
-        filled = self.WIDTH * done // max(total, 1)
-        bar = "#" * filled + "." * (self.WIDTH - filled)
-        line = (
-            f"backfill [{bar}] {done}/{total} {result.rule_id} at {result.now:%Y-%m-%dT%H:%M}Z"
-            f" - {self.alerts} alert(s), {self.failed} failed"
+        self.show(
+            done,
+            total,
+            f"{result.rule_id} at {result.now:%Y-%m-%dT%H:%M}Z"
+            f" - {self.alerts} alert(s), {self.failed} failed",
         )
-        if self.tty:
-            self.stream.write(f"\r\x1b[2K{line}" + ("\n" if done == total else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
 
 
 def backfill(args: argparse.Namespace, settings: Settings) -> int:

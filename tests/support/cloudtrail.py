@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detector.demo_data import ECS_MAPPINGS
+from detector.javamap import clean, to_java_string
 
 if TYPE_CHECKING:
     from detector.es import Elastic
@@ -50,34 +51,9 @@ INDEX_BODY: dict[str, Any] = {
 
 
 def java_map_string(values: dict[str, Any]) -> str:
-    """`Map.toString()` of a Java HashMap, as the pipeline writes `request_parameters`.
-
-    Keys come out in HashMap bucket order (insertion order within a bucket); nested maps and
-    lists print the same way, with no quoting.
-    """
-    capacity = 16
-    while len(values) > capacity * 3 // 4:
-        capacity *= 2
-    keys = sorted(values, key=lambda key: _java_hash(key) & (capacity - 1))
-    return "{" + ", ".join(f"{key}={_java_value(values[key])}" for key in keys) + "}"
-
-
-def _java_value(value: Any) -> str:
-    if isinstance(value, dict):
-        return java_map_string(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_java_value(item) for item in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _java_hash(text: str) -> int:
-    """Java's `String.hashCode()` (over UTF-16 code units), spread as HashMap spreads it."""
-    data, value = text.encode("utf-16-be"), 0
-    for offset in range(0, len(data), 2):
-        value = (31 * value + int.from_bytes(data[offset : offset + 2], "big")) & 0xFFFFFFFF
-    return value ^ (value >> 16)
+    """`Map.toString()` of a Java HashMap, as the pipeline writes `request_parameters`
+    (`detector.javamap`, which the import uses: keys in HashMap bucket order)."""
+    return to_java_string(clean(values))
 
 
 def iso(moment: datetime) -> str:
