@@ -97,7 +97,11 @@ def backfill_range(first: datetime, last: datetime) -> tuple[datetime, datetime]
 def add_commands(commands: Commands) -> None:
     """Register `import cloudtrail`."""
     parser = commands.add_parser(
-        "import", help="import raw logs into Elasticsearch for an offline investigation"
+        "import",
+        help="import raw logs into Elasticsearch for an offline investigation",
+        description="Import log files you hold (for example CloudTrail files copied from S3) "
+        "as the Elastic integration would have indexed them, to run the rules over them with "
+        "`detector backfill`.",
     )
     sources = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
     cloudtrail = sources.add_parser(
