@@ -12,6 +12,7 @@ jitter, bounded both in attempts and in seconds.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -413,9 +414,11 @@ class Elastic:
         rejection raises `BulkError`, after the rest were written.
         """
         result, pending = BulkResult(), dict(docs)
-        for _ in range(self.settings.es_retry_attempts):
+        for attempt in range(1, self.settings.es_retry_attempts + 1):
             if not pending:
                 break
+            if attempt > 1:  # items refused as busy back off as whole requests do
+                time.sleep(_item_backoff(attempt - 1))
             retry = self._bulk_once(index, pending, refresh, result)
             pending = {doc_id: pending[doc_id] for doc_id in retry}
         result.rejected.extend({"_id": doc_id, "status": 429} for doc_id in pending)
@@ -444,7 +447,14 @@ class Elastic:
             lambda es: es.bulk(operations=operations, refresh="wait_for" if refresh else False)
         ).body
         retry: list[str] = []
-        for item in body["items"]:
+        answered = {item.get("create", {}).get("_id") for item in body.get("items", [])}
+        # Every id sent must get an answer; one left out would be lost without a word.
+        result.rejected.extend(
+            {"_id": doc_id, "status": None, "error": "no answer for this item in the response"}
+            for doc_id in docs
+            if doc_id not in answered
+        )
+        for item in body.get("items", []):
             outcome = item["create"]
             status, doc_id = outcome["status"], outcome["_id"]
             if status == 201:
@@ -458,6 +468,12 @@ class Elastic:
                     {"_id": doc_id, "status": status, "error": outcome.get("error")}
                 )
         return retry
+
+
+def _item_backoff(retry: int) -> float:
+    """Seconds before the `retry`-th resend of bulk items refused with 429: `_backoff`'s curve
+    (0.2 s doubling up to 10 s, plus up to 1 s of jitter)."""
+    return float(min(0.2 * 2 ** (retry - 1), 10.0) + random.uniform(0, 1))
 
 
 def _check_msearch_item(response: Mapping[str, Any]) -> None:

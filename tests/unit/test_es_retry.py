@@ -248,3 +248,27 @@ def test_waiting_for_elasticsearch_says_what_it_waits_for(caplog):
     assert first.getMessage().endswith(
         "waiting up to 0.5 s for it to answer and be at least yellow"
     )
+
+
+def test_a_bulk_item_the_response_leaves_out_is_an_error_not_a_silent_loss(stub):
+    stub.answer(200, {"errors": False, "items": [_bulk_item("a", 201)]})
+    elastic = _elastic(stub.url)
+
+    with pytest.raises(BulkError) as raised:
+        elastic.bulk_create("alerts", {"a": {"n": 1}, "b": {"n": 2}})
+
+    [item] = raised.value.items
+    assert item["_id"] == "b"
+    assert item["error"] == "no answer for this item in the response"
+
+
+def test_bulk_items_refused_as_busy_are_resent_after_a_backoff(stub):
+    stub.answer(200, {"errors": True, "items": [_bulk_item("a", 429, "es_rejected_execution")]})
+    stub.answer(200, {"errors": False, "items": [_bulk_item("a", 201)]})
+    elastic = _elastic(stub.url)
+
+    started = time.monotonic()
+    result = elastic.bulk_create("alerts", {"a": {"n": 1}})
+
+    assert result.created == ["a"]
+    assert time.monotonic() - started >= 0.2  # the first backoff step, never an instant resend
