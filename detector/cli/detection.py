@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,8 +29,10 @@ from detector.results import ExecutionResult
 from detector.runner import Runner, backfill_plan
 from detector.settings import Settings
 
-# How far in the future a backfill may end (clock differences), beyond which it is a mistake.
+# How far in the future a backfill may end or `once --at` may be (clock differences), beyond
+# which it is a mistake.
 FUTURE_SLACK = timedelta(minutes=1)
+_log = logging.getLogger("detector.cli")
 
 
 # --- once -----------------------------------------------------------------------------------
@@ -44,9 +47,16 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     now = args.at or datetime.now(UTC)
+    if now > datetime.now(UTC) + FUTURE_SLACK:
+        _log.warning(
+            "--at %s is in the future: its window holds no event yet, and it moves no "
+            "checkpoint (a manual execution)",
+            text(now),
+        )
     failed = False
     with Elastic(settings) as elastic:
         elastic.wait_ready()
+        service.warn_unreadable(elastic, rules)
         runner = Runner.for_settings(elastic, settings, ensure=not args.dry_run)
         for rule in rules:
             if args.dry_run:

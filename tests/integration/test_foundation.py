@@ -268,3 +268,29 @@ def test_check_says_no_index_yet_for_a_concrete_index_that_does_not_exist(es_nod
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"  {index}: no index yet" in run.stdout
     assert "Traceback" not in run.stderr
+
+
+def test_once_warns_about_rule_patterns_it_may_not_read(es_node, tmp_path):
+    from tests.integration.test_engine_runs import rule_file
+
+    rules = rule_file(tmp_path, ["logs-aws.cloudtrail*", "secret-logs-*"])
+    variables = node_variables(
+        es_node,
+        DETECTOR_ES_USERNAME=es_node.detector_username,
+        DETECTOR_ES_PASSWORD=es_node.detector_password,
+        DETECTOR_BUILTIN_RULES="false",
+        DETECTOR_RULES_PATH=str(rules),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "detector", "once", "--dry-run"],
+        env={**os.environ, **variables},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert "no read privilege on secret-logs-*: searches leave its indices out" in done.stderr
+    assert "no read privilege on logs-aws.cloudtrail*" not in done.stderr
+    assert "Traceback" not in done.stderr

@@ -123,3 +123,12 @@ def test_execution_lines_show_at_debug_level() -> None:
     first, second = _engine_lines("DEBUG")
     assert "DEBUG" in first and "rule r1: 1 new term(s)" in first
     assert "ERROR" in second
+
+
+def test_once_at_a_future_time_warns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DETECTOR_ES_URL", "http://127.0.0.1:9")  # nothing listens
+    monkeypatch.setenv("DETECTOR_ES_READY_TIMEOUT", "0")
+    assert main(["once", "--dry-run", "--at", "2999-01-01T00:00:00Z"]) == 1
+    assert "--at 2999-01-01T00:00:00Z is in the future" in capsys.readouterr().err
