@@ -387,6 +387,27 @@ class Elastic:
             return None
         return [name for name, granted in body["index"].items() if not granted.get("read")]
 
+    def field_types(
+        self, patterns: Sequence[str], fields: Sequence[str]
+    ) -> tuple[list[str], dict[str, dict[str, list[str]]]]:
+        """The indices `patterns` match, and field -> type -> the indices that map it so
+        (`_field_caps`; a field no index maps is left out). Elasticsearch names the indices of
+        a type only when the field has several types; here they are always named."""
+        body = self._body(
+            lambda es: es.field_caps(
+                index=",".join(patterns),
+                fields=",".join(fields),
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+        )
+        every = list(body.get("indices", []))
+        types = {
+            field: {kind: list(caps.get("indices") or every) for kind, caps in kinds.items()}
+            for field, kinds in body.get("fields", {}).items()
+        }
+        return every, types
+
     def put_role(self, name: str, descriptor: Mapping[str, Any]) -> None:
         """Create or update the native role `name` (`cluster`, `indices`, `metadata`...)."""
         self.call(lambda es: es.security.put_role(name=name, **descriptor))

@@ -7,10 +7,11 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from detector import health as verdict
+from detector import kql
 from detector.cli.common import Commands, positive_seconds, report_rule_problems, select_rules
 from detector.es import Elastic
 from detector.execution_store import ExecutionStore
-from detector.rules import rules_for
+from detector.rules import Rule, rules_for
 from detector.settings import Settings
 
 
@@ -26,11 +27,41 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
             found = f"{len(names)} index(es)" if names else "no index yet"
             print(f"  {pattern}: {found}")
         unreadable = elastic.unreadable(patterns)
+        misnested = [line for rule in _enabled(settings) for line in _nesting(elastic, rule)]
+    for line in misnested:
+        print(f"error: {line}")
     if unreadable is None:
         print("read privileges: not checked (security is off or the API is not available)")
     for pattern in unreadable or ():
         print(f"error: no read privilege on {pattern}: searches would silently leave it out")
-    return max(problems, 1 if unreadable else 0)
+    return max(problems, 1 if unreadable or misnested else 0)
+
+
+def _enabled(settings: Settings) -> list[Rule]:
+    return [rule for rule in rules_for(settings).rules if rule.enabled]
+
+
+def _nesting(elastic: Elastic, rule: Rule) -> list[str]:
+    """A line per nested path of the rule's query that some index of it does not map as
+    `nested`: searching it fails there (`rules check` cannot know, it has no node)."""
+    paths = kql.nested_paths(kql.to_dsl(rule.query))
+    if not paths:
+        return []
+    # `path.*`: `_field_caps` lists an object or nested field only with its sub-fields.
+    indices, types = elastic.field_types(rule.index, [f"{path}.*" for path in paths])
+    lines = []
+    for path in paths:
+        kinds = types.get(path, {})
+        other = {kind: names for kind, names in kinds.items() if kind != "nested"}
+        unmapped = sorted(set(indices) - {name for names in kinds.values() for name in names})
+        if unmapped:
+            other["nothing (no such field)"] = unmapped
+        for kind, names in other.items():
+            lines.append(
+                f"rule {rule.rule_id}: its query searches {path} as nested, but "
+                f"{', '.join(sorted(names))} map it as {kind}: every search there fails"
+            )
+    return lines
 
 
 def index_patterns(settings: Settings) -> tuple[list[str], int]:

@@ -11,7 +11,7 @@ Dependencies run one way: nodes <- parser <- dsl.
 
 from __future__ import annotations
 
-from detector.kql.dsl import to_dsl
+from detector.kql.dsl import nested_paths, to_dsl
 from detector.kql.nodes import (
     And,
     Exists,
@@ -43,6 +43,7 @@ __all__ = [
     "RangeOp",
     "Term",
     "Wildcard",
+    "nested_paths",
     "parse",
     "to_dsl",
 ]

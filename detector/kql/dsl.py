@@ -86,6 +86,23 @@ def compile_node(node: Node, path: str | None = None) -> dict[str, Any]:
             return _is(node, path)
 
 
+def nested_paths(dsl: Any) -> list[str]:
+    """Every `nested` path a compiled query uses, in order, without repeats. A nested query on
+    a field that is not `nested` in an index fails every search of it; `detector check` asks
+    the indices about these paths."""
+    found: list[str] = []
+    if isinstance(dsl, dict):
+        nested = dsl.get("nested")
+        if isinstance(nested, dict) and isinstance(nested.get("path"), str):
+            found.append(nested["path"])
+        for value in dsl.values():
+            found += nested_paths(value)
+    elif isinstance(dsl, list):
+        for value in dsl:
+            found += nested_paths(value)
+    return list(dict.fromkeys(found))
+
+
 def escape_query_string(text: str) -> str:
     """Escape `text` so that Lucene's query_string parser reads it as one literal term."""
     return _RESERVED.sub(lambda match: "\\" + match.group(), text)

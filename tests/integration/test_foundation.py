@@ -294,3 +294,26 @@ def test_once_warns_about_rule_patterns_it_may_not_read(es_node, tmp_path):
     assert "no read privilege on secret-logs-*: searches leave its indices out" in done.stderr
     assert "no read privilege on logs-aws.cloudtrail*" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_check_names_a_nested_query_on_a_field_an_index_does_not_nest(es_node, tmp_path, token):
+    from tests.unit.test_rules import MINIMAL, write
+
+    flat, nested = f"logs-flat-{token}", f"logs-nested-{token}"
+    with es_node.client() as es:
+        name = {"name": {"type": "keyword"}}
+        for index, kind in ((flat, "object"), (nested, "nested")):
+            mapping = {"items": {"type": kind, "properties": name}}
+            es.indices.create(index=index, mappings={"properties": mapping})
+    text = MINIMAL.replace('["logs-test-*"]', f'["{flat}", "{nested}"]').replace(
+        'event.action: "GetObject"\n    and source.address: *', 'items: { name: "x" }'
+    )
+    write(tmp_path, text)
+    variables = node_variables(
+        es_node, DETECTOR_BUILTIN_RULES="false", DETECTOR_RULES_PATH=str(tmp_path / "rule.toml")
+    )
+    run = detector_check(tmp_path, **variables)
+
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"its query searches items as nested, but {flat} map it as object" in run.stdout
+    assert nested not in run.stdout.split("nested, but", 1)[1]

@@ -393,3 +393,11 @@ def test_nested_range_and_value_list():
     assert to_dsl("p: { n > 2 and k: (x or y) }")["nested"]["query"] == filter_(
         {"range": {"p.n": {"gt": "2"}}}, should(match("p.k", "x"), match("p.k", "y"))
     )
+
+
+def test_nested_paths_of_a_query_are_listed_once_each() -> None:
+    from detector.kql import nested_paths
+
+    dsl = to_dsl("a: { b: 1 } and c: { d: { e: 2 } } or a: { f: 3 }")
+    assert nested_paths(dsl) == ["a", "c", "c.d"]
+    assert nested_paths(to_dsl("x: 1")) == []
