@@ -18,8 +18,6 @@ from detector import __version__
 from detector.cli import deployment, detection, operations, rules
 from detector.cli.common import Handler
 from detector.errors import ConfigError, DetectorError
-from detector.logs import configure_logging
-from detector.settings import load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +45,10 @@ def _configuration_error(exc: ConfigError) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `detector` command; returns the exit code."""
     args = build_parser().parse_args(argv)
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector.logs import configure_logging
+    from detector.settings import load_settings
+
     handler: Handler = args.handler
     try:
         settings = load_settings()

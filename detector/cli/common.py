@@ -7,13 +7,15 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from detector.errors import ConfigError
-from detector.rules import Rule, load_rule_file, rules_for
-from detector.settings import Settings
 
-Handler = Callable[[argparse.Namespace, Settings], int]
+if TYPE_CHECKING:
+    from detector.rules import Rule
+    from detector.settings import Settings
+
+Handler = Callable[[argparse.Namespace, "Settings"], int]
 # The subparsers object (`add_subparsers()`); subscriptable only for the type checker.
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -43,6 +45,9 @@ def positive_seconds(text: str) -> float:
 def select_rules(wanted: Sequence[str], settings: Settings) -> tuple[list[Rule], int]:
     """The rules named by `--rule` (ids or files), default the enabled ones; and how many rule
     problems were printed. Raises `ConfigError` for an unknown id."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector.rules import load_rule_file, rules_for
+
     loaded = rules_for(settings)
     for error in loaded.errors:
         print(f"rule problem: {error}", file=sys.stderr)

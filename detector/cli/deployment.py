@@ -10,12 +10,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detector import demo, demo_data, kibana, provision
 from detector.cli.common import Commands
-from detector.es import Elastic
-from detector.settings import Settings
+
+if TYPE_CHECKING:
+    from detector.es import Elastic
+    from detector.settings import Settings
 
 REASON_WIDTH = 100
 
@@ -57,6 +58,9 @@ def add_commands(commands: Commands) -> None:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import demo, demo_data
+
     if settings.log_level == "INFO":  # one line per execution would drown the progress line
         logging.getLogger("detector.engine").setLevel(logging.WARNING)
     result = demo.run(settings)
@@ -115,6 +119,9 @@ Elasticsearch is still running; stop it with `scripts/local-es stop`."""
 
 
 def _api_key(elastic: Elastic, settings: Settings, args: argparse.Namespace) -> None:
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import provision
+
     descriptor = provision.role_descriptor(settings)
     existing = provision.key_in_file(args.env_file) if args.env_file else None
     if existing and provision.key_works(settings, existing):
@@ -130,6 +137,10 @@ def _api_key(elastic: Elastic, settings: Settings, args: argparse.Namespace) -> 
 
 def _setup(args: argparse.Namespace, settings: Settings) -> int:
     """`detector setup`: every requested step, in order; the first failure stops it (exit 1)."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import kibana, provision
+    from detector.es import Elastic
+
     kibana_url = args.kibana_url or settings.kibana_url
     with Elastic(settings) as elastic:
         elastic.wait_ready()

@@ -10,15 +10,16 @@ import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from detector import service
 from detector.cli.common import Commands, parse_time, select_rules, text, usage_error
 from detector.errors import ConfigError
-from detector.es import Elastic
-from detector.results import ExecutionResult
-from detector.runner import Runner
-from detector.settings import Settings
+
+if TYPE_CHECKING:
+    from detector.results import ExecutionResult
+    from detector.rules import Rule
+    from detector.runner import Runner
+    from detector.settings import Settings
 
 # How far in the future a backfill may end (clock differences), beyond which it is a mistake.
 FUTURE_SLACK = timedelta(minutes=1)
@@ -29,6 +30,11 @@ FUTURE_SLACK = timedelta(minutes=1)
 
 def once(args: argparse.Namespace, settings: Settings) -> int:
     """One execution of each selected rule at `--at` (default: now); logged unless dry."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import pool
+    from detector.es import Elastic
+    from detector.runner import Runner
+
     try:
         rules, problems = select_rules(args.rule, settings)
     except ConfigError as exc:
@@ -39,14 +45,16 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
     failed = problems > 0
     with Elastic(settings) as elastic:
         elastic.wait_ready()
-        runner = Runner.for_settings(elastic, settings, ensure=not args.dry_run)
-        for rule in rules:
-            if args.dry_run:
-                result = runner.dry_run(rule, now)
-            else:
-                result = runner.once(rule, now, manual=args.at is not None)
-            failed |= not result.succeeded
-            _print_result(result, args)
+        Runner.for_settings(elastic, settings, ensure=not args.dry_run)  # the indices, once
+
+    def execution(runner: Runner, rule: Rule) -> ExecutionResult:
+        if args.dry_run:
+            return runner.dry_run(rule, now)
+        return runner.once(rule, now, manual=args.at is not None)
+
+    for result in pool.run_rules(settings, rules, execution):
+        failed |= not result.succeeded
+        _print_result(result, args)
     return 1 if failed else 0
 
 
@@ -71,6 +79,9 @@ def alert_line(alert: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run every enabled rule on its own interval until SIGTERM or SIGINT, catching up."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import service
+
     rules, _ = select_rules([], settings)
     if not rules:
         print("error: no enabled rule to run", file=sys.stderr)
@@ -113,6 +124,10 @@ class ProgressBar:
 
 def backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Replay the scheduled executions between --start and --end."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector.es import Elastic
+    from detector.runner import Runner
+
     if args.end < args.start:
         return usage_error(f"--end {text(args.end)} is before --start {text(args.start)}")
     if args.end > datetime.now(UTC) + FUTURE_SLACK:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from detector import health as verdict
 from detector.cli.common import Commands, positive_seconds, select_rules
-from detector.es import Elastic
-from detector.execution_store import ExecutionStore
-from detector.rules import rules_for
-from detector.settings import Settings
+
+if TYPE_CHECKING:
+    from detector.settings import Settings
 
 
 def check(args: argparse.Namespace, settings: Settings) -> int:
     """Connect, print the cluster, and say which rule index patterns match anything."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector.es import Elastic
+
     with Elastic(settings) as elastic:
         info = elastic.wait_ready(args.wait)
         print(f"connected to {', '.join(settings.es_url)}")
@@ -35,6 +37,9 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
 
 def index_patterns(settings: Settings) -> list[str]:
     """The index patterns of the enabled rules, in order, without repeats."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector.rules import rules_for
+
     result = rules_for(settings)
     for error in result.errors:
         print(f"rule problem: {error}", file=sys.stderr)
@@ -44,6 +49,11 @@ def index_patterns(settings: Settings) -> list[str]:
 
 def health(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when every enabled rule succeeded recently, else 1 with one line per rule."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import health as verdict
+    from detector.es import Elastic
+    from detector.execution_store import ExecutionStore
+
     max_age = timedelta(seconds=args.max_age or settings.health_max_age)
     rules, problems = select_rules([], settings)
     if not rules:

@@ -6,15 +6,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from detector import kql
 from detector.cli.common import Commands
-from detector.rules import load_rules, rules_for
-from detector.settings import Settings
+
+if TYPE_CHECKING:
+    from detector.settings import Settings
 
 
 def rules_check(args: argparse.Namespace, settings: Settings) -> int:
     """Validate rule files; one line per problem (a query error adds its caret below)."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector.rules import load_rules
+
     result = load_rules(args.paths)
     for error in result.errors:
         print(error)
@@ -26,6 +30,9 @@ def rules_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def rules_list(args: argparse.Namespace, settings: Settings) -> int:
     """Print the rules that would run, as an aligned table."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector.rules import rules_for
+
     result = rules_for(settings)
     rows = [["RULE_ID", "NAME", "TYPE", "INTERVAL", "ENABLED", "SOURCE"]]
     for rule in result.rules:
@@ -43,6 +50,9 @@ def rules_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def compile_kql(args: argparse.Namespace, settings: Settings) -> int:
     """Print the Elasticsearch query DSL a KQL query compiles to."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector import kql
+
     print(json.dumps(kql.to_dsl(args.query), indent=2))
     return 0
 
