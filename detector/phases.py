@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # that many `filters` buckets.
 FIRST_SEEN_SINGLE_BATCH = 10_000
 FIRST_SEEN_MULTI_BATCH = 1_000
+# From how many new terms the override count pays: below, the two filtered `min`s over the new
+# terms cost less than one more request.
+OVERRIDE_COUNT_FROM = 1_000
 # Chosen terms per phase-3 aggregation (two `filters` buckets each).
 DETAILS_BATCH = 500
 
@@ -71,7 +74,7 @@ def first_seen(elastic: Elastic, plan: Plan, new: Sequence[Values]) -> list[Wind
     away since phase 1 is dropped)."""
     if not new:
         return []
-    time_aggs = _time_aggs(elastic, plan)
+    time_aggs = _time_aggs(elastic, plan) if len(new) >= OVERRIDE_COUNT_FROM else plan.fields
     single = len(plan.terms_fields) == 1
     size = FIRST_SEEN_SINGLE_BATCH if single else FIRST_SEEN_MULTI_BATCH
     found: dict[Values, datetime] = {}

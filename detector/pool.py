@@ -26,8 +26,11 @@ Execution = Callable[[Runner, Rule], ExecutionResult]
 class _Workers:
     """One runner per worker thread, created on its first rule, closed with the pool."""
 
-    def __init__(self, settings: Settings, closing: ExitStack) -> None:
+    def __init__(
+        self, settings: Settings, closing: ExitStack, connect: Callable[[Settings], Elastic]
+    ) -> None:
         self.settings = settings
+        self.connect = connect
         self.closing = closing
         self.local = threading.local()
         self.lock = threading.Lock()
@@ -35,7 +38,7 @@ class _Workers:
     def runner(self) -> Runner:
         runner: Runner | None = getattr(self.local, "runner", None)
         if runner is None:
-            elastic = Elastic(self.settings)
+            elastic = self.connect(self.settings)
             with self.lock:
                 self.closing.enter_context(elastic)
             runner = Runner.for_settings(elastic, self.settings, ensure=False)
@@ -44,12 +47,16 @@ class _Workers:
 
 
 def run_rules(
-    settings: Settings, rules: Sequence[Rule], execution: Execution
+    settings: Settings,
+    rules: Sequence[Rule],
+    execution: Execution,
+    connect: Callable[[Settings], Elastic] = Elastic,
 ) -> Iterator[ExecutionResult]:
     """`execution` of each rule, at most `settings.rule_concurrency` at once; the results in the
-    rules' order (as each becomes available). The caller has created the indices."""
+    rules' order (as each becomes available). The caller has created the indices; `connect`
+    makes each worker's `Elastic`."""
     with ExitStack() as closing:
-        workers = _Workers(settings, closing)
+        workers = _Workers(settings, closing, connect)
         size = max(1, min(settings.rule_concurrency, len(rules)))
         with ThreadPoolExecutor(max_workers=size, thread_name_prefix="rule") as pool:
             yield from pool.map(lambda rule: execution(workers.runner(), rule), rules)

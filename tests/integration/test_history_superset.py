@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from detector import kql, query
+from detector import kql, phases, query
 from detector.alert_store import AlertStore
 from detector.es import Elastic
 from detector.history import AggregationHistory, SupersetHistory
@@ -134,3 +134,29 @@ def test_superset_pages_through_more_than_one_composite_page(
     assert SupersetHistory(elastic).seen(_plan(rule, T0), asked) == expected
     harness.history = SupersetHistory(elastic)
     harness.step(T0)
+
+
+@pytest.mark.parametrize("width", ["one", "two"])
+@pytest.mark.parametrize("without_override", [0.0, 0.3], ids=["all-override", "some-fallback"])
+def test_first_seen_after_the_override_count_matches_the_oracle(
+    elastic: Elastic,
+    store: AlertStore,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    without_override: float,
+    width: str,
+) -> None:
+    monkeypatch.setattr(phases, "OVERRIDE_COUNT_FROM", 0)  # always ask the count
+    rng = random.Random(4)
+    fields = ("source.address",) if width == "one" else FIELDS["two"]
+    rule = token_rule(token, new_terms_fields=fields)
+    harness = Harness(elastic, store, rule, spec_for(rule))
+    docs = list(_stream(rng, T0))
+    for doc in docs:
+        if rng.random() < without_override:
+            doc["event"].pop("ingested", None)
+        else:
+            doc["event"].setdefault("ingested", doc["@timestamp"])
+    harness.add(cloudtrail_index(token), docs)
+    for n in range(2):
+        harness.step(T0 + n * EVERY)
