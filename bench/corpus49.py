@@ -43,7 +43,9 @@ def _put(doc: dict[str, Any], path: str, value: Any) -> None:
     doc.setdefault(parts[-1], value)
 
 
-def _value(field: str, number: int) -> str:
+def _value(field: str, number: int) -> str | int:
+    if field.endswith(".number"):
+        return number
     if field.endswith(".ip") or field == "source.address":
         return f"10.{number // 65536 % 256}.{number // 256 % 256}.{number % 256}"
     return f"{field.rsplit('.', 1)[-1]}-{number}"

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -33,7 +34,8 @@ INDICES = {
     "pairs": "logs-aws.cloudtrail-bench-pairs",
     "wide": "logs-aws.cloudtrail-bench-wide",
 }
-EXTRA_EVENTS = 9_000_000
+# 9,000,000 for the 10M case; smaller (BENCH_EXTRA_EVENTS) when loading time is short.
+EXTRA_EVENTS = int(os.environ.get("BENCH_EXTRA_EVENTS", "9000000"))
 PAIR_HISTORY_EVENTS, HISTORY_PAIRS, WINDOW_PAIRS = 1_000_000, 200_000, 100_000
 WIDE_TERMS = 1_000_000
 BUCKETS = 1_000
