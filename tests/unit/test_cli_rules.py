@@ -89,3 +89,23 @@ def test_check_looks_at_the_index_patterns_of_enabled_rules(tmp_path: Path) -> N
     write(tmp_path, MINIMAL.replace('["logs-test-*"]', '["logs-aws.cloudtrail*", "x-*"]'))
     settings = Settings(rules_path=[tmp_path], builtin_rules=True)
     assert index_patterns(settings) == ["filebeat-*", "logs-aws.cloudtrail*", "x-*"]
+
+
+def test_rules_check_and_kql_read_no_setting_and_start_without_pydantic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    write(tmp_path, MINIMAL)
+    monkeypatch.setenv("DETECTOR_ES_URL", "not a url")  # a bad setting does not matter here
+    assert main(["rules", "check", str(tmp_path)]) == 0
+    probe = (
+        "import sys; from detector.cli import main; "
+        f"main(['rules', 'check', {str(tmp_path)!r}]); main(['kql', 'a: 1']); "
+        "print('pydantic' in sys.modules, 'elasticsearch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.splitlines()[-1] == "False False"
