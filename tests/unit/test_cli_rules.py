@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,9 +96,6 @@ def test_check_looks_at_the_index_patterns_of_enabled_rules(tmp_path: Path) -> N
 def test_rules_check_and_kql_read_no_setting_and_start_without_pydantic(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import subprocess
-    import sys
-
     write(tmp_path, MINIMAL)
     monkeypatch.setenv("DETECTOR_ES_URL", "not a url")  # a bad setting does not matter here
     assert main(["rules", "check", str(tmp_path)]) == 0
