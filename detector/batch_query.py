@@ -54,17 +54,10 @@ def missing_override(base: Body, fields: TimeFields, window: Window) -> Body:
     When there is none, the combined time of every window document is the override, and a
     single `min` on it replaces the two filtered `min`s of the fallback shape.
     """
-    body = _search(
-        [
-            base,
-            time_range(fields, window.start, window.end),
-            {"bool": {"must_not": {"exists": {"field": fields.primary}}}},
-        ],
-        {},
-    )
-    del body["aggs"]
-    body["track_total_hits"] = 1
-    return body
+    lacking = {"bool": {"must_not": {"exists": {"field": fields.primary}}}}
+    filters = [base, time_range(fields, window.start, window.end), lacking]
+    # `track_total_hits: 1` stops counting at the first document found.
+    return {"size": 0, "track_total_hits": 1, "query": {"bool": {"filter": filters}}}
 
 
 def has_hits(response: Mapping[str, Any]) -> bool:
