@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The namespace of `logs-aws.cloudtrail-<namespace>` an import writes to unless told.
+DEFAULT_NAMESPACE = "imported"
+
 SUFFIXES = (".json", ".ndjson", ".jsonl")
 GZIP_MAGIC = b"\x1f\x8b"
 # Keys of a CloudTrail digest file (CloudTrail-Digest/ in the bucket), never of a log file.

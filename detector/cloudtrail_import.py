@@ -25,6 +25,7 @@ from typing import Any
 
 from detector.cloudtrail_ecs import index_name, parse_iso8601, to_ecs
 from detector.cloudtrail_files import (
+    DEFAULT_NAMESPACE,
     BadRecord,
     Position,
     RawRecord,
@@ -37,7 +38,6 @@ from detector.errors import BulkError, ImportRefusedError, RecordError, RequestE
 from detector.es import Elastic
 from detector.index_templates import MANAGED_BY, template_priority
 
-DEFAULT_NAMESPACE = "imported"
 BATCH = 1000
 # Bulk requests also stop growing at about this size (records can hold 100 kB policies; a
 # document is roughly three times its raw record: event.original, the strings, the flattened).

@@ -2,13 +2,15 @@
 
 Kibana's V1 aggregation approach (§1.3 of the Kibana notes), without scripts:
 
-1. window terms: composite pages of 10,000 over `[start, end]`, each term with its first-seen
-   time (min combined timestamp) and document count; every page is read;
+1. window terms: plain composite pages of 10,000 over `[start, end]`; every page is read;
 2. history (`detector.history`, a `TermHistory`): which of a page's terms occur in
-   `[history_start, start]` (exact: terms aggregation with `include` for one field, batched
-   composite for several); those are not new;
-3. details, for the at most `max_signals` terms chosen: one `_msearch`, one search per term,
+   `[history_start, start]` (exact: terms aggregation with `include` for one field, a
+   composite under a `terms` filter per field for several); those are not new. Then the
+   first-seen time (min combined timestamp) of the new terms only;
+3. details, for the at most `max_signals` terms chosen: one aggregation per batch of terms,
    giving the first document, the event count and the actions.
+
+The requests are in `detector.phases`.
 
 Then the alerts are written through the store with deterministic ids (op_type create), after the
 terms already alerted in the same episode were dropped; duplicates therefore never consume the
@@ -21,17 +23,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from detector import kql, query
+from detector import kql, phases, query
 from detector.alerts import alert_id, build_alert
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
 from detector.errors import DetectorError
 from detector.es import BulkResult, Elastic
-from detector.history import AggregationHistory, TermHistory
+from detector.history import TermHistory, default_history
 from detector.logs import structured
 from detector.query import Plan, WindowTerm
 from detector.results import (
@@ -48,8 +50,6 @@ from detector.window import time_fields, window_for
 
 log = logging.getLogger(__name__)
 
-# Phase-3 searches per `_msearch` (Kibana V2 uses batches of 500 too).
-DETAILS_BATCH = 500
 # Overflow terms named in the log line (all of them are in the result).
 LOGGED_OVERFLOW = 20
 
@@ -68,14 +68,6 @@ class AlertWriter(Protocol):
         ...
 
 
-@dataclass
-class _Found:
-    """Phases 1 and 2: how many window terms were read, and the new ones."""
-
-    checked: int = 0
-    new: list[WindowTerm] = field(default_factory=list)
-
-
 def execute(
     elastic: Elastic,
     store: AlertWriter,
@@ -89,7 +81,7 @@ def execute(
 ) -> ExecutionResult:
     """Run `rule` once at `now`; a failure is reported in the result, never raised.
 
-    `history` answers phase 2 (default: `AggregationHistory` on `elastic`).
+    `history` answers phase 2 (default: `history.default_history` on `elastic`).
     """
     started, requests, waited = time.monotonic(), elastic.stats.requests, elastic.stats.seconds
     outcome: dict[str, Any] = {"dry_run": dry_run}
@@ -100,8 +92,8 @@ def execute(
         )
         base = query.rule_filter(kql.to_dsl(rule.query), allowlist.must_not(rule.rule_id))
         plan = Plan(rule, window, time_fields(rule), base)
-        phases = _Phases(elastic, store, history or AggregationHistory(elastic))
-        outcome.update(_run(phases, plan, now, dry_run, execution_type))
+        services = _Services(elastic, store, history or default_history(elastic))
+        outcome.update(_run(services, plan, now, dry_run, execution_type))
         outcome["status"] = PARTIAL_FAILURE if outcome["overflow"] else SUCCEEDED
     except DetectorError as exc:
         outcome.update(status="failed", error=str(exc))
@@ -120,7 +112,7 @@ def execute(
 
 
 @dataclass(frozen=True)
-class _Phases:
+class _Services:
     """What the phases talk to."""
 
     elastic: Elastic
@@ -129,15 +121,16 @@ class _Phases:
 
 
 def _run(
-    phases: _Phases, plan: Plan, now: datetime, dry_run: bool, execution_type: str
+    services: _Services, plan: Plan, now: datetime, dry_run: bool, execution_type: str
 ) -> dict[str, Any]:
-    elastic, store = phases.elastic, phases.store
-    found = _find_new_terms(phases, plan)
+    elastic, store = services.elastic, services.store
+    found = phases.new_values(elastic, services.history, plan)
+    new = phases.first_seen(elastic, plan, found.new)
     # Oldest first, as Kibana's pages are read; values break ties so the choice is stable.
-    ordered = sorted(found.new, key=lambda term: (term.first_seen, _sortable(term.values)))
+    ordered = sorted(new, key=lambda term: (term.first_seen, _sortable(term.values)))
     fresh, duplicates = _drop_alerted(store, plan, ordered)
     chosen, rest = fresh[: plan.rule.max_signals], fresh[plan.rule.max_signals :]
-    terms = _details(elastic, plan, chosen)
+    terms = phases.details(elastic, plan, chosen)
     context = ExecutionContext(
         execution_uuid=str(uuid.uuid4()),
         started_at=datetime.now(UTC),
@@ -173,32 +166,6 @@ def _sortable(values: Values) -> tuple[tuple[bool, Any], ...]:
     return tuple((isinstance(value, str), value) for value in values)
 
 
-# --- phase 1, then phase 2 through the history ------------------------------------------
-
-
-def _find_new_terms(phases: _Phases, plan: Plan) -> _Found:
-    found = _Found()
-    for page in _window_pages(phases.elastic, plan):
-        found.checked += len(page)
-        seen = phases.history.seen(plan, [term.values for term in page])
-        found.new.extend(term for term in page if term.values not in seen)
-    return found
-
-
-def _window_pages(elastic: Elastic, plan: Plan) -> Iterator[list[WindowTerm]]:
-    """Phase 1: every composite page of window terms (Kibana stops at its `max_signals`;
-    we read all pages so the overflow is known and the oldest terms are alerted first)."""
-    after: dict[str, Any] | None = None
-    while True:
-        body = query.window_terms(plan.base, plan.fields, plan.window, plan.terms_fields, after)
-        page = query.parse_window_page(elastic.search(plan.rule.index, body), plan.terms_fields)
-        if page.terms:
-            yield page.terms
-        if page.after is None:
-            return
-        after = page.after
-
-
 # --- dedup and phase 3 ----------------------------------------------------------------------
 
 
@@ -212,33 +179,6 @@ def _drop_alerted(
     alerted = store.already_alerted(plan.rule, probes, plan.window.history_length)
     fresh = [term for term in ordered if term.values not in alerted]
     return fresh, len(ordered) - len(fresh)
-
-
-def _details(elastic: Elastic, plan: Plan, chosen: list[WindowTerm]) -> list[NewTerm]:
-    """Phase 3: the first document, event count and actions of each chosen term."""
-    terms: list[NewTerm] = []
-    for start in range(0, len(chosen), DETAILS_BATCH):
-        batch = chosen[start : start + DETAILS_BATCH]
-        bodies = [
-            query.details(plan.base, plan.fields, plan.window, plan.terms_fields, term)
-            for term in batch
-        ]
-        for term, response in zip(batch, elastic.msearch(plan.rule.index, bodies), strict=True):
-            details = query.parse_details(response)
-            if details.hit is None:
-                # Its documents went away between the phases (deleted or index dropped).
-                log.warning("new term vanished", extra=structured(values=list(term.values)))
-                continue
-            terms.append(
-                NewTerm(
-                    values=term.values,
-                    first_seen=term.first_seen,
-                    hit=details.hit,
-                    event_count=details.event_count,
-                    actions=details.actions,
-                )
-            )
-    return terms
 
 
 def _log(result: ExecutionResult) -> None:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -107,8 +107,12 @@ class ExecutionResult:
 
     def to_json(self, *, with_alerts: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (times in ISO-8601); alert documents only if asked."""
-        data = asdict(self)
-        data.pop("alerts")
+        # Shallow, field by field: `asdict` deep-copies every alert document only to drop them
+        # (a sixth of an execution's time at 100 alerts).
+        data = {
+            item.name: getattr(self, item.name) for item in fields(self) if item.name != "alerts"
+        }
+        data["created_ids"] = list(self.created_ids)
         for key in ("now", "window_start", "window_end", "history_start"):
             value = data[key]
             data[key] = iso(value) if value is not None else None

@@ -130,6 +130,16 @@ class Settings(BaseSettings):
             "to pass."
         ),
     )
+    rule_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description=(
+            "How many rules `detector once` executes at the same time (a thread pool shared by "
+            "the rules, each thread with its own connection): bounds the detector's load on "
+            "the cluster."
+        ),
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=0,

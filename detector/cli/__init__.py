@@ -13,13 +13,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from detector import __version__
 from detector.cli import deployment, detection, investigation, operations, rules
 from detector.cli.common import Handler
 from detector.errors import ConfigError, DetectorError, RuleError
-from detector.logs import configure_logging
-from detector.settings import load_settings
+
+if TYPE_CHECKING:
+    from detector.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,13 +51,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `detector` command; returns the exit code."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
+    if not getattr(args, "uses_settings", True):
+        # `rules check` and `kql` read no setting: they start without pydantic (start-up).
+        return _run(handler, args, None)
+    # lazy: start-up (`--help`, `rules check` and `kql` need no pydantic)
+    from detector.logs import configure_logging
+    from detector.settings import load_settings
+
     try:
         settings = load_settings()
     except ConfigError as exc:
         return _configuration_error(exc)
     configure_logging(settings)
+    return _run(handler, args, settings)
+
+
+def _run(handler: Handler, args: argparse.Namespace, settings: Settings | None) -> int:
     try:
-        return handler(args, settings)
+        return handler(args, settings)  # type: ignore[arg-type]  # None: `uses_settings=False`
     except ConfigError as exc:
         return _configuration_error(exc)
     except RuleError as exc:  # a rule given on the command line

@@ -10,17 +10,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO, TypeAlias
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
-from detector.allowlist import from_settings, unknown_rule_ids
 from detector.errors import ConfigError, RuleError, UnsupportedRuleError
-from detector.logs import structured
-from detector.rules import LoadResult, Rule, load_rule_file, rules_for
-from detector.settings import Settings
+
+if TYPE_CHECKING:
+    from detector.rules import LoadResult, Rule
+    from detector.settings import Settings
 
 _log = logging.getLogger("detector.rules")
 
-Handler = Callable[[argparse.Namespace, Settings], int]
+Handler = Callable[[argparse.Namespace, "Settings"], int]
 # The subparsers object (`add_subparsers()`); subscriptable only for the type checker.
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -59,7 +59,7 @@ def report_rule_problems(loaded: LoadResult, settings: Settings) -> int:
     if settings.unsupported_rules == "fail":
         fatal, unsupported = loaded.errors, []
     for error in fatal:
-        _log.error("rule problem: %s", error, extra=structured(**_located(error)))
+        _log.error("rule problem: %s", error, extra=_located(error))
     if unsupported:
         counts = Counter(error.what for error in unsupported)
         kinds = ", ".join(f"{what}: {count}" for what, count in sorted(counts.items()))
@@ -68,7 +68,7 @@ def report_rule_problems(loaded: LoadResult, settings: Settings) -> int:
             "`detector rules check PATH` names each",
             len(unsupported),
             kinds,
-            extra=structured(unsupported_rules=len(unsupported)),
+            extra={"unsupported_rules": len(unsupported)},
         )
     return 2 if fatal else 0
 
@@ -87,6 +87,9 @@ def select_rules(wanted: Sequence[str], settings: Settings) -> tuple[list[Rule],
     """The rules named by `--rule` (ids or files), default the enabled ones; and the exit code
     the rule problems call for (`report_rule_problems`). Raises `ConfigError` for an unknown id
     or a `--rule` file that does not load."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector.rules import rules_for
+
     loaded = rules_for(settings)
     problems = report_rule_problems(loaded, settings)
     check_allowlist(settings, [rule.rule_id for rule in loaded.rules])
@@ -109,16 +112,21 @@ def check_allowlist(settings: Settings, rule_ids: Sequence[str]) -> None:
     """Load the allowlist before anything connects, so a bad entry stops the command (a
     `ConfigError`, exit 2) instead of failing every execution; warn about entries for a rule
     id no loaded rule has."""
+    # lazy: start-up (the allowlist reads the settings, pydantic)
+    from detector.allowlist import from_settings, unknown_rule_ids
+
     for item in unknown_rule_ids(from_settings(settings), rule_ids):
         _log.warning(
             "%s: rule_id %r matches no loaded rule, so it allowlists nothing",
             item.origin,
             item.rule_id,
-            extra=structured(rule_id=item.rule_id),
+            extra={"rule_id": item.rule_id},
         )
 
 
 def _rule_file(name: str) -> Rule:
+    from detector.rules import load_rule_file  # lazy: start-up (see select_rules)
+
     try:
         return load_rule_file(name)
     except RuleError as exc:

@@ -9,12 +9,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detector import demo, demo_data, kibana, provision
 from detector.cli.common import Commands, executions_at_debug, usage_error
-from detector.es import Elastic
-from detector.settings import Settings
+
+if TYPE_CHECKING:
+    from detector.es import Elastic
+    from detector.settings import Settings
 
 REASON_WIDTH = 100
 
@@ -80,6 +81,9 @@ def add_commands(commands: Commands) -> None:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import demo, demo_data
+
     print(
         f"The demo writes made-up CloudTrail events into {demo_data.INDEX} (index template "
         f"{demo_data.template_name()}, for that index only), alerts into "
@@ -143,6 +147,9 @@ Elasticsearch is still running; stop it with `scripts/local-es stop`."""
 
 
 def _api_key(elastic: Elastic, settings: Settings, args: argparse.Namespace) -> None:
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import provision
+
     descriptor = provision.role_descriptor(settings)
     existing = provision.key_in_file(args.env_file) if args.env_file else None
     if existing and provision.key_works(settings, existing):
@@ -160,6 +167,10 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
     """`detector setup`: every requested step, in order; the first failure stops it (exit 1)."""
     if args.env_file is not None and not args.api_key:
         return usage_error("--env-file is where --api-key writes the key: give --api-key too")
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import kibana, provision
+    from detector.es import Elastic
+
     kibana_url = args.kibana_url or settings.kibana_url
     with Elastic(settings) as elastic:
         elastic.wait_ready()

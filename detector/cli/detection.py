@@ -11,9 +11,8 @@ import logging
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from detector import service
 from detector.cli.common import (
     Bar,
     Commands,
@@ -24,10 +23,12 @@ from detector.cli.common import (
     usage_error,
 )
 from detector.errors import ConfigError
-from detector.es import Elastic
-from detector.results import ExecutionResult
-from detector.runner import Runner, backfill_plan
-from detector.settings import Settings
+
+if TYPE_CHECKING:
+    from detector.results import ExecutionResult
+    from detector.rules import Rule
+    from detector.runner import Runner
+    from detector.settings import Settings
 
 # How far in the future a backfill may end or `once --at` may be (clock differences), beyond
 # which it is a mistake.
@@ -40,6 +41,12 @@ _log = logging.getLogger("detector.cli")
 
 def once(args: argparse.Namespace, settings: Settings) -> int:
     """One execution of each selected rule at `--at` (default: now); logged unless dry."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import pool
+    from detector.es import Elastic
+    from detector.runner import Runner
+    from detector.service import warn_unreadable
+
     try:
         rules, problems = select_rules(args.rule, settings)
     except ConfigError as exc:
@@ -56,15 +63,17 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
     failed = False
     with Elastic(settings) as elastic:
         elastic.wait_ready()
-        service.warn_unreadable(elastic, rules)
-        runner = Runner.for_settings(elastic, settings, ensure=not args.dry_run)
-        for rule in rules:
-            if args.dry_run:
-                result = runner.dry_run(rule, now)
-            else:
-                result = runner.once(rule, now, manual=args.at is not None)
-            failed |= not result.succeeded
-            _print_result(result, args)
+        warn_unreadable(elastic, rules)
+        Runner.for_settings(elastic, settings, ensure=not args.dry_run)  # the indices, once
+
+    def execution(runner: Runner, rule: Rule) -> ExecutionResult:
+        if args.dry_run:
+            return runner.dry_run(rule, now)
+        return runner.once(rule, now, manual=args.at is not None)
+
+    for result in pool.run_rules(settings, rules, execution):
+        failed |= not result.succeeded
+        _print_result(result, args)
     return max(problems, 1 if failed else 0)
 
 
@@ -89,6 +98,9 @@ def alert_line(alert: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run every enabled rule on its own interval until SIGTERM or SIGINT, catching up."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import service
+
     rules, _ = select_rules([], settings)
     if not rules:
         print("error: no enabled rule to run", file=sys.stderr)
@@ -120,6 +132,10 @@ class ProgressBar(Bar):
 
 def backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Replay the scheduled executions between --start and --end."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector.es import Elastic
+    from detector.runner import Runner, backfill_plan
+
     if args.end < args.start:
         return usage_error(f"--end {text(args.end)} is before --start {text(args.start)}")
     if args.end > datetime.now(UTC) + FUTURE_SLACK:

@@ -12,13 +12,15 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detector.cli.common import Bar, Commands, text, usage_error
-from detector.cloudtrail_files import log_files, missing
-from detector.cloudtrail_import import DEFAULT_NAMESPACE, ImportReport, import_files
+from detector.cloudtrail_files import DEFAULT_NAMESPACE, log_files, missing
 from detector.errors import ImportRefusedError
-from detector.es import Elastic
-from detector.settings import Settings
+
+if TYPE_CHECKING:
+    from detector.cloudtrail_import import ImportReport
+    from detector.settings import Settings
 
 # Lower case, as index names must be; Fleet's namespaces also refuse `-`, a plain index does not.
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
@@ -38,6 +40,10 @@ def namespace(value: str) -> str:
 
 def import_cloudtrail(args: argparse.Namespace, settings: Settings) -> int:
     """Import CloudTrail log files; exit 1 when any record was bad."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector.cloudtrail_import import import_files
+    from detector.es import Elastic
+
     paths = [Path(path) for path in args.paths]
     absent = missing(paths)
     if absent:

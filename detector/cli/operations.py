@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from detector import health as verdict
-from detector import kql
 from detector.cli.common import Commands, positive_seconds, report_rule_problems, select_rules
-from detector.es import Elastic
-from detector.execution_store import ExecutionStore
-from detector.rules import Rule, rules_for
-from detector.settings import Settings
+
+if TYPE_CHECKING:
+    from detector.es import Elastic
+    from detector.rules import Rule
+    from detector.settings import Settings
 
 
 def check(args: argparse.Namespace, settings: Settings) -> int:
     """Connect, print the cluster, and say which rule index patterns match anything."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector.es import Elastic
+
     with Elastic(settings) as elastic:
         info = elastic.wait_ready(args.wait)
         print(f"connected to {', '.join(settings.es_url)}")
@@ -38,12 +41,16 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _enabled(settings: Settings) -> list[Rule]:
+    from detector.rules import rules_for  # lazy: start-up
+
     return [rule for rule in rules_for(settings).rules if rule.enabled]
 
 
 def _nesting(elastic: Elastic, rule: Rule) -> list[str]:
     """A line per nested path of the rule's query that some index of it does not map as
     `nested`: searching it fails there (`rules check` cannot know, it has no node)."""
+    from detector import kql  # lazy: start-up
+
     paths = kql.nested_paths(kql.to_dsl(rule.query))
     if not paths:
         return []
@@ -67,6 +74,9 @@ def _nesting(elastic: Elastic, rule: Rule) -> list[str]:
 def index_patterns(settings: Settings) -> tuple[list[str], int]:
     """The index patterns of the enabled rules, in order, without repeats; and the exit code
     the rule problems call for."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector.rules import rules_for
+
     result = rules_for(settings)
     problems = report_rule_problems(result, settings)
     patterns = [pattern for rule in result.rules if rule.enabled for pattern in rule.index]
@@ -75,6 +85,11 @@ def index_patterns(settings: Settings) -> tuple[list[str], int]:
 
 def health(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when every enabled rule succeeded recently, else 1 with one line per rule."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import health as verdict
+    from detector.es import Elastic
+    from detector.execution_store import ExecutionStore
+
     max_age = timedelta(seconds=args.max_age or settings.health_max_age)
     rules, problems = select_rules([], settings)
     if not rules:

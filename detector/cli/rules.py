@@ -5,19 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from detector import kql
 from detector.cli.common import Commands, report_rule_problems
 from detector.errors import UnsupportedRuleError
-from detector.rules import load_rules, rules_for
-from detector.settings import Settings
+
+if TYPE_CHECKING:
+    from detector.settings import Settings
 
 
 def rules_check(args: argparse.Namespace, settings: Settings) -> int:
     """Validate rule files; one line per problem (a query error adds its caret below)."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector.rules import load_rules
+
     result = load_rules(args.paths)
-    strict = settings.unsupported_rules == "fail"
-    invalid = [e for e in result.errors if strict or not isinstance(e, UnsupportedRuleError)]
+    # No settings here (start-up): `--strict` is DETECTOR_UNSUPPORTED_RULES=fail's counterpart.
+    invalid = [e for e in result.errors if args.strict or not isinstance(e, UnsupportedRuleError)]
     for error in result.errors:
         print(error if error in invalid else f"not run: {error}")
     if invalid:
@@ -32,6 +36,9 @@ def rules_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def rules_list(args: argparse.Namespace, settings: Settings) -> int:
     """Print the rules that would run, as an aligned table."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector.rules import rules_for
+
     result = rules_for(settings)
     rows = [["RULE_ID", "NAME", "TYPE", "INTERVAL", "ENABLED", "SOURCE"]]
     for rule in result.rules:
@@ -47,6 +54,9 @@ def rules_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def compile_kql(args: argparse.Namespace, settings: Settings) -> int:
     """Print the Elasticsearch query DSL a KQL query compiles to."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector import kql
+
     print(json.dumps(kql.to_dsl(args.query), indent=2))
     return 0
 
@@ -66,7 +76,12 @@ def add_commands(commands: Commands) -> None:
         "one line per problem, with file, line, rule id and key.",
     )
     check.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="rule file or folder")
-    check.set_defaults(handler=rules_check)
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="count rules of a type or language the detector does not run as invalid",
+    )
+    check.set_defaults(handler=rules_check, uses_settings=False)
     listing = actions.add_parser(
         "list",
         help="list the rules that would run, from the settings",
@@ -80,4 +95,4 @@ def add_commands(commands: Commands) -> None:
         "queries are compiled.",
     )
     query.add_argument("query", help="the KQL query, quoted")
-    query.set_defaults(handler=compile_kql)
+    query.set_defaults(handler=compile_kql, uses_settings=False)

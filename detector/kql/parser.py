@@ -63,7 +63,12 @@ def parse(query: str) -> Node:
 @cache
 def _parser() -> lark.Lark:
     grammar = resources.files("detector.kql").joinpath("kql.lark").read_text(encoding="utf-8")
-    return lark.Lark(grammar, parser="lalr", lexer="contextual", maybe_placeholders=False)
+    # `cache=True`: lark keeps the built LALR tables in the temp directory, keyed by a hash of
+    # the grammar, the options and lark's version, so later processes skip the table build
+    # (most of `rules check`'s start-up); a cache it cannot write is only logged by lark.
+    return lark.Lark(
+        grammar, parser="lalr", lexer="contextual", maybe_placeholders=False, cache=True
+    )
 
 
 # --- tree to AST -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "detector"
 PURE = (
     "detector.alerts",
     "detector.allowlist",
+    "detector.batch_query",
     "detector.catchup",
     "detector.cloudtrail",
     "detector.cloudtrail_categories",

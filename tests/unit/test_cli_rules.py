@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,12 +55,11 @@ def test_rules_check_passes_when_the_only_problems_are_unsupported_rules(
     assert out[-1] == "1 rule(s) OK, 1 not run (unsupported)"
 
 
-def test_unsupported_rules_fail_rules_check_when_the_settings_say_so(
+def test_unsupported_rules_fail_rules_check_when_strict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write(tmp_path, MINIMAL.replace('type = "new_terms"', 'type = "eql"'), "e.toml")
-    monkeypatch.setenv("DETECTOR_UNSUPPORTED_RULES", "fail")
-    assert main(["rules", "check", str(tmp_path)]) == 1
+    assert main(["rules", "check", "--strict", str(tmp_path)]) == 1
     assert capsys.readouterr().out.startswith(f"{tmp_path / 'e.toml'}:")
 
 
@@ -187,3 +188,20 @@ def test_an_allowlist_entry_for_an_unknown_rule_is_reported(
     main(["once", "--dry-run"])
     err = capsys.readouterr().err
     assert "exception #1: rule_id 'no-such-rule' matches no loaded rule" in err
+
+
+def test_rules_check_and_kql_read_no_setting_and_start_without_pydantic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, MINIMAL)
+    monkeypatch.setenv("DETECTOR_ES_URL", "not a url")  # a bad setting does not matter here
+    assert main(["rules", "check", str(tmp_path)]) == 0
+    probe = (
+        "import sys; from detector.cli import main; "
+        f"main(['rules', 'check', {str(tmp_path)!r}]); main(['kql', 'a: 1']); "
+        "print('pydantic' in sys.modules, 'elasticsearch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.splitlines()[-1] == "False False"

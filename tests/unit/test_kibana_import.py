@@ -171,7 +171,7 @@ def test_api_key_is_used_when_no_kibana_user_is_set() -> None:
 
 def _run_setup(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     # Only the Kibana step: Elasticsearch is not part of this test.
-    monkeypatch.setattr("detector.cli.deployment.Elastic", _NoElastic)
+    monkeypatch.setattr("detector.es.Elastic", _NoElastic)
     monkeypatch.setattr("detector.provision.install_templates", lambda elastic, settings: [])
     monkeypatch.setenv("DETECTOR_ES_USERNAME", "elastic")
     monkeypatch.setenv("DETECTOR_ES_PASSWORD", "secret")

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 from detector import query
-from detector.query import PAGE_SIZE, WindowTerm
+from detector.query import PAGE_SIZE
 from detector.window import TimeFields, Window
 
 END = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
@@ -59,7 +59,7 @@ def test_window_terms_request_pages_with_after_key() -> None:
         "sources": [{"source.address": {"terms": {"field": "source.address"}}}],
         "after": {"source.address": "x"},
     }
-    assert set(body["aggs"]["terms"]["aggs"]) == {"first_seen_override", "first_seen_fallback"}
+    assert "aggs" not in body["aggs"]["terms"]  # phase 1 needs the terms only
     assert body["query"]["bool"]["filter"][0] is BASE
     assert (
         "after" not in query.window_terms(BASE, PLAIN, WINDOW, ["a"])["aggs"]["terms"]["composite"]
@@ -100,7 +100,7 @@ def test_parse_window_page_short_page_is_the_last() -> None:
         }
     }
     page = query.parse_window_page(response, ["a", "b"])
-    assert page.terms == [WindowTerm(("1", True), END, 3)]
+    assert page.terms == [("1", True), ("2", 1)]
     assert page.after is None
 
 
@@ -152,40 +152,11 @@ def test_history_multi_matches_the_batch() -> None:
     assert query.parse_history_multi(response, ["a", "b"]) == ([("1", "x")], None)
 
 
-def test_details_request_and_answer() -> None:
-    term = WindowTerm(("1.2.3.4",), END - timedelta(minutes=1), 2)
-    body = query.details(BASE, FALLBACK, WINDOW, ["source.address"], term)
-    assert body["track_total_hits"] is True
-    assert body["size"] == 0
-    assert body["query"]["bool"]["filter"][2] == {
-        "bool": {"filter": [{"term": {"source.address": "1.2.3.4"}}]}
-    }
-    first = body["aggs"]["first"]
-    assert first["filter"] == query.time_range(FALLBACK, term.first_seen, term.first_seen)
-    assert first["aggs"]["doc"]["top_hits"]["size"] == 1
-    response = {
-        "hits": {"total": {"value": 7, "relation": "eq"}, "hits": []},
-        "aggregations": {
-            "actions": {"buckets": [{"key": "PutObject"}, {"key": "GetObject"}]},
-            "first": {
-                "doc": {
-                    "hits": {
-                        "hits": [
-                            {
-                                "_index": "i",
-                                "_id": "d",
-                                "_score": None,
-                                "_source": {"x": 1},
-                                "sort": [1],
-                            }
-                        ]
-                    }
-                }
-            },
-        },
-    }
-    details = query.parse_details(response)
-    assert details == query.Details(
-        {"_index": "i", "_id": "d", "_source": {"x": 1}}, 7, ("GetObject", "PutObject")
-    )
-    assert query.parse_details({}).hit is None
+def test_history_superset_filters_each_field_by_the_batch_values() -> None:
+    batch = [("1", "x"), ("2", "x"), ("1", "y")]
+    body = query.history_superset(BASE, PLAIN, WINDOW, ["a", "b"], batch, {"a": "1", "b": "x"})
+    filters = body["query"]["bool"]["filter"]
+    assert filters[1] == query.time_range(PLAIN, WINDOW.history_start, WINDOW.start)
+    assert filters[2:] == [{"terms": {"a": ["1", "2"]}}, {"terms": {"b": ["x", "y"]}}]
+    assert not any("should" in clause.get("bool", {}) for clause in filters)
+    assert body["aggs"]["terms"]["composite"]["after"] == {"a": "1", "b": "x"}

@@ -1,0 +1,137 @@
+"""The requests of phases 1 to 3 of one execution, each at what it must ask Elasticsearch.
+
+1. window terms: plain composite pages (no sub-aggregation), streamed: only the new terms of
+   each page are kept, so memory is bounded by the new terms, not the window's;
+2. the history (`detector.history`) drops the terms it holds, page by page;
+   then the first-seen time of the new terms only, in batches (`first_seen`);
+3. the details of the chosen terms, one aggregation per batch (`details`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from detector import batch_query, query
+from detector.es import Elastic
+from detector.history import TermHistory
+from detector.logs import structured
+from detector.query import Plan, WindowTerm
+from detector.results import NewTerm, Values
+from detector.window import TimeFields
+
+log = logging.getLogger(__name__)
+
+# New terms per first-seen request: single field, a `terms` aggregation with that many `include`
+# values (below `index.max_terms_count` 65,536 and `search.max_buckets` 65,536); several fields,
+# that many `filters` buckets.
+FIRST_SEEN_SINGLE_BATCH = 10_000
+FIRST_SEEN_MULTI_BATCH = 1_000
+# From how many new terms the override count pays: below, the two filtered `min`s over the new
+# terms cost less than one more request.
+OVERRIDE_COUNT_FROM = 1_000
+# Chosen terms per phase-3 aggregation (two `filters` buckets each).
+DETAILS_BATCH = 500
+
+
+@dataclass
+class Found:
+    """Phases 1 and 2: how many window terms were read, and the values of the new ones."""
+
+    checked: int = 0
+    new: list[Values] = field(default_factory=list)
+
+
+def new_values(elastic: Elastic, history: TermHistory, plan: Plan) -> Found:
+    """Phases 1 and 2: the window's terms the history does not hold."""
+    found = Found()
+    for page in window_pages(elastic, plan):
+        found.checked += len(page)
+        seen = history.seen(plan, page)
+        found.new.extend(values for values in page if values not in seen)
+    return found
+
+
+def window_pages(elastic: Elastic, plan: Plan) -> Iterator[list[Values]]:
+    """Phase 1: every composite page of window terms (Kibana stops at its `max_signals`;
+    we read all pages so the overflow is known and the oldest terms are alerted first)."""
+    after: dict[str, Any] | None = None
+    while True:
+        body = query.window_terms(plan.base, plan.fields, plan.window, plan.terms_fields, after)
+        page = query.parse_window_page(elastic.search(plan.rule.index, body), plan.terms_fields)
+        if page.terms:
+            yield page.terms
+        if page.after is None:
+            return
+        after = page.after
+
+
+def first_seen(elastic: Elastic, plan: Plan, new: Sequence[Values]) -> list[WindowTerm]:
+    """The new terms with their first-seen time in the window (a term whose documents went
+    away since phase 1 is dropped)."""
+    if not new:
+        return []
+    time_aggs = _time_aggs(elastic, plan) if len(new) >= OVERRIDE_COUNT_FROM else plan.fields
+    single = len(plan.terms_fields) == 1
+    size = FIRST_SEEN_SINGLE_BATCH if single else FIRST_SEEN_MULTI_BATCH
+    found: dict[Values, datetime] = {}
+    for start in range(0, len(new), size):
+        batch = new[start : start + size]
+        if single:
+            body = batch_query.first_seen_single(
+                plan.base,
+                plan.fields,
+                plan.window,
+                time_aggs,
+                plan.terms_fields[0],
+                [values[0] for values in batch],
+            )
+            found.update(batch_query.parse_first_seen_single(_search(elastic, plan, body)))
+        else:
+            body = batch_query.first_seen_multi(
+                plan.base, plan.fields, plan.window, time_aggs, plan.terms_fields, batch
+            )
+            found.update(batch_query.parse_first_seen_multi(_search(elastic, plan, body), batch))
+    return [WindowTerm(values, found[values]) for values in new if values in found]
+
+
+def _time_aggs(elastic: Elastic, plan: Plan) -> TimeFields:
+    """The time field(s) the first-seen `min` needs: the override alone when no window document
+    lacks it (one cheap count), else the override and the fallback (Kibana's combined time)."""
+    if plan.fields.fallback is None:
+        return plan.fields
+    body = batch_query.missing_override(plan.base, plan.fields, plan.window)
+    if batch_query.has_hits(_search(elastic, plan, body)):
+        return plan.fields
+    return TimeFields(plan.fields.primary)
+
+
+def _search(elastic: Elastic, plan: Plan, body: dict[str, Any]) -> dict[str, Any]:
+    return elastic.search(plan.rule.index, body)
+
+
+def details(elastic: Elastic, plan: Plan, chosen: Sequence[WindowTerm]) -> list[NewTerm]:
+    """Phase 3: the first document, event count and actions of each chosen term."""
+    terms: list[NewTerm] = []
+    for start in range(0, len(chosen), DETAILS_BATCH):
+        batch = chosen[start : start + DETAILS_BATCH]
+        body = batch_query.details(plan.base, plan.fields, plan.window, plan.terms_fields, batch)
+        answers = batch_query.parse_details(_search(elastic, plan, body), len(batch))
+        for term, answer in zip(batch, answers, strict=True):
+            if answer.hit is None:
+                # Its documents went away between the phases (deleted or index dropped).
+                log.warning("new term vanished", extra=structured(values=list(term.values)))
+                continue
+            terms.append(
+                NewTerm(
+                    values=term.values,
+                    first_seen=term.first_seen,
+                    hit=answer.hit,
+                    event_count=answer.event_count,
+                    actions=answer.actions,
+                )
+            )
+    return terms
