@@ -74,6 +74,17 @@ class Metrics:
             registry=reg,
         )
 
+        self.leases_held = Gauge(
+            "detector_leases_held",
+            "Rule leases this replica holds.",
+            ["replica_id"],
+            registry=reg,
+        )
+
+    def set_leases(self, replica: str, held: int) -> None:
+        """How many leases the replica holds now."""
+        self.leases_held.labels(replica_id=replica).set(held)
+
     def observe(
         self,
         result: ExecutionResult,

@@ -1,12 +1,15 @@
-"""`detector check` and `health`: is the detector connected, allowed and keeping up."""
+"""`detector check`, `health` and `status`: is the detector connected, allowed and keeping up,
+and which replica holds which rule."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime, timedelta
 
 from detector import health as verdict
+from detector import status as rule_status
 from detector.cli.common import Commands, positive_seconds, select_rules
 from detector.es import Elastic
 from detector.execution_store import ExecutionStore
@@ -61,8 +64,23 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def status(args: argparse.Namespace, settings: Settings) -> int:
+    """Print each enabled rule's lease holder and expiry, last execution and checkpoint."""
+    rules, problems = select_rules([], settings)
+    with Elastic(settings) as elastic:
+        found = rule_status.rule_statuses(
+            elastic, settings.execution_log_index, rules, datetime.now(UTC)
+        )
+    if args.json:
+        for item in found:
+            print(json.dumps(item.to_json()))
+    else:
+        print(rule_status.table(found))
+    return 1 if problems else 0
+
+
 def add_commands(commands: Commands) -> None:
-    """Register `check` and `health`."""
+    """Register `check`, `health` and `status`."""
     connection = commands.add_parser("check", help="check the connection to Elasticsearch")
     connection.add_argument(
         "--wait",
@@ -83,3 +101,8 @@ def add_commands(commands: Commands) -> None:
         help="how recent the last success must be (default: DETECTOR_HEALTH_MAX_AGE)",
     )
     probe.set_defaults(handler=health)
+    show = commands.add_parser(
+        "status", help="each rule's lease holder and expiry, last execution and checkpoint"
+    )
+    show.add_argument("--json", action="store_true", help="print one JSON object per rule")
+    show.set_defaults(handler=status)

@@ -28,6 +28,7 @@ PURE = (
     "detector.health",
     "detector.index_templates",
     "detector.kql",
+    "detector.leases",
     "detector.logs",
     "detector.metrics",
     "detector.query",
