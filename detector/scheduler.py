@@ -64,6 +64,8 @@ def nudger(scheduler: BlockingScheduler) -> Nudge:
     """A function that makes the rule `rule_id` run now (safe from any thread)."""
 
     def nudge(rule_id: str) -> None:
+        if not scheduler.running:  # stopping: no new execution
+            return
         try:
             scheduler.modify_job(rule_id, next_run_time=datetime.now(UTC))
         except JobLookupError:
