@@ -121,9 +121,13 @@ class Keeper:
 
     # --- the background thread -------------------------------------------------------------
 
+    def announce(self) -> None:
+        """Write this replica's heartbeat (it is live for one lease period)."""
+        self._heartbeat(datetime.now(UTC))
+
     def start(self) -> None:
         """Announce this replica, then keep the leases on a daemon thread."""
-        self._heartbeat(datetime.now(UTC))
+        self.announce()
         self._thread = threading.Thread(target=self._loop, name="detector-leases", daemon=True)
         self._thread.start()
 
