@@ -70,15 +70,28 @@ class Keeper:
         self._locks = {rule_id: threading.Lock() for rule_id in self.rules}
         self._busy: set[str] = set()
         self._stopping = threading.Event()
+        self._draining = threading.Event()
         self._thread: threading.Thread | None = None
 
     # --- what the runner asks -------------------------------------------------------------
 
     def may_start(self, rule_id: str) -> bool:
-        """Whether this replica holds the rule's lease safely enough to start an execution."""
+        """Whether this replica holds the rule's lease safely enough to start an execution
+        (and is not stopping)."""
         held = self._held.get(rule_id)
         margin = (self.lease - self.renew).total_seconds()
-        return held is not None and time.monotonic() - held.confirmed < margin
+        fresh = held is not None and time.monotonic() - held.confirmed < margin
+        return fresh and not self.draining
+
+    @property
+    def draining(self) -> bool:
+        """Whether the replica is stopping: it starts no execution and takes no lease."""
+        return self._draining.is_set()
+
+    def drain(self) -> None:
+        """Stop starting executions and taking leases (SIGTERM); the held ones are kept,
+        renewed, until `stop` releases them once the running executions have finished."""
+        self._draining.set()
 
     def checkpoint(self, rule_id: str) -> datetime | None:
         """The rule's checkpoint as this replica holds it."""
@@ -179,7 +192,8 @@ class Keeper:
         decision = leases.decide(self.replica, current.values(), live, now, self._busy)
         for rule_id in decision.release:
             self._release(rule_id)
-        for rule_id in (*decision.renew, *decision.take):
+        taken = () if self.draining else decision.take
+        for rule_id in (*decision.renew, *taken):
             self._claim(current[rule_id], sent, now)
         self._gauge()
 

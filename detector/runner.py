@@ -185,10 +185,9 @@ class Runner:
         with keeper.running(rule.rule_id):
             for position, now in enumerate(due.nows):
                 if not keeper.may_start(rule.rule_id):
+                    why = "stopping" if keeper.draining else "lease not renewed in time"
                     log.warning(
-                        "rule %s: lease not renewed in time; %s is left to its next holder",
-                        rule.rule_id,
-                        iso(now),
+                        "rule %s: %s; %s is left to its next holder", rule.rule_id, why, iso(now)
                     )
                     break
                 result, timing = self._engine(rule, now, execution_docs.SCHEDULED)

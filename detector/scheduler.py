@@ -78,9 +78,11 @@ def run(
     rules: Sequence[Rule],
     run_rule: RunRule,
     on_start: Callable[[Nudge], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> int:
     """Run the rules until SIGTERM or SIGINT; the current executions finish first.
-    `on_start` receives the nudge function before the scheduler starts."""
+    `on_start` receives the nudge function before the scheduler starts; `on_stop` is called
+    when a signal arrives, before waiting for the running executions."""
     scheduler = build_scheduler(rules, run_rule)
     if on_start is not None:
         on_start(nudger(scheduler))
@@ -94,6 +96,8 @@ def run(
     def stop_when_asked() -> None:
         stopping.wait()
         log.info("stopping: waiting for running executions to finish")
+        if on_stop is not None:
+            on_stop()
         if scheduler.running:
             scheduler.shutdown(wait=True)
 

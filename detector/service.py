@@ -56,7 +56,7 @@ def serve(settings: Settings, rules: Sequence[Rule]) -> int:
 
         keeper.start()
         try:
-            code = scheduler.run(rules, run_rule, on_start)
+            code = scheduler.run(rules, run_rule, on_start, keeper.drain)
         finally:
             keeper.stop()
             log.info("replica %s stopped and released its leases", keeper.replica)
