@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from detector import leases
+from detector.datemath import parse_interval
 from detector.errors import ConflictError, DetectorError
 from detector.lease_store import LeaseStore
 from detector.leases import Lease, Version
@@ -208,7 +209,7 @@ class Keeper:
             checkpoint = held.checkpoint if held is not None else lease.checkpoint
             try:
                 if version is None:
-                    checkpoint = self.store.legacy_checkpoint(rule.rule_id)
+                    checkpoint = self._first_checkpoint(rule, now)
                 written = self._write(rule, self.replica, checkpoint, version)
             except ConflictError:
                 if held is not None:
@@ -220,6 +221,16 @@ class Keeper:
             self._held[rule.rule_id] = _Held(written, checkpoint, sent)
         if held is None:
             self._announce_taken(lease, checkpoint)
+
+    def _first_checkpoint(self, rule: Rule, now: datetime) -> datetime:
+        """Where a rule's first lease starts: the checkpoint `detector once` (or a version
+        without leases) left, else the grid time before the latest one, so the rule's first
+        execution is the latest grid time and, if it fails, is retried like any other."""
+        legacy = self.store.legacy_checkpoint(rule.rule_id)
+        if legacy is not None:
+            return legacy
+        interval = parse_interval(rule.interval)
+        return leases.grid_floor(now, interval) - interval
 
     def _announce_taken(self, lease: Lease, checkpoint: datetime | None) -> None:
         log.info(
