@@ -165,8 +165,8 @@ class Keeper:
         while not self._stopping.is_set():
             try:
                 self.cycle()
-            except DetectorError as exc:  # pragma: no cover - cycle handles its own errors
-                log.error("lease round failed: %s", exc)
+            except Exception:  # a dead renewal thread would silently stop the replica
+                log.exception("lease round of replica %s failed", self.replica)
             self._stopping.wait(self.renew.total_seconds())
 
     def cycle(self) -> None:
@@ -190,7 +190,7 @@ class Keeper:
             if holder != self.replica:
                 self._lose(rule_id, f"it is now held by {holder}")
         live = leases.live_replicas(beats, current.values(), self.replica, now)
-        decision = leases.decide(self.replica, current.values(), live, now, self._busy)
+        decision = leases.decide(self.replica, current.values(), live, now, frozenset(self._busy))
         for rule_id in decision.release:
             self._release(rule_id)
         taken = () if self.draining else decision.take
