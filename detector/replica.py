@@ -17,6 +17,8 @@ the lease gets a 409 and its move is refused (*fenced*), whatever it believed.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +33,7 @@ from detector.errors import ConflictError, DetectorError
 from detector.lease_store import LeaseStore
 from detector.leases import Lease, Version
 from detector.rules import Rule
+from detector.settings import Settings
 from detector.times import iso
 
 if TYPE_CHECKING:
@@ -42,6 +45,11 @@ MOVED, FENCED, FAILED = "moved", "fenced", "failed"
 # Heartbeats become searchable after a refresh (1 s by default): wait that long before the first
 # claim, so replicas starting together see each other and do not take every rule at once.
 FIRST_CLAIM_DELAY = 1.2
+
+
+def replica_id(settings: Settings) -> str:
+    """This process's replica id: `DETECTOR_REPLICA_ID`, else host:pid."""
+    return settings.replica_id or f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass

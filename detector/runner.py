@@ -35,7 +35,7 @@ from detector.errors import DetectorError
 from detector.es import Elastic
 from detector.execution_store import ExecutionStore
 from detector.logs import structured
-from detector.replica import FENCED, MOVED, Keeper
+from detector.replica import FENCED, MOVED, Keeper, replica_id
 from detector.results import ExecutionResult
 from detector.rules import Rule
 from detector.settings import Settings
@@ -83,7 +83,9 @@ class Runner:
             store.ensure_index()
             log.ensure_index()
         allowlist = from_settings(settings)
-        return cls(elastic, store, log, allowlist, settings.max_catchup_delta, sinks=sinks)
+        runner = cls(elastic, store, log, allowlist, settings.max_catchup_delta, sinks=sinks)
+        runner.replica_id = replica_id(settings)
+        return runner
 
     def dry_run(self, rule: Rule, now: datetime) -> ExecutionResult:
         """One execution that writes nothing (no alert, no execution log, no checkpoint)."""

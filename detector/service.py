@@ -14,8 +14,6 @@ leases, so the others take its rules over at their next renewal round, not after
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -26,7 +24,7 @@ from detector.es import Elastic
 from detector.lease_store import LeaseStore
 from detector.logs import tag_replica
 from detector.metrics import Metrics
-from detector.replica import Keeper
+from detector.replica import Keeper, replica_id
 from detector.rules import Rule
 from detector.runner import Runner
 from detector.settings import Settings
@@ -61,11 +59,6 @@ def serve(settings: Settings, rules: Sequence[Rule]) -> int:
             keeper.stop()
             log.info("replica %s stopped and released its leases", keeper.replica)
     return code
-
-
-def replica_id(settings: Settings) -> str:
-    """This process's replica id: the setting, else host:pid."""
-    return settings.replica_id or f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _keeper(
