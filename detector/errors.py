@@ -13,6 +13,7 @@
     │   ├── AuthenticationError    401: wrong credentials
     │   ├── AuthorizationError     403: the credentials lack a privilege
     │   ├── RequestError           any other rejected request (4xx/5xx); carries status and reason
+    │   │   └── ConflictError      409: a conditional write lost (`if_seq_no`, `op_type: create`)
     │   └── BulkError              some items of a bulk write were rejected; carries the items
     ├── KibanaError                Kibana is unreachable, refused a request or reported errors
     │   └── KibanaAuthError        Kibana rejected the credentials (waiting will not help)
@@ -156,6 +157,10 @@ class RequestError(ElasticsearchError):
         self.status = status
         self.reason = reason
         super().__init__(message)
+
+
+class ConflictError(RequestError):
+    """A conditional write was refused (409): the document changed, or already exists."""
 
 
 class BulkError(ElasticsearchError):

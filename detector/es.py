@@ -37,6 +37,7 @@ from detector.errors import (
     AuthenticationError,
     AuthorizationError,
     BulkError,
+    ConflictError,
     ElasticsearchError,
     RequestError,
     TlsError,
@@ -96,6 +97,15 @@ class RequestStats:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class Versioned:
+    """A document's `_source` and the version a conditional write is checked on."""
+
+    source: dict[str, Any]
+    seq_no: int
+    primary_term: int
+
+
 @dataclass
 class BulkResult:
     """Outcome of a bulk create: ids written now, ids that already existed, ids rejected."""
@@ -140,6 +150,8 @@ def _translate_api_error(exc: elasticsearch.ApiError) -> ElasticsearchError:
         return AuthenticationError(f"authentication failed (401): {reason}")
     if status == 403:
         return AuthorizationError(f"not authorized (403): {reason}")
+    if status == 409:
+        return ConflictError(f"version conflict (409): {reason}", status, reason)
     return RequestError(f"Elasticsearch rejected the request ({status}): {reason}", status, reason)
 
 
@@ -372,6 +384,49 @@ class Elastic:
                 return None
             raise
         return dict(found["_source"])
+
+    def get_versioned(self, index: str, doc_id: str) -> Versioned | None:
+        """The document `doc_id` with its `_seq_no`/`_primary_term`; None when missing."""
+        found = self.mget_versioned(index, [doc_id])
+        return found.get(doc_id)
+
+    def mget_versioned(self, index: str, doc_ids: Sequence[str]) -> dict[str, Versioned]:
+        """The documents among `doc_ids` that exist (real-time `_mget`), with their versions."""
+        if not doc_ids:
+            return {}
+        try:
+            body = self._body(lambda es: es.mget(index=index, ids=list(doc_ids)))
+        except RequestError as error:
+            if error.status == 404:  # no index yet
+                return {}
+            raise
+        return {
+            doc["_id"]: Versioned(dict(doc["_source"]), doc["_seq_no"], doc["_primary_term"])
+            for doc in body["docs"]
+            if doc.get("found")
+        }
+
+    def put_versioned(
+        self,
+        index: str,
+        doc_id: str,
+        doc: Mapping[str, Any],
+        *,
+        if_version: tuple[int, int] | None = None,
+        create: bool = False,
+    ) -> tuple[int, int]:
+        """Index `doc` only if the stored one still has `if_version` (`_seq_no`,
+        `_primary_term`), or, with `create`, only if none exists; returns the new version.
+        Raises `ConflictError` when the condition does not hold (409)."""
+        options: dict[str, Any] = {}
+        if if_version is not None:
+            options.update(if_seq_no=if_version[0], if_primary_term=if_version[1])
+        if create:
+            options["op_type"] = "create"
+        body = self._body(
+            lambda es: es.index(index=index, id=doc_id, document=dict(doc), **options)
+        )
+        return int(body["_seq_no"]), int(body["_primary_term"])
 
     # Security APIs (`detector setup`); native roles and API keys need the `.security` index.
 

@@ -35,6 +35,15 @@ class Timing:
     ended: datetime
 
 
+@dataclass(frozen=True)
+class Replica:
+    """Which replica ran an execution, and whether its checkpoint move was refused because
+    another replica had taken the rule's lease over (a *fenced* attempt)."""
+
+    id: str | None = None
+    fenced: bool = False
+
+
 def status_of(result: ExecutionResult, gap: Gap | None = None) -> str:
     """`failed`, `partial failure` (left-over terms, or a gap before it) or `succeeded`."""
     if not result.succeeded:
@@ -73,8 +82,10 @@ def execution_doc(
     timing: Timing,
     interval: str,
     gap: Gap | None = None,
+    replica: Replica | None = None,
 ) -> dict[str, Any]:
     """The execution-log document of one execution."""
+    who = replica or Replica()
     doc: dict[str, Any] = {
         "@timestamp": iso(timing.ended),
         "kind": EXECUTION,
@@ -106,6 +117,7 @@ def execution_doc(
             "requests": result.requests,
         },
     }
+    doc["replica"] = {"id": who.id, "fenced": who.fenced}
     if gap is not None:
         doc["gap"] = {"seconds": gap.seconds, "start": iso(gap.start), "end": iso(gap.end)}
     return doc

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from detector import execution_docs
+from detector import execution_docs, leases
 from detector.errors import DetectorError
 from detector.es import Elastic
 from detector.health import RuleRuns
@@ -25,6 +25,7 @@ from detector.index_templates import index_template, template_name
 from detector.logs import structured
 from detector.results import PARTIAL_FAILURE, SUCCEEDED
 from detector.rules import Rule
+from detector.times import parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,14 @@ class ExecutionStore:
         return True
 
     def checkpoint(self, rule_id: str) -> datetime | None:
-        """The `now` of the rule's last successful scheduled execution, if any (raises)."""
-        doc_id = execution_docs.checkpoint_id(rule_id)
-        found = self.elastic.get_document(self.index, doc_id)
-        return None if found is None else execution_docs.parse_checkpoint(found)
+        """The `now` of the rule's last successful scheduled execution, if any (raises): the
+        later of the checkpoint `detector once` moves and the one in the rule's lease, which
+        `detector run` replicas move."""
+        ids = [execution_docs.checkpoint_id(rule_id), leases.lease_id(rule_id)]
+        found = self.elastic.mget_versioned(self.index, ids)
+        times = [parse_iso(doc.source.get("checkpoint")) for doc in found.values()]
+        known = [moment for moment in times if moment is not None]
+        return max(known) if known else None
 
     def save_checkpoint(self, rule: Rule, now: datetime) -> bool:
         """Move the rule's checkpoint to `now`; a failure is logged, never raised."""

@@ -97,3 +97,22 @@ def configure_logging(settings: Settings, stream: Any = None) -> None:
 def structured(**fields: Any) -> Mapping[str, Any]:
     """`extra=` for a log call, so the fields reach both formats as key/value pairs."""
     return fields
+
+
+class ReplicaFilter(logging.Filter):
+    """Adds `replica_id` to every record, so each line says which replica wrote it."""
+
+    def __init__(self, replica: str) -> None:
+        super().__init__()
+        self.replica = replica
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "replica_id"):
+            record.replica_id = self.replica
+        return True
+
+
+def tag_replica(replica: str) -> None:
+    """Name `replica` in every log record of the detector from now on."""
+    for handler in logging.getLogger("detector").handlers:
+        handler.addFilter(ReplicaFilter(replica))

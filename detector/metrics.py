@@ -73,6 +73,16 @@ class Metrics:
             ["rule_id"],
             registry=reg,
         )
+        self.leases_held = Gauge(
+            "detector_leases_held",
+            "Rule leases this replica holds.",
+            ["replica_id"],
+            registry=reg,
+        )
+
+    def set_leases(self, replica: str, held: int) -> None:
+        """How many leases the replica holds now."""
+        self.leases_held.labels(replica_id=replica).set(held)
 
     def track(self, rule_ids: Iterable[str]) -> None:
         """Start each rule's counters at 0, so a failure or gap is a change from 0 rather than

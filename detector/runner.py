@@ -8,6 +8,12 @@ stops the catch-up and leaves the checkpoint where it was, so the next one retri
 
 Every execution goes through `engine.execute` (deterministic alert ids: backfills, catch-up and
 live runs never duplicate an alert) and writes one execution-log document.
+
+Under `detector run` the runner has a `keeper` (`detector.replica.Keeper`): then a rule's due
+executions run only while this replica holds the rule's lease, the scheduled times are the
+rule's grid (multiples of its interval since the epoch, `detector.leases.grid_floor`), the
+checkpoint is the one in the lease document, and each move of it is fenced: refused when the
+lease was taken over, which the execution's log document records (`replica.fenced`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from detector import catchup, execution_docs
+from detector import catchup, execution_docs, leases
 from detector.alert_store import AlertStore
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist, from_settings
 from detector.catchup import Gap
@@ -30,6 +36,7 @@ from detector.errors import DetectorError
 from detector.es import Elastic
 from detector.execution_store import ExecutionStore
 from detector.logs import structured
+from detector.replica import FENCED, MOVED, Keeper, replica_id
 from detector.results import FAILED, PARTIAL_FAILURE, ExecutionResult
 from detector.rules import Rule
 from detector.settings import Settings
@@ -58,6 +65,8 @@ class Runner:
     max_catchup: timedelta = DEFAULT_MAX_CATCHUP
     metrics: Metrics | None = None
     sinks: Sequence[AlertSink] = field(default=())
+    keeper: Keeper | None = None
+    replica_id: str | None = None
 
     @classmethod
     def for_settings(
@@ -75,7 +84,9 @@ class Runner:
             store.ensure_index()
             log.ensure_index()
         allowlist = from_settings(settings)
-        return cls(elastic, store, log, allowlist, settings.max_catchup_delta, sinks=sinks)
+        runner = cls(elastic, store, log, allowlist, settings.max_catchup_delta, sinks=sinks)
+        runner.replica_id = replica_id(settings)
+        return runner
 
     def dry_run(self, rule: Rule, now: datetime) -> ExecutionResult:
         """One execution that writes nothing (no alert, no execution log, no checkpoint)."""
@@ -89,7 +100,22 @@ class Runner:
         gap: Gap | None = None,
     ) -> ExecutionResult:
         """One execution, logged to the execution log (and counted in the metrics)."""
+        result, timing = self._engine(rule, now, execution_type, gap)
+        self._record(rule, result, execution_type, timing, gap)
+        self._deliver(rule, result)
+        return result
+
+    def _engine(
+        self, rule: Rule, now: datetime, execution_type: str, gap: Gap | None = None
+    ) -> tuple[ExecutionResult, execution_docs.Timing]:
         started = datetime.now(UTC)
+        log.info(
+            "rule %s: executing %s (%s)",
+            rule.rule_id,
+            iso(now),
+            execution_type,
+            extra=structured(rule_id=rule.rule_id, scheduled=iso(now)),
+        )
         result = execute(
             self.elastic,
             self.store,
@@ -98,13 +124,10 @@ class Runner:
             allowlist=self.allowlist,
             execution_type=execution_type,
         )
-        timing = execution_docs.Timing(started, datetime.now(UTC))
         if gap is not None and result.succeeded:
             # The gap before it makes a success partial, as in the execution log.
             result = dataclasses.replace(result, status=PARTIAL_FAILURE)
-        self._record(rule, result, execution_type, timing, gap)
-        self._deliver(rule, result)
-        return result
+        return result, execution_docs.Timing(started, datetime.now(UTC))
 
     def backfill(
         self,
@@ -128,6 +151,8 @@ class Runner:
     def run_due(self, rule: Rule, current: datetime) -> list[ExecutionResult]:
         """The scheduled execution at `current`, after the missed ones since the checkpoint."""
         current = as_utc(current)
+        if self.keeper is not None:
+            return self._run_leased(rule, current, self.keeper)
         try:
             checkpoint = self.log.checkpoint(rule.rule_id)
         except DetectorError as exc:
@@ -149,6 +174,37 @@ class Runner:
             if not result.succeeded:
                 break
             self.log.save_checkpoint(rule, now)
+        return results
+
+    def _run_leased(self, rule: Rule, current: datetime, keeper: Keeper) -> list[ExecutionResult]:
+        """`run_due` on the rule's grid, while this replica holds the rule's lease."""
+        if not keeper.may_start(rule.rule_id):
+            return []
+        interval = parse_interval(rule.interval)
+        latest = leases.grid_floor(current, interval)
+        checkpoint = keeper.checkpoint(rule.rule_id)
+        due = catchup.plan(checkpoint, latest, interval, self.max_catchup, timedelta(0))
+        if due.behind:  # this grid time ran already (a nudge, or a firing early in its cell)
+            return []
+        _announce(rule, due)
+        results: list[ExecutionResult] = []
+        with keeper.running(rule.rule_id):
+            for position, now in enumerate(due.nows):
+                if not keeper.may_start(rule.rule_id):
+                    why = "stopping" if keeper.draining else "lease not renewed in time"
+                    log.warning(
+                        "rule %s: %s; %s is left to its next holder", rule.rule_id, why, iso(now)
+                    )
+                    break
+                gap = due.gap if position == 0 else None
+                result, timing = self._engine(rule, now, execution_docs.SCHEDULED, gap)
+                moved = keeper.move_checkpoint(rule, now) if result.succeeded else None
+                fenced = moved == FENCED
+                self._record(rule, result, execution_docs.SCHEDULED, timing, gap, fenced)
+                self._deliver(rule, result)
+                results.append(result)
+                if moved != MOVED:
+                    break
         return results
 
     def once(self, rule: Rule, now: datetime, *, manual: bool) -> ExecutionResult:
@@ -183,6 +239,7 @@ class Runner:
         execution_type: str,
         timing: execution_docs.Timing,
         gap: Gap | None,
+        fenced: bool = False,
     ) -> None:
         doc = execution_docs.execution_doc(
             result,
@@ -191,7 +248,16 @@ class Runner:
             timing=timing,
             interval=rule.interval,
             gap=gap,
+            replica=execution_docs.Replica(self.replica_id, fenced),
         )
+        if fenced:
+            log.warning(
+                "rule %s: the execution at %s was fenced: its checkpoint move was refused "
+                "because another replica took the lease over (its alerts are harmless)",
+                rule.rule_id,
+                iso(result.now),
+                extra=structured(rule_id=rule.rule_id, scheduled=iso(result.now), fenced=True),
+            )
         self.log.record(doc["execution"]["id"], doc)
         if self.metrics is not None:
             status = doc["execution"]["status"]

@@ -1,6 +1,8 @@
 """`detector run`: every rule on its own interval, in a boring APScheduler `BlockingScheduler`.
 
-- The first execution happens at start (`next_run_time=now`).
+- The first execution happens at start (`next_run_time=now`); later ones fire on the rule's
+  grid (multiples of its interval since the epoch, plus a small offset), the same on every
+  replica; `nudge(rule_id)` makes a rule run now (a replica that just took its lease over).
 - At most one execution per rule at a time (`max_instances=1`); runs missed while one was still
   going are coalesced into one (`coalesce=True`) instead of piling up.
 - SIGTERM and SIGINT let the running executions finish, then `run` returns 0.
@@ -12,19 +14,24 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from detector.datemath import parse_interval
+from detector.leases import grid_floor
 from detector.rules import Rule
 
 log = logging.getLogger(__name__)
 
 RunRule = Callable[[Rule], object]
+Nudge = Callable[[str], None]
+# Fire this long after each grid time (at most), so a firing is never early in the wrong cell.
+MAX_OFFSET = timedelta(seconds=2)
 
 
 def build_scheduler(rules: Sequence[Rule], run_rule: RunRule) -> BlockingScheduler:
@@ -35,9 +42,12 @@ def build_scheduler(rules: Sequence[Rule], run_rule: RunRule) -> BlockingSchedul
     now = datetime.now(UTC)
     for rule in rules:
         interval = parse_interval(rule.interval)
+        start = grid_floor(now, interval) + min(interval / 10, MAX_OFFSET)
         scheduler.add_job(
             run_rule,
-            trigger=IntervalTrigger(seconds=interval.total_seconds(), timezone=UTC),
+            trigger=IntervalTrigger(
+                seconds=interval.total_seconds(), start_date=start, timezone=UTC
+            ),
             args=[rule],
             id=rule.rule_id,
             name=rule.name,
@@ -50,9 +60,32 @@ def build_scheduler(rules: Sequence[Rule], run_rule: RunRule) -> BlockingSchedul
     return scheduler
 
 
-def run(rules: Sequence[Rule], run_rule: RunRule) -> int:
-    """Run the rules until SIGTERM or SIGINT; the current executions finish first."""
+def nudger(scheduler: BlockingScheduler) -> Nudge:
+    """A function that makes the rule `rule_id` run now (safe from any thread)."""
+
+    def nudge(rule_id: str) -> None:
+        if not scheduler.running:  # stopping: no new execution
+            return
+        try:
+            scheduler.modify_job(rule_id, next_run_time=datetime.now(UTC))
+        except JobLookupError:
+            log.debug("no job for rule %s to run now", rule_id)
+
+    return nudge
+
+
+def run(
+    rules: Sequence[Rule],
+    run_rule: RunRule,
+    on_start: Callable[[Nudge], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> int:
+    """Run the rules until SIGTERM or SIGINT; the current executions finish first.
+    `on_start` receives the nudge function before the scheduler starts; `on_stop` is called
+    when a signal arrives, before waiting for the running executions."""
     scheduler = build_scheduler(rules, run_rule)
+    if on_start is not None:
+        on_start(nudger(scheduler))
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -63,6 +96,8 @@ def run(rules: Sequence[Rule], run_rule: RunRule) -> int:
     def stop_when_asked() -> None:
         stopping.wait()
         log.info("stopping: waiting for running executions to finish")
+        if on_stop is not None:
+            on_stop()
         if scheduler.running:
             scheduler.shutdown(wait=True)
 

@@ -4,6 +4,11 @@ The scheduler (`detector.scheduler`) calls `Runner.run_due` for each rule on its
 the wall clock; everything else here is wiring: the indices are put once at start-up, each rule
 gets a client of its own (so each execution's request figures are its own), and the metrics
 server, when configured, lives as long as the scheduler.
+
+Each process is a *replica* (`DETECTOR_REPLICA_ID`, default host:pid): its `Keeper` holds rule
+leases, so several replicas on one cluster run each scheduled execution once
+(`detector.replica`). On SIGTERM the running executions finish, then the replica releases its
+leases, so the others take its rules over at their next renewal round, not after expiry.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from datetime import UTC, datetime
 from detector import scheduler
 from detector.errors import ServiceError
 from detector.es import Elastic
+from detector.lease_store import LeaseStore
+from detector.logs import tag_replica
 from detector.metrics import Metrics
+from detector.replica import Keeper, replica_id
 from detector.rules import Rule
 from detector.runner import Runner
 from detector.settings import Settings
@@ -35,13 +43,51 @@ def serve(settings: Settings, rules: Sequence[Rule]) -> int:
         metrics = stack.enter_context(_metrics(settings))
         if metrics is not None:
             metrics.track(rule.rule_id for rule in rules)
+        keeper = _keeper(stack, settings, rules, metrics)
         runners = {rule.rule_id: _runner(stack, settings, metrics) for rule in rules}
+        for runner in runners.values():
+            runner.keeper, runner.replica_id = keeper, keeper.replica
 
         def run_rule(rule: Rule) -> None:
             runners[rule.rule_id].run_due(rule, datetime.now(UTC))
 
-        code = scheduler.run(rules, run_rule)
+        def on_start(nudge: scheduler.Nudge) -> None:
+            keeper.on_acquired = nudge
+
+        keeper.start()
+        try:
+            code = scheduler.run(rules, run_rule, on_start, keeper.drain)
+        finally:
+            keeper.stop()
+            log.info("replica %s stopped and released its leases", keeper.replica)
     return code
+
+
+def _keeper(
+    stack: ExitStack, settings: Settings, rules: Sequence[Rule], metrics: Metrics | None
+) -> Keeper:
+    """The lease keeper, on a client of its own whose requests give up within one renewal
+    period: a renewal retried for longer than that is late anyway, and the next one retries."""
+    renew = settings.renew_delta.total_seconds()
+    quick = settings.model_copy(
+        update={
+            "es_retry_attempts": 2,
+            "es_retry_max_seconds": renew,
+            "es_request_timeout": min(settings.es_request_timeout, renew),
+        }
+    )
+    client = stack.enter_context(Elastic(quick))
+    replica = replica_id(settings)
+    tag_replica(replica)
+    log.info(
+        "replica %s: leases of %d rule(s), %g s each, renewed every %g s",
+        replica,
+        len(rules),
+        settings.lease_seconds,
+        renew,
+    )
+    store = LeaseStore(client, settings.execution_log_index)
+    return Keeper(store, rules, replica, settings.lease_delta, settings.renew_delta, metrics)
 
 
 def _runner(stack: ExitStack, settings: Settings, metrics: Metrics | None) -> Runner:

@@ -140,6 +140,29 @@ class Settings(BaseSettings):
             "the cluster."
         ),
     )
+    replica_id: str | None = Field(
+        default=None,
+        description=(
+            "This replica's id in the leases, the execution log and the logs of `detector run` "
+            "(default: host:pid)."
+        ),
+    )
+    lease_seconds: float = Field(
+        default=60.0,
+        ge=3,
+        description=(
+            "How long a rule's lease lasts beyond its holder's last renewal; a dead replica's "
+            "rules are taken over after it."
+        ),
+    )
+    lease_renew_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "How often a replica renews its leases and rebalances them (default: a third of "
+            "DETECTOR_LEASE_SECONDS)."
+        ),
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=0,
@@ -224,6 +247,24 @@ class Settings(BaseSettings):
         """`max_catchup` as a duration."""
         return parse_interval(self.max_catchup)
 
+    @property
+    def lease_delta(self) -> timedelta:
+        """`lease_seconds` as a duration."""
+        return timedelta(seconds=self.lease_seconds)
+
+    @property
+    def renew_delta(self) -> timedelta:
+        """How often leases are renewed."""
+        renew = self.lease_renew_seconds
+        return timedelta(seconds=self.lease_seconds / 3 if renew is None else renew)
+
+    @field_validator("replica_id")
+    @classmethod
+    def _check_replica(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or len(value) > 200):
+            raise ValueError("must be 1 to 200 characters, not blank")
+        return value
+
     @field_validator("kibana_url")
     @classmethod
     def _check_kibana_url(cls, url: str | None) -> str | None:
@@ -249,6 +290,13 @@ class Settings(BaseSettings):
     def _check_auth(self) -> Settings:
         if (self.es_username is None) != (self.es_password is None):
             raise ValueError("DETECTOR_ES_USERNAME and DETECTOR_ES_PASSWORD must be set together")
+        renew = self.lease_renew_seconds
+        if renew is not None and renew * 2 > self.lease_seconds:
+            raise ValueError(
+                f"DETECTOR_LEASE_RENEW_SECONDS ({renew:g}) must be at most half of "
+                f"DETECTOR_LEASE_SECONDS ({self.lease_seconds:g}), so a lease is renewed before "
+                "it can expire"
+            )
         if (self.kibana_username is None) != (self.kibana_password is None):
             raise ValueError(
                 "DETECTOR_KIBANA_USERNAME and DETECTOR_KIBANA_PASSWORD must be set together"

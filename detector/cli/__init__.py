@@ -1,8 +1,9 @@
 """The `detector` command: a thin shell over the library.
 
 One module per group of commands, by what users do with them: `detection` (once, run,
-backfill), `rules` (rules check, rules list, kql), `operations` (check, health) and `deployment`
-(setup, demo), `investigation` (import cloudtrail); `common` holds what they share.
+backfill), `rules` (rules check, rules list, kql), `operations` (check, health, status),
+`deployment` (setup, demo) and `investigation` (import cloudtrail); `common` holds what they
+share.
 
 Exit codes: 0 success, 1 a runtime failure (Elasticsearch, a rule, an execution), 2 bad
 configuration or usage. User mistakes print one line per problem, never a traceback.

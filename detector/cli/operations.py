@@ -1,8 +1,10 @@
-"""`detector check` and `health`: is the detector connected, allowed and keeping up."""
+"""`detector check`, `health` and `status`: is the detector connected, allowed and keeping up,
+and which replica holds which rule."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -109,6 +111,25 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def status(args: argparse.Namespace, settings: Settings) -> int:
+    """Print each enabled rule's lease holder and expiry, last execution and checkpoint."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector import status as rule_status
+    from detector.es import Elastic
+
+    rules, problems = select_rules([], settings)
+    with Elastic(settings) as elastic:
+        found = rule_status.rule_statuses(
+            elastic, settings.execution_log_index, rules, datetime.now(UTC)
+        )
+    if args.json:
+        for item in found:
+            print(json.dumps(item.to_json()))
+    else:
+        print(rule_status.table(found))
+    return problems
+
+
 def add_commands(commands: Commands) -> None:
     """Register `check` and `health`."""
     connection = commands.add_parser(
@@ -140,3 +161,11 @@ def add_commands(commands: Commands) -> None:
         help="how recent the last success must be (default: DETECTOR_HEALTH_MAX_AGE)",
     )
     probe.set_defaults(handler=health)
+    show = commands.add_parser(
+        "status",
+        help="each rule's lease holder and expiry, last execution and checkpoint",
+        description="For each enabled rule: which `detector run` replica holds its lease and "
+        "until when, its last scheduled execution and its checkpoint (a table, or --json).",
+    )
+    show.add_argument("--json", action="store_true", help="print one JSON object per rule")
+    show.set_defaults(handler=status)

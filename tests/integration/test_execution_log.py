@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from detector.es import Elastic
+from detector.execution_store import ExecutionStore
 from detector.metrics import Metrics
 from detector.results import ExecutionResult
 from detector.settings import Settings
-from detector.times import iso
+from detector.times import iso, parse_iso
 from tests.conftest import EsNode
 from tests.integration.test_backfill import detector
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
@@ -221,11 +222,16 @@ def test_run_writes_the_log_and_checkpoint_and_serves_metrics(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     assert "detector_last_success_timestamp_seconds" in text
+    assert "detector_leases_held{replica_id=" in text
     elastic.refresh(log_index)
     count = elastic.client.count(index=log_index, query={"term": {"kind": "execution"}})["count"]
     assert count >= 3
-    checkpoint = elastic.client.get(index=log_index, id=f"checkpoint:{token_rule(token).rule_id}")
-    assert checkpoint["_source"]["kind"] == "checkpoint"
+    # `detector run` keeps the checkpoint in the rule's lease (released on SIGTERM), fenced
+    rule_id = token_rule(token).rule_id
+    lease = elastic.client.get(index=log_index, id=f"lease:{rule_id}")["_source"]
+    assert lease["kind"] == "lease"
+    assert lease["replica"]["id"] is None
+    assert ExecutionStore(elastic, log_index).checkpoint(rule_id) == parse_iso(lease["checkpoint"])
 
 
 def wait_for_metrics(port: int, needle: str, timeout: float = 60) -> str:

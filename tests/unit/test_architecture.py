@@ -33,6 +33,7 @@ PURE = (
     "detector.index_templates",
     "detector.javamap",
     "detector.kql",
+    "detector.leases",
     "detector.logs",
     "detector.metrics",
     "detector.query",

@@ -81,7 +81,20 @@ def test_execution_document_carries_every_figure() -> None:
             "index_ms": 7,
             "requests": 5,
         },
+        "replica": {"id": None, "fenced": False},
     }
+
+
+def test_the_replica_and_a_fenced_attempt_are_in_the_document() -> None:
+    built = execution_docs.execution_doc(
+        result(),
+        execution_id="e1",
+        execution_type="scheduled",
+        timing=TIMING,
+        interval="5m",
+        replica=execution_docs.Replica("host-a:12", fenced=True),
+    )
+    assert built["replica"] == {"id": "host-a:12", "fenced": True}
 
 
 def test_gap_is_in_the_document_with_its_range_and_a_warning() -> None:

@@ -1,0 +1,36 @@
+"""`detector status` output: one row per rule, an expired lease shown as such, JSON as is."""
+
+from __future__ import annotations
+
+from detector.status import RuleStatus, table
+
+
+def status(holder: str | None, live: bool) -> RuleStatus:
+    return RuleStatus(
+        "rule-1",
+        "Rule one",
+        holder,
+        "2025-01-15T12:01:00.000Z" if holder else None,
+        live,
+        "2025-01-15T12:00:00.000Z",
+        "succeeded",
+        "host-a:1",
+        "2025-01-15T12:00:00.000Z",
+    )
+
+
+def test_the_table_has_a_header_and_a_row_per_rule() -> None:
+    lines = table([status("host-a:1", True), status(None, False)]).splitlines()
+    assert lines[0].split()[:3] == ["rule", "holder", "lease"]
+    assert lines[1].split()[:2] == ["rule-1", "host-a:1"]
+    assert "(none, expired)" in lines[2]
+    assert lines[2].split()[3] == "-"
+
+
+def test_an_expired_lease_names_its_last_holder() -> None:
+    assert status("host-b:2", False).row()[1] == "(host-b:2, expired)"
+
+
+def test_json_has_every_field() -> None:
+    assert status("host-a:1", True).to_json()["holder"] == "host-a:1"
+    assert set(status(None, False).to_json()) >= {"rule_id", "lease_expires", "checkpoint"}
