@@ -147,13 +147,15 @@ class _AtDebug(logging.Filter):
 def executions_at_debug() -> Iterator[None]:
     """While a progress bar is shown, the one INFO line per execution would bury it: show those
     lines at DEBUG instead (warnings and errors stay as they are)."""
-    engine = logging.getLogger("detector.engine")
+    loggers = [logging.getLogger(name) for name in ("detector.engine", "detector.runner")]
     demote = _AtDebug()
-    engine.addFilter(demote)
+    for logger in loggers:
+        logger.addFilter(demote)
     try:
         yield
     finally:
-        engine.removeFilter(demote)
+        for logger in loggers:
+            logger.removeFilter(demote)
 
 
 def usage_error(message: str) -> int:

@@ -114,6 +114,7 @@ def test_a_day_of_backfill_equals_the_scheduled_executions_and_a_rerun_adds_noth
     # The plan comes first; the per-execution INFO lines would bury the bar (DEBUG instead).
     assert rerun.stderr.startswith("backfill: 289 execution(s) of 1 rule(s) from 2025-01-15T12:")
     assert "INFO    detector.engine" not in rerun.stderr
+    assert "INFO    detector.runner" not in rerun.stderr
     assert "Traceback" not in rerun.stderr
     assert alerts_of(filled) == expected
     assert len(log_docs(filled)) == 2 * 289
