@@ -20,14 +20,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from detector.alerts import term_key
-from detector.es import BulkResult, Elastic
-from detector.index_templates import index_template
+from detector.es import BulkResult
 from detector.index_templates import template_name as template_name  # re-exported
+from detector.own_index import OwnIndex
 from detector.results import NewTerm
 from detector.rules import Rule
 from detector.times import iso, to_millis
 
-TEMPLATE_RESOURCE = "mappings/alerts-template.json"
 # Term keys per search; Kibana's duplicate check also works in chunks of 10,000.
 KEYS_PER_SEARCH = 10_000
 # Distinct first-seen times kept per term key in one answer; alerts of one term within two
@@ -35,24 +34,10 @@ KEYS_PER_SEARCH = 10_000
 EPISODES_PER_KEY = 100
 
 
-def template_body(index: str) -> dict[str, Any]:
-    """The composable template for exactly this index and `<index>-*` (e.g. a reindex)."""
-    return index_template(index, TEMPLATE_RESOURCE)
-
-
-class AlertStore:
+class AlertStore(OwnIndex):
     """Reads and writes the alerts of every rule in one index."""
 
-    def __init__(self, elastic: Elastic, index: str) -> None:
-        self.elastic = elastic
-        self.index = index
-
-    def ensure_index(self) -> bool:
-        """Put the template and create the index if missing (idempotent, race-safe); True if
-        this call created it."""
-        return self.elastic.ensure_index(
-            self.index, template_name(self.index), template_body(self.index)
-        )
+    TEMPLATE_RESOURCE = "mappings/alerts-template.json"
 
     def already_alerted(
         self, rule: Rule, terms: Sequence[NewTerm], history: timedelta

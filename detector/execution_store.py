@@ -19,38 +19,22 @@ from typing import Any
 
 from detector import execution_docs, leases
 from detector.errors import DetectorError
-from detector.es import Elastic
 from detector.health import RuleRuns
-from detector.index_templates import index_template, template_name
 from detector.logs import structured
+from detector.own_index import OwnIndex
 from detector.results import PARTIAL_FAILURE, SUCCEEDED
 from detector.rules import Rule
 from detector.times import parse_iso
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_RESOURCE = "mappings/executions-template.json"
 SUCCESSFUL = (SUCCEEDED, PARTIAL_FAILURE)
 
 
-def template_body(index: str) -> dict[str, Any]:
-    """The composable template for the log index (and `<index>-*`)."""
-    return index_template(index, TEMPLATE_RESOURCE)
-
-
-class ExecutionStore:
+class ExecutionStore(OwnIndex):
     """Writes and reads the execution log of every rule in one index."""
 
-    def __init__(self, elastic: Elastic, index: str) -> None:
-        self.elastic = elastic
-        self.index = index
-
-    def ensure_index(self) -> bool:
-        """Put the template and create the index if missing (idempotent, race-safe); True if
-        this call created it."""
-        return self.elastic.ensure_index(
-            self.index, template_name(self.index), template_body(self.index)
-        )
+    TEMPLATE_RESOURCE = "mappings/executions-template.json"
 
     def write(self, doc_id: str, doc: Mapping[str, Any]) -> None:
         """Index one document under `doc_id` (raises on failure)."""

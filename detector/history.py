@@ -13,18 +13,23 @@ compared with this one on the real node.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from detector import query
 from detector.errors import RequestError
 from detector.es import Elastic
 from detector.logs import structured
-from detector.query import Plan
+from detector.query import Body, Plan
 from detector.results import Values
+from detector.window import TimeFields, Window
 
 log = logging.getLogger(__name__)
 
+# A multi-field history search: (base, time fields, window, fields, combinations, after key).
+_HistoryBody = Callable[
+    [Body, TimeFields, Window, Sequence[str], Sequence[Values], Mapping[str, Any] | None], Body
+]
 # Messages of the errors Kibana halves its multi-field batch on (`multi_terms_composite.ts`).
 _CLAUSE_ERRORS = ("too_many_nested_clauses", "too_many_clauses", "failed to create query")
 
@@ -76,16 +81,18 @@ class AggregationHistory:
         return seen
 
     def _seen_batch(self, plan: Plan, batch: list[Values]) -> set[Values]:
-        wanted, seen = set(batch), set[Values]()
+        return self._paged(plan, batch, query.history_multi)
+
+    def _paged(self, plan: Plan, values: list[Values], build: _HistoryBody) -> set[Values]:
+        """Every composite page of `build`'s history search, kept to `values`: array-valued
+        documents (and a superset search) add combinations outside them."""
+        wanted, seen = set(values), set[Values]()
         after: dict[str, Any] | None = None
         while True:
-            body = query.history_multi(
-                plan.base, plan.fields, plan.window, plan.terms_fields, batch, after
-            )
+            body = build(plan.base, plan.fields, plan.window, plan.terms_fields, values, after)
             combos, after = query.parse_history_multi(
                 self.elastic.search(plan.rule.index, body), plan.terms_fields
             )
-            # Array-valued documents add combinations outside the batch: keep the batch's only.
             seen.update(combo for combo in combos if combo in wanted)
             if after is None:
                 return seen
@@ -100,18 +107,7 @@ class SupersetHistory(AggregationHistory):
     """
 
     def _seen_multi(self, plan: Plan, values: list[Values]) -> set[Values]:
-        wanted, seen = set(values), set[Values]()
-        after: dict[str, Any] | None = None
-        while True:
-            body = query.history_superset(
-                plan.base, plan.fields, plan.window, plan.terms_fields, values, after
-            )
-            combos, after = query.parse_history_multi(
-                self.elastic.search(plan.rule.index, body), plan.terms_fields
-            )
-            seen.update(combo for combo in combos if combo in wanted)
-            if after is None:
-                return seen
+        return self._paged(plan, values, query.history_superset)
 
 
 def default_history(elastic: Elastic) -> TermHistory:
