@@ -43,9 +43,14 @@ class Run:
 
 def detector_check(tmp_path, **variables: str) -> Run:
     """`python -m detector check` with exactly these DETECTOR_* variables, timed."""
+    return detector_command(tmp_path, ["check"], **variables)
+
+
+def detector_command(tmp_path, args: list[str], **variables: str) -> Run:
+    """`python -m detector ARGS...` with exactly these DETECTOR_* variables, timed."""
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "detector", "check"],
+        [sys.executable, "-m", "detector", *args],
         env={**os.environ, **variables},
         cwd=tmp_path,
         capture_output=True,
@@ -281,15 +286,7 @@ def test_once_warns_about_rule_patterns_it_may_not_read(es_node, tmp_path):
         DETECTOR_BUILTIN_RULES="false",
         DETECTOR_RULES_PATH=str(rules),
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "detector", "once", "--dry-run"],
-        env={**os.environ, **variables},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = detector_command(tmp_path, ["once", "--dry-run"], **variables)
 
     assert "no read privilege on secret-logs-*: searches leave its indices out" in done.stderr
     assert "no read privilege on logs-aws.cloudtrail*" not in done.stderr
