@@ -27,6 +27,7 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_after_delay,
     stop_before_delay,
     wait_exponential,
     wait_random,
@@ -59,6 +60,15 @@ def _backoff(max_seconds: float) -> wait_base:
     argument `multiplier` does not exist before it.)
     """
     return wait_exponential(multiplier=0.2, max=max_seconds) + wait_random(0, 1)
+
+
+def _until(deadline: float, wait: wait_base) -> Callable[[RetryCallState], float]:
+    """`wait`, cut so that no sleep ends after `deadline` (a `time.monotonic()` value)."""
+
+    def capped(state: RetryCallState) -> float:
+        return max(0.0, min(float(wait(state)), deadline - time.monotonic()))
+
+    return capped
 
 
 def _log_retry(what: str) -> Callable[[RetryCallState], None]:
@@ -245,10 +255,13 @@ class Elastic:
                 exc,
                 budget,
             )
+        # The whole budget is waited, and no more: the last sleep ends at the deadline, where
+        # one last attempt is made.
+        deadline = started + budget
         retrying = Retrying(
             retry=retry_if_exception_type(UnavailableError),
-            stop=stop_before_delay(max(budget - (time.monotonic() - started), 0.0)),
-            wait=_backoff(2.0),
+            stop=stop_after_delay(max(budget - (time.monotonic() - started), 0.0)),
+            wait=_until(deadline, _backoff(2.0)),
             before_sleep=_log_retry("Elasticsearch is not ready yet"),
             reraise=True,
         )
