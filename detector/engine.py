@@ -128,8 +128,7 @@ def _run(
     new = phases.first_seen(elastic, plan, found.new)
     # Oldest first, as Kibana's pages are read; values break ties so the choice is stable.
     ordered = sorted(new, key=lambda term: (term.first_seen, _sortable(term.values)))
-    fresh, duplicates = _drop_alerted(store, plan, ordered)
-    chosen, rest = fresh[: plan.rule.max_signals], fresh[plan.rule.max_signals :]
+    chosen, rest, duplicates = _choose(store, plan, ordered)
     terms = phases.details(elastic, plan, chosen)
     context = ExecutionContext(
         execution_uuid=str(uuid.uuid4()),
@@ -167,6 +166,29 @@ def _sortable(values: Values) -> tuple[tuple[bool, Any], ...]:
 
 
 # --- dedup and phase 3 ----------------------------------------------------------------------
+
+
+def _choose(
+    store: AlertWriter, plan: Plan, ordered: list[WindowTerm]
+) -> tuple[list[WindowTerm], list[WindowTerm], int]:
+    """The at most `max_signals` oldest terms not alerted yet, the overflow, and the duplicates.
+
+    Only the terms that can still alert are checked against the alerts index: the oldest
+    `max_signals` first, then (while duplicates left room) twice as many of the next each round,
+    so a flood of 10,000 new terms costs one small check, not one over all of them. The overflow
+    is what was not chosen; its terms not checked yet are dedup'ed by the execution that alerts
+    them.
+    """
+    budget = plan.rule.max_signals
+    chosen: list[WindowTerm] = []
+    duplicates, position, size = 0, 0, budget
+    while len(chosen) < budget and position < len(ordered):
+        batch = ordered[position : position + size]
+        position, size = position + len(batch), size * 2
+        fresh, alerted = _drop_alerted(store, plan, batch)
+        chosen.extend(fresh)
+        duplicates += alerted
+    return chosen[:budget], chosen[budget:] + ordered[position:], duplicates
 
 
 def _drop_alerted(
