@@ -34,10 +34,14 @@ Nudge = Callable[[str], None]
 MAX_OFFSET = timedelta(seconds=2)
 
 
-def build_scheduler(rules: Sequence[Rule], run_rule: RunRule) -> BlockingScheduler:
-    """A scheduler with one interval job per rule, the first run due now."""
-    # One worker per rule: a slow rule never delays another one's schedule.
-    executor = ThreadPoolExecutor(max_workers=max(1, len(rules)))
+def build_scheduler(
+    rules: Sequence[Rule], run_rule: RunRule, workers: int = 2
+) -> BlockingScheduler:
+    """A scheduler with one interval job per rule, the first run due now, and `workers` threads
+    shared by the rules (DETECTOR_RULE_CONCURRENCY), so 49 rules firing together put at most
+    `workers` executions on the cluster at once; the others wait their turn (a firing late by
+    up to an interval still runs: `misfire_grace_time`)."""
+    executor = ThreadPoolExecutor(max_workers=max(1, min(workers, len(rules))))
     scheduler = BlockingScheduler(executors={"default": executor}, timezone=UTC)
     now = datetime.now(UTC)
     for rule in rules:
@@ -79,11 +83,12 @@ def run(
     run_rule: RunRule,
     on_start: Callable[[Nudge], None] | None = None,
     on_stop: Callable[[], None] | None = None,
+    workers: int = 2,
 ) -> int:
     """Run the rules until SIGTERM or SIGINT; the current executions finish first.
     `on_start` receives the nudge function before the scheduler starts; `on_stop` is called
     when a signal arrives, before waiting for the running executions."""
-    scheduler = build_scheduler(rules, run_rule)
+    scheduler = build_scheduler(rules, run_rule, workers)
     if on_start is not None:
         on_start(nudger(scheduler))
     stopping = threading.Event()

@@ -56,7 +56,9 @@ def serve(settings: Settings, rules: Sequence[Rule]) -> int:
 
         keeper.start()
         try:
-            code = scheduler.run(rules, run_rule, on_start, keeper.drain)
+            code = scheduler.run(
+                rules, run_rule, on_start, keeper.drain, workers=settings.rule_concurrency
+            )
         finally:
             keeper.stop()
             log.info("replica %s stopped and released its leases", keeper.replica)

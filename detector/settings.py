@@ -135,9 +135,8 @@ class Settings(BaseSettings):
         ge=1,
         le=32,
         description=(
-            "How many rules `detector once` executes at the same time (a thread pool shared by "
-            "the rules, each thread with its own connection): bounds the detector's load on "
-            "the cluster."
+            "How many rules `detector once` and `detector run` execute at the same time (a "
+            "thread pool shared by the rules): bounds the detector's load on the cluster."
         ),
     )
     replica_id: str | None = Field(

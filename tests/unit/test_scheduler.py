@@ -45,3 +45,27 @@ def test_sigterm_lets_the_running_execution_finish_then_returns_zero() -> None:
     assert run([RULE], slow) == 0
     assert finished.is_set()
     assert time.monotonic() - started < 10
+
+
+def test_the_rules_share_a_pool_of_workers_so_at_most_that_many_run_at_once() -> None:
+    rules = [replace(RULE, rule_id=f"r-{n}") for n in range(5)]
+    lock, running, peak, done = threading.Lock(), [0], [0], threading.Semaphore(0)
+
+    def busy(rule: Rule) -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        done.release()
+
+    scheduler = build_scheduler(rules, busy, workers=2)
+    thread = threading.Thread(target=scheduler.start, daemon=True)
+    thread.start()
+    try:
+        for _ in rules:  # every rule runs at start, two at a time
+            assert done.acquire(timeout=10)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert peak[0] == 2
