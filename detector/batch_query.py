@@ -28,6 +28,7 @@ from detector.query import (
     time_range,
 )
 from detector.results import Values
+from detector.times import from_millis
 from detector.window import TimeFields, Window
 
 # The first document: `@timestamp`, then index and event id, so ties are broken the same way in
@@ -202,3 +203,113 @@ def parse_details(response: Mapping[str, Any], count: int) -> list[Details]:
         )
         found.append(Details(hit, int(bucket.get("doc_count", 0)), tuple(actions)))
     return found
+
+
+# --- phase 3 without a first-seen request -----------------------------------------------------
+
+# The combined time in epoch ms (`numeric_type: date` also for a `date_nanos` field), then the
+# first-document order: the earliest hit of a bucket sorted so is the document `details` picks.
+_COMBINED_FIRST = {"order": "asc", "numeric_type": "date", "unmapped_type": "date"}
+
+
+def details_unseen(
+    base: Body,
+    fields: TimeFields,
+    window: Window,
+    terms_fields: Sequence[str],
+    values: Sequence[Values],
+) -> Body:
+    """Phase 3 for new terms whose first-seen time is not asked yet: when they all fit in
+    `max_signals`, every one is alerted whatever their order, so the first-seen time can come
+    with the first document instead of from a request of its own.
+
+    One bucket per term (a `terms` + `include` for one field, exact like phase 2; a `filters`
+    bucket per combination for several) with the actions and, per time field, the earliest
+    document: those with the override sorted on it, those without on the fallback (Kibana's
+    combined time, without a runtime field). `parse_details_unseen` takes the earlier of the two,
+    ties broken in `FIRST_DOCUMENT_SORT` order as `details` breaks them.
+    """
+    aggs = {"actions": _actions_agg(), **_earliest(fields)}
+    in_window = time_range(fields, window.start, window.end)
+    if len(terms_fields) == 1:
+        field, flat = terms_fields[0], [combo[0] for combo in values]
+        terms = {"field": field, "size": len(flat), "include": [include_value(v) for v in flat]}
+        return _search(
+            [base, in_window, {"terms": {field: flat}}],
+            {"unseen": {"terms": terms, "aggs": aggs}},
+        )
+    buckets = {str(n): terms_clause(terms_fields, combo) for n, combo in enumerate(values)}
+    return _search([base, in_window], {"unseen": {"filters": {"filters": buckets}, "aggs": aggs}})
+
+
+def _actions_agg() -> Body:
+    return {"terms": {"field": "event.action", "size": ACTIONS_SIZE}}
+
+
+def _earliest(fields: TimeFields) -> Body:
+    has_primary: Body = {"exists": {"field": fields.primary}}
+    groups: list[tuple[str, str, Body]] = [("primary", fields.primary, has_primary)]
+    if fields.fallback is not None:
+        groups.append(("fallback", fields.fallback, {"bool": {"must_not": has_primary}}))
+    return {
+        name: {
+            "filter": only,
+            "aggs": {
+                "doc": {
+                    "top_hits": {
+                        "size": 1,
+                        "sort": [{field: dict(_COMBINED_FIRST)}, *FIRST_DOCUMENT_SORT],
+                    }
+                }
+            },
+        }
+        for name, field, only in groups
+    }
+
+
+@dataclass(frozen=True)
+class Unseen:
+    """What `details_unseen` found for one new term: its first-seen time and its details."""
+
+    values: Values
+    first_seen: datetime
+    details: Details
+
+
+def parse_details_unseen(response: Mapping[str, Any], values: Sequence[Values]) -> list[Unseen]:
+    """The first-seen time and details of each term of a `details_unseen` answer, in the order
+    of `values`; a term without documents any more (deleted since phase 1) is left out."""
+    buckets = response.get("aggregations", {}).get("unseen", {}).get("buckets", [])
+    if isinstance(buckets, Mapping):
+        by_values = {combo: buckets.get(str(n)) for n, combo in enumerate(values)}
+    else:
+        keyed = {(bucket["key"],): bucket for bucket in buckets}
+        by_values = {combo: keyed.get(combo) for combo in values}
+    found = []
+    for combo, bucket in by_values.items():
+        first = _earliest_hit(bucket) if bucket else None
+        if first is not None:
+            millis, hit = first
+            found.append(Unseen(combo, from_millis(millis), _details(bucket or {}, hit)))
+    return found
+
+
+def _earliest_hit(bucket: Mapping[str, Any]) -> tuple[float, dict[str, Any]] | None:
+    hits = [
+        hit
+        for name in ("primary", "fallback")
+        for hit in bucket.get(name, {}).get("doc", {}).get("hits", {}).get("hits", [])
+    ]
+    if not hits:
+        return None
+    earliest = min(
+        hits,
+        key=lambda hit: [(value is None, "" if value is None else value) for value in hit["sort"]],
+    )
+    return float(earliest["sort"][0]), earliest
+
+
+def _details(bucket: Mapping[str, Any], hit: Mapping[str, Any]) -> Details:
+    kept = {key: hit[key] for key in ("_index", "_id", "_source") if key in hit}
+    actions = sorted(str(action["key"]) for action in bucket.get("actions", {}).get("buckets", []))
+    return Details(kept, int(bucket.get("doc_count", 0)), tuple(actions))

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from detector import kql, phases, query
 from detector.alerts import alert_id, build_alert
@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 # Overflow terms named in the log line (all of them are in the result).
 LOGGED_OVERFLOW = 20
+# A new term before phase 3 (its first-seen time only) or after it (with its details).
+_Term = TypeVar("_Term", WindowTerm, NewTerm)
 
 
 class AlertWriter(Protocol):
@@ -125,11 +127,7 @@ def _run(
 ) -> dict[str, Any]:
     elastic, store = services.elastic, services.store
     found = phases.new_values(elastic, services.history, plan)
-    new = phases.first_seen(elastic, plan, found.new)
-    # Oldest first, as Kibana's pages are read; values break ties so the choice is stable.
-    ordered = sorted(new, key=lambda term: (term.first_seen, _sortable(term.values)))
-    chosen, rest, duplicates = _choose(store, plan, ordered)
-    terms = phases.details(elastic, plan, chosen)
+    terms, rest, duplicates = _alertable(services, plan, found.new)
     context = ExecutionContext(
         execution_uuid=str(uuid.uuid4()),
         started_at=datetime.now(UTC),
@@ -154,10 +152,30 @@ def _run(
         "alerts": tuple(alerts.values()),
         "created_ids": created,
         "overflow": len(rest),
-        "overflow_terms": tuple(term.values for term in rest),
+        "overflow_terms": rest,
         "index_ms": round(index_seconds * 1000),
         "index_seconds": index_seconds,
     }
+
+
+def _alertable(
+    services: _Services, plan: Plan, new: list[Values]
+) -> tuple[list[NewTerm], tuple[Values, ...], int]:
+    """The new terms to alert with their details, the overflow's values, and the duplicates."""
+    elastic, store = services.elastic, services.store
+    if len(new) <= plan.rule.max_signals:
+        # All of them are alerted (less the duplicates): no first-seen request needed first.
+        unseen = _oldest_first(phases.details_unseen(elastic, plan, new))
+        terms, rest, duplicates = _choose(store, plan, unseen)
+        return terms, tuple(term.values for term in rest), duplicates
+    ordered = _oldest_first(phases.first_seen(elastic, plan, new))
+    chosen, left, duplicates = _choose(store, plan, ordered)
+    return phases.details(elastic, plan, chosen), tuple(t.values for t in left), duplicates
+
+
+def _oldest_first(terms: list[_Term]) -> list[_Term]:
+    # Oldest first, as Kibana's pages are read; values break ties so the choice is stable.
+    return sorted(terms, key=lambda term: (term.first_seen, _sortable(term.values)))
 
 
 def _sortable(values: Values) -> tuple[tuple[bool, Any], ...]:
@@ -169,8 +187,8 @@ def _sortable(values: Values) -> tuple[tuple[bool, Any], ...]:
 
 
 def _choose(
-    store: AlertWriter, plan: Plan, ordered: list[WindowTerm]
-) -> tuple[list[WindowTerm], list[WindowTerm], int]:
+    store: AlertWriter, plan: Plan, ordered: list[_Term]
+) -> tuple[list[_Term], list[_Term], int]:
     """The at most `max_signals` oldest terms not alerted yet, the overflow, and the duplicates.
 
     Only the terms that can still alert are checked against the alerts index: the oldest
@@ -180,7 +198,7 @@ def _choose(
     them.
     """
     budget = plan.rule.max_signals
-    chosen: list[WindowTerm] = []
+    chosen: list[_Term] = []
     duplicates, position, size = 0, 0, budget
     while len(chosen) < budget and position < len(ordered):
         batch = ordered[position : position + size]
@@ -191,9 +209,7 @@ def _choose(
     return chosen[:budget], chosen[budget:] + ordered[position:], duplicates
 
 
-def _drop_alerted(
-    store: AlertWriter, plan: Plan, ordered: list[WindowTerm]
-) -> tuple[list[WindowTerm], int]:
+def _drop_alerted(store: AlertWriter, plan: Plan, ordered: list[_Term]) -> tuple[list[_Term], int]:
     """The terms not alerted yet in this episode, and how many were."""
     if not ordered:
         return [], 0

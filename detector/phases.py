@@ -113,6 +113,38 @@ def _search(elastic: Elastic, plan: Plan, body: dict[str, Any]) -> dict[str, Any
     return elastic.search(plan.rule.index, body)
 
 
+def details_unseen(elastic: Elastic, plan: Plan, new: Sequence[Values]) -> list[NewTerm]:
+    """Phase 3 for new terms that all fit in `max_signals`: their first-seen times come with
+    their first documents (`batch_query.details_unseen`), one request per batch instead of a
+    first-seen request and a details request."""
+    terms: list[NewTerm] = []
+    for start in range(0, len(new), DETAILS_BATCH):
+        batch = new[start : start + DETAILS_BATCH]
+        body = batch_query.details_unseen(
+            plan.base, plan.fields, plan.window, plan.terms_fields, batch
+        )
+        found = batch_query.parse_details_unseen(_search(elastic, plan, body), batch)
+        if len(found) < len(batch):
+            _vanished(set(batch) - {term.values for term in found})
+        terms.extend(
+            NewTerm(
+                term.values,
+                term.first_seen,
+                term.details.hit or {},
+                term.details.event_count,
+                term.details.actions,
+            )
+            for term in found
+        )
+    return terms
+
+
+def _vanished(values: set[Values]) -> None:
+    # Their documents went away between the phases (deleted or index dropped).
+    for combo in values:
+        log.warning("new term vanished", extra=structured(values=list(combo)))
+
+
 def details(elastic: Elastic, plan: Plan, chosen: Sequence[WindowTerm]) -> list[NewTerm]:
     """Phase 3: the first document, event count and actions of each chosen term."""
     terms: list[NewTerm] = []
