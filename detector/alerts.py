@@ -14,7 +14,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from detector.cloudtrail import get_field, s3_location
+import orjson
+
+from detector.cloudtrail import S3Location, get_field, s3_location
 from detector.reason import alert_reason
 from detector.results import ExecutionContext, NewTerm
 from detector.rules import Rule, Technique, Threat, ThreatEntry
@@ -97,6 +99,19 @@ def _split_namespace(source: dict[str, Any], root: str) -> dict[str, Any]:
     return taken
 
 
+# Without these, orjson would turn datetimes and dataclasses into JSON instead of failing.
+_PLAIN_JSON_ONLY = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _copy(source: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON document: an orjson round trip is ~5x faster than `deepcopy`."""
+    try:
+        copied = orjson.loads(orjson.dumps(source, option=_PLAIN_JSON_ONLY))
+    except TypeError:  # not plain JSON (a caller's own values): copy it the slow way
+        return copy.deepcopy(dict(source))
+    return copied if isinstance(copied, dict) else copy.deepcopy(dict(source))
+
+
 def sanitize_source(source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The copied source fields and the original `event.*` object, as Kibana sanitises them.
 
@@ -106,7 +121,7 @@ def sanitize_source(source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     if not isinstance(source, Mapping):
         return {}, {}
-    cleaned: dict[str, Any] = copy.deepcopy(dict(source))
+    cleaned = _copy(source)
     for root in _DROPPED_SOURCE_ROOTS:
         _split_namespace(cleaned, root)
     original_event = _split_namespace(cleaned, "event")
@@ -238,10 +253,14 @@ def _actions(term: NewTerm, original_event: Mapping[str, Any]) -> list[str]:
 
 
 def detector_document(
-    rule: Rule, term: NewTerm, ctx: ExecutionContext, actions: Sequence[str]
+    rule: Rule,
+    term: NewTerm,
+    ctx: ExecutionContext,
+    actions: Sequence[str],
+    location: S3Location | None = None,
 ) -> dict[str, Any]:
     """`detector.*`: what Kibana does not record about a new term."""
-    location = s3_location(term.hit.get("_source"))
+    location = s3_location(term.hit.get("_source")) if location is None else location
     s3 = {
         name: value
         for name, value in (
@@ -265,7 +284,11 @@ def detector_document(
 
 
 def _kibana_alert(
-    rule: Rule, term: NewTerm, ctx: ExecutionContext, original_event: dict[str, Any]
+    rule: Rule,
+    term: NewTerm,
+    ctx: ExecutionContext,
+    original_event: dict[str, Any],
+    location: S3Location,
 ) -> dict[str, Any]:
     source = term.hit.get("_source")
     source = source if isinstance(source, Mapping) else {}
@@ -282,7 +305,7 @@ def _kibana_alert(
         "workflow_assignee_ids": [],
         "severity": rule.severity,
         "risk_score": rule.risk_score,
-        "reason": alert_reason(rule, term, ctx, _actions(term, original_event)),
+        "reason": alert_reason(rule, term, ctx, _actions(term, original_event), location),
         "rule": rule_document(rule, ctx),
         "intended_timestamp": iso(ctx.now),
         "start": started,
@@ -293,6 +316,7 @@ def _kibana_alert(
 
 def build_alert(rule: Rule, term: NewTerm, ctx: ExecutionContext) -> dict[str, Any]:
     """The alert document for one new term; never raises on odd or missing source fields."""
+    location = s3_location(term.hit.get("_source"))  # once: the reason and `detector.s3`
     source, original_event = sanitize_source(term.hit.get("_source"))
     actions = _actions(term, original_event)
     truncated = bound_strings(source) + bound_strings(original_event, "kibana.alert.original_event")
@@ -301,12 +325,12 @@ def build_alert(rule: Rule, term: NewTerm, ctx: ExecutionContext) -> dict[str, A
     alert["event"] = {"kind": "signal"}
     alert["kibana"] = {
         "space_ids": [SPACE_ID],
-        "alert": _kibana_alert(rule, term, ctx, original_event),
+        "alert": _kibana_alert(rule, term, ctx, original_event, location),
     }
     data_stream = source.get("data_stream")
     if isinstance(data_stream, Mapping):  # Kibana copies it (traverse_and_mutate_doc.ts)
         alert["kibana"]["alert"]["original_data_stream"] = copy.deepcopy(data_stream)
-    alert["detector"] = detector_document(rule, term, ctx, actions)
+    alert["detector"] = detector_document(rule, term, ctx, actions, location)
     if truncated:
         alert["detector"]["truncated_fields"] = truncated
     return alert

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from detector import kql, phases, query
-from detector.alerts import alert_id, build_alert
+from detector.alerts import build_alert
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
 from detector.errors import DetectorError
 from detector.es import BulkResult, Elastic
@@ -137,7 +137,8 @@ def _run(
         history_start=plan.window.history_start,
         execution_type=execution_type,
     )
-    alerts = {alert_id(plan.rule, term): build_alert(plan.rule, term, context) for term in terms}
+    built = (build_alert(plan.rule, term, context) for term in terms)
+    alerts = {alert["kibana"]["alert"]["uuid"]: alert for alert in built}  # `alert_id`
     created: tuple[str, ...] = ()
     index_seconds = 0.0
     if alerts and not dry_run:

@@ -156,9 +156,16 @@ def _source(term: NewTerm) -> Mapping[str, Any]:
     return source if isinstance(source, Mapping) else {}
 
 
-def alert_reason(rule: Rule, term: NewTerm, ctx: ExecutionContext, actions: Sequence[str]) -> str:
-    """The reason sentence: S3-specific when the source is an S3 event with a bucket."""
-    location = s3_location(_source(term))
+def alert_reason(
+    rule: Rule,
+    term: NewTerm,
+    ctx: ExecutionContext,
+    actions: Sequence[str],
+    location: S3Location | None = None,
+) -> str:
+    """The reason sentence: S3-specific when the source is an S3 event with a bucket
+    (`location`: the source's, when the caller has it already)."""
+    location = s3_location(_source(term)) if location is None else location
     if location.uri is not None and _is_s3(_source(term), location):
         return _s3_reason(rule, term, ctx, actions, location.uri)
     return _generic_reason(rule, term, ctx, actions)

@@ -7,6 +7,7 @@ these few functions, so all of them agree to the millisecond.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,8 @@ def from_millis(millis: float) -> datetime:
     return _EPOCH + timedelta(milliseconds=int(millis))
 
 
+# An alert writes the execution's few times several times over: cache their text.
+@functools.lru_cache(maxsize=4096)
 def iso(value: datetime) -> str:
     """`2025-01-15T12:00:00.000Z`: ISO-8601 UTC with milliseconds, as Kibana writes alert dates
     and `strict_date_optional_time` parses them."""
