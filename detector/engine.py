@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from detector import kql, phases, query
+from detector import kql, query, type_split
 from detector.alerts import alert_id, build_alert
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
 from detector.errors import DetectorError
@@ -90,11 +90,13 @@ def execute(
         outcome.update(
             window_start=window.start, window_end=window.end, history_start=window.history_start
         )
-        base = query.rule_filter(kql.to_dsl(rule.query), allowlist.must_not(rule.rule_id))
+        rule_query = kql.to_dsl(rule.query)
+        base = query.rule_filter(rule_query, allowlist.must_not(rule.rule_id))
         plan = Plan(rule, window, time_fields(rule), base)
+        split = type_split.for_plan(elastic, plan, rule_query, allowlist)
         services = _Services(elastic, store, history or default_history(elastic))
-        outcome.update(_run(services, plan, now, dry_run, execution_type))
-        outcome["status"] = PARTIAL_FAILURE if outcome["overflow"] else SUCCEEDED
+        outcome.update(_run(services, split, now, dry_run, execution_type))
+        outcome["status"] = PARTIAL_FAILURE if _warned(outcome) else SUCCEEDED
     except DetectorError as exc:
         outcome.update(status="failed", error=str(exc))
     searched = elastic.stats.seconds - waited - outcome.pop("index_seconds", 0.0)
@@ -107,7 +109,7 @@ def execute(
         requests=elastic.stats.requests - requests,
         **outcome,
     )
-    _log(result)
+    _log(rule, result)
     return result
 
 
@@ -120,17 +122,24 @@ class _Services:
     history: TermHistory
 
 
+def _warned(outcome: Mapping[str, Any]) -> bool:
+    """A success with a warning (`partial failure`): terms left over, no index matched (as
+    Kibana's "no index matching" warning), or documents in the future."""
+    return bool(outcome["overflow"] or outcome["no_index_matched"] or outcome["future_documents"])
+
+
 def _run(
-    services: _Services, plan: Plan, now: datetime, dry_run: bool, execution_type: str
+    services: _Services, split: type_split.Split, now: datetime, dry_run: bool, execution_type: str
 ) -> dict[str, Any]:
-    elastic, store = services.elastic, services.store
-    found = phases.new_values(elastic, services.history, plan)
-    new = phases.first_seen(elastic, plan, found.new)
+    elastic, store, plan = services.elastic, services.store, split.whole
+    run = type_split.Phases(elastic, services.history, split)
+    found = run.new_values()
+    new = run.first_seen(found.new)
     # Oldest first, as Kibana's pages are read; values break ties so the choice is stable.
     ordered = sorted(new, key=lambda term: (term.first_seen, _sortable(term.values)))
     fresh, duplicates = _drop_alerted(store, plan, ordered)
     chosen, rest = fresh[: plan.rule.max_signals], fresh[plan.rule.max_signals :]
-    terms = phases.details(elastic, plan, chosen)
+    terms = run.details(chosen)
     context = ExecutionContext(
         execution_uuid=str(uuid.uuid4()),
         started_at=datetime.now(UTC),
@@ -158,6 +167,8 @@ def _run(
         "overflow_terms": tuple(term.values for term in rest),
         "index_ms": round(index_seconds * 1000),
         "index_seconds": index_seconds,
+        "no_index_matched": found.shards == 0,
+        "future_documents": found.future,
     }
 
 
@@ -181,9 +192,24 @@ def _drop_alerted(
     return fresh, len(ordered) - len(fresh)
 
 
-def _log(result: ExecutionResult) -> None:
+def _log(rule: Rule, result: ExecutionResult) -> None:
     fields = result.to_json()
     fields["overflow_terms"] = fields["overflow_terms"][:LOGGED_OVERFLOW]
+    if result.no_index_matched:
+        log.warning(
+            "rule %s: no index matched its index patterns %s",
+            result.rule_id,
+            ", ".join(rule.index),
+            extra=structured(**fields),
+        )
+    if result.future_documents:
+        log.warning(
+            "rule %s: %d document(s) have %s in the future (they will alert late)",
+            result.rule_id,
+            result.future_documents,
+            time_fields(rule).primary,
+            extra=structured(**fields),
+        )
     if result.succeeded:
         log.info(
             "rule %s: %d new term(s), %d alert(s) written, %d left over",
