@@ -38,13 +38,7 @@ class TypeCache:
         if cached is not None and self.clock() - cached[0] < self.ttl:
             return cached[1]
         indices, types = elastic.field_types(patterns, fields)
-        answer = FieldTypes(
-            tuple(indices),
-            {
-                field: {kind: tuple(names) for kind, names in kinds.items()}
-                for field, kinds in types.items()
-            },
-        )
+        answer = FieldTypes.of(indices, types)
         with self._lock:
             self._answers[key] = (self.clock(), answer)
         return answer

@@ -96,6 +96,14 @@ class FieldTypes:
     indices: tuple[str, ...]  # every index the patterns matched
     types: Mapping[str, Mapping[str, tuple[str, ...]]]  # field -> type -> indices
 
+    @classmethod
+    def of(
+        cls, indices: Sequence[str], types: Mapping[str, Mapping[str, Sequence[str]]]
+    ) -> FieldTypes:
+        """From `Elastic.field_types`' answer."""
+        kinds = {field: {k: tuple(names) for k, names in by.items()} for field, by in types.items()}
+        return cls(tuple(indices), kinds)
+
     def conflicts(self, fields: Iterable[str]) -> dict[str, dict[str, tuple[str, ...]]]:
         """The fields with more than one type family, each with type -> indices."""
         found: dict[str, dict[str, tuple[str, ...]]] = {}

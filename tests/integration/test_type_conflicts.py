@@ -1,0 +1,178 @@
+"""A new-terms field mapped `keyword` in one index and `ip` in another (custom pipelines, old
+Filebeat indices) on the real node, compared with the brute-force oracle: odd values do not fail
+the execution, history held only in the ip-mapped index counts, and an address is one term
+however it is written."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from detector import field_caps
+from detector.alert_store import AlertStore
+from detector.allowlist import Allowlist, load_file
+from detector.es import Elastic
+from detector.settings import Settings
+from tests.conftest import EsNode
+from tests.integration.test_engine import (
+    BUILTIN_ID,
+    T0,
+    Harness,
+    alerted,
+    cloudtrail_index,
+    event,
+    spec_for,
+    token_rule,
+)
+from tests.integration.test_engine_runs import rule_file
+from tests.integration.test_foundation import detector_command, node_variables
+from tests.support import cloudtrail as ct
+from tests.support.bruteforce import excluded_source, is_anonymous_s3_access
+
+WINDOW, THREE_DAYS_AGO = T0 - timedelta(minutes=2), T0 - timedelta(days=3)
+ALLOWLISTED = ["AWS Internal", "192.0.2.200"]
+
+
+def ip_index(token: str) -> str:
+    """An old Filebeat index whose mapping has `source.address` as `ip`."""
+    return f"filebeat-7.17-{token}"
+
+
+def create_ip_index(elastic: Elastic, name: str) -> None:
+    body = copy.deepcopy(ct.INDEX_BODY)
+    body["mappings"]["properties"]["source"]["properties"]["address"] = {"type": "ip"}
+    elastic.call(lambda es: es.indices.create(index=name, body=body))
+
+
+def conflicting(harness: Harness, token: str) -> Harness:
+    """The two indices of the issue, with every kind of value on both sides."""
+    keyword, ip = cloudtrail_index(token), ip_index(token)
+    create_ip_index(harness.elastic, ip)
+    harness.created.add(ip)
+    harness.add(
+        ip,
+        [
+            event("198.51.100.3", THREE_DAYS_AGO),  # history only in the ip index
+            event("2001:db8::1", THREE_DAYS_AGO),  # written canonically by the ip field
+            event("2001:db8::99", WINDOW, action="PutObject"),  # also in the keyword window
+            event("192.0.2.77", WINDOW),  # new, in the ip index only
+            event("::ffff:192.0.2.88", WINDOW),  # stored (and returned) as 192.0.2.88
+            event("192.0.2.200", WINDOW),  # allowlisted
+        ],
+    )
+    harness.add(
+        keyword,
+        [
+            event("AWS Internal", WINDOW),  # allowlisted, and no IP for the ip index
+            event("", WINDOW),
+            event("config.amazonaws.com", WINDOW),  # new: a service name, not an address
+            event("198.51.100.3", WINDOW),  # seen 3 days earlier in the ip index
+            event("2001:DB8:0:0::1", WINDOW),  # the same address as 2001:db8::1
+            event("2001:DB8::99", WINDOW - timedelta(seconds=30)),  # first seen here
+            event("203.0.113.5", WINDOW),  # new
+            event("192.0.2.88", THREE_DAYS_AGO),  # history of the IPv4-mapped one
+        ],
+    )
+    return harness
+
+
+@pytest.fixture
+def harness(elastic: Elastic, store: AlertStore, token: str, tmp_path: Path) -> Harness:
+    exceptions = tmp_path / "exceptions.toml"
+    exceptions.write_text(
+        f'[[exception]]\nrule_id = "{BUILTIN_ID}"\nfield = "source.address"\n'
+        f"values = {ALLOWLISTED!r}\n".replace("'", '"')
+    )
+    rule = token_rule(token)
+    excluded = excluded_source(ALLOWLISTED)
+    spec = spec_for(
+        rule,
+        predicate=lambda source: is_anonymous_s3_access(source) and not excluded(source),
+        canonical_ips=frozenset({"source.address"}),
+    )
+    return Harness(elastic, store, rule, spec, allowlist=Allowlist(load_file(exceptions)))
+
+
+def test_conflicting_mappings_alert_exactly_what_the_oracle_says(
+    harness: Harness, token: str
+) -> None:
+    result = conflicting(harness, token).step(T0)
+
+    assert sorted(values for (values,) in [item.values for item in alerted(result)]) == [
+        "",
+        "192.0.2.77",
+        "2001:db8::99",
+        "203.0.113.5",
+        "config.amazonaws.com",
+    ]
+
+
+def test_a_term_in_both_indices_is_one_alert_with_both_documents(
+    harness: Harness, token: str
+) -> None:
+    result = conflicting(harness, token).step(T0)
+
+    (alert,) = [a for a in result.alerts if a["kibana"]["alert"]["new_terms"] == ["2001:db8::99"]]
+    assert alert["kibana"]["alert"]["original_event"]["action"] == "GetObject"  # the first one
+    assert alert["source"]["address"] == "2001:DB8::99"  # as the first document wrote it
+
+
+def test_every_phase_searches_each_type_group_and_nothing_fails(
+    harness: Harness, token: str
+) -> None:
+    conflicting(harness, token)
+    single = harness.execute(T0 - timedelta(days=10))  # nothing in the window: phase 1 only
+
+    result = harness.step(T0)
+
+    assert single.status == "succeeded", single.error
+    # field caps is cached: phase 1 per group (2) + history per group (2) + first seen (2)
+    # + dedup + details (2) + bulk
+    assert result.requests == 10
+
+
+def test_check_names_the_conflicting_field_and_its_indices(
+    elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    ct.create_index(elastic, cloudtrail_index(token))
+    create_ip_index(elastic, ip_index(token))
+    rules = rule_file(
+        tmp_path, [f"logs-aws.cloudtrail*-{token}", f"filebeat-*-{token}", f"typo-{token}"]
+    )
+    variables = node_variables(
+        es_node, DETECTOR_BUILTIN_RULES="false", DETECTOR_RULES_PATH=str(rules)
+    )
+
+    run = detector_command(tmp_path, ["check"], **variables)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (
+        f"warning: rule {BUILTIN_ID} (AWS S3 Unauthenticated Bucket Access by Rare Source): "
+        f"source.address is mapped as ip in {ip_index(token)}; as keyword in "
+        f"{cloudtrail_index(token)}: each type is searched apart" in run.stdout
+    )
+    assert f"  typo-{token}: no index yet" in run.stdout
+
+
+def test_a_single_type_rule_asks_field_caps_only_once_per_ttl(harness: Harness, token: str) -> None:
+    harness.add(cloudtrail_index(token), [event("203.0.113.5", WINDOW)])
+    first = harness.execute(T0, dry_run=True)
+    again = harness.execute(T0, dry_run=True)
+    # window + history + first seen + dedup + details, and `_field_caps` the first time only
+    assert (first.requests, again.requests) == (6, 5)
+    assert alerted(first) == alerted(again) and len(alerted(again)) == 1
+
+
+def test_field_caps_is_asked_again_after_the_ttl(elastic: Elastic, token: str) -> None:
+    now = [0.0]
+    cache = field_caps.TypeCache(ttl=60, clock=lambda: now[0])
+    patterns, fields = [f"logs-aws.cloudtrail*-{token}"], ["source.address"]
+    assert cache.field_types(elastic, patterns, fields).indices == ()
+    ct.create_index(elastic, cloudtrail_index(token))
+    now[0] = 59.0
+    assert cache.field_types(elastic, patterns, fields).indices == ()  # cached
+    now[0] = 60.0
+    assert cache.field_types(elastic, patterns, fields).indices == (cloudtrail_index(token),)
