@@ -85,8 +85,11 @@ class AllowlistEntry:
         if exact:
             clauses.append({"terms": {self.field: exact}})
         ip_field = _IP_FIELD_OF.get(self.field, self.field)
+        # A CIDR range is a valid term of an `ip` field: ask about its address.
         clauses.extend(
-            {"term": {ip_field: network}} for network in self.networks if holds(ip_field, network)
+            {"term": {ip_field: network}}
+            for network in self.networks
+            if holds(ip_field, network.split("/", 1)[0])
         )
         return clauses
 

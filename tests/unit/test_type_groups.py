@@ -71,3 +71,19 @@ def test_one_type_everywhere_is_one_group() -> None:
     types = FieldTypes.of(["a", "b"], {"source.address": {"ip": ["a", "b"]}})
     assert len(types.groups(["source.address"])) == 1
     assert FieldTypes.of([], {}).groups(["source.address"]) == []
+
+
+def test_health_reports_a_rule_whose_last_execution_matched_no_index() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from detector.health import RuleRuns, problem
+
+    ended = "2025-01-15T12:00:01.000Z"
+    doc = {"execution": {"status": "partial failure", "ended": ended, "no_index_matched": True}}
+    runs = RuleRuns("r1", "Rule one", doc, doc)
+    now = datetime(2025, 1, 15, 12, 1, tzinfo=UTC)
+
+    assert problem(runs, now, timedelta(hours=1)) == (
+        f"rule r1 (Rule one): its index patterns matched no index at its last execution "
+        f"({ended}): nothing is searched"
+    )
