@@ -6,8 +6,10 @@ however it is written."""
 from __future__ import annotations
 
 import copy
+import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,7 @@ from detector import field_caps
 from detector.alert_store import AlertStore
 from detector.allowlist import Allowlist, load_file
 from detector.es import Elastic
+from detector.history import AggregationHistory, SupersetHistory
 from detector.settings import Settings
 from tests.conftest import EsNode
 from tests.integration.test_engine import (
@@ -25,6 +28,7 @@ from tests.integration.test_engine import (
     cloudtrail_index,
     event,
     spec_for,
+    terms_of,
     token_rule,
 )
 from tests.integration.test_engine_runs import rule_file
@@ -79,14 +83,17 @@ def conflicting(harness: Harness, token: str) -> Harness:
     return harness
 
 
-@pytest.fixture
-def harness(elastic: Elastic, store: AlertStore, token: str, tmp_path: Path) -> Harness:
+def harness_for(
+    elastic: Elastic, store: AlertStore, token: str, tmp_path: Path, **changes: Any
+) -> Harness:
+    """The built-in rule (with `changes`) on this test's indices, allowlisting `ALLOWLISTED`,
+    and its oracle, which compares `source.address` in canonical form."""
     exceptions = tmp_path / "exceptions.toml"
     exceptions.write_text(
         f'[[exception]]\nrule_id = "{BUILTIN_ID}"\nfield = "source.address"\n'
-        f"values = {ALLOWLISTED!r}\n".replace("'", '"')
+        f"values = {json.dumps(ALLOWLISTED)}\n"
     )
-    rule = token_rule(token)
+    rule = token_rule(token, **changes)
     excluded = excluded_source(ALLOWLISTED)
     spec = spec_for(
         rule,
@@ -94,6 +101,11 @@ def harness(elastic: Elastic, store: AlertStore, token: str, tmp_path: Path) -> 
         canonical_ips=frozenset({"source.address"}),
     )
     return Harness(elastic, store, rule, spec, allowlist=Allowlist(load_file(exceptions)))
+
+
+@pytest.fixture
+def harness(elastic: Elastic, store: AlertStore, token: str, tmp_path: Path) -> Harness:
+    return harness_for(elastic, store, token, tmp_path)
 
 
 def test_conflicting_mappings_alert_exactly_what_the_oracle_says(
@@ -176,3 +188,21 @@ def test_field_caps_is_asked_again_after_the_ttl(elastic: Elastic, token: str) -
     assert cache.field_types(elastic, patterns, fields).indices == ()  # cached
     now[0] = 60.0
     assert cache.field_types(elastic, patterns, fields).indices == (cloudtrail_index(token),)
+
+
+@pytest.mark.parametrize("strategy", [AggregationHistory, SupersetHistory])
+def test_two_fields_with_a_conflict_match_the_oracle_with_either_history(
+    elastic: Elastic, store: AlertStore, token: str, tmp_path: Path, strategy: type
+) -> None:
+    fields = ("source.address", "tls.client.server_name")
+    two = harness_for(elastic, store, token, tmp_path, new_terms_fields=fields)
+    two.history = strategy(elastic)
+    conflicting(two, token)
+    # The same address and bucket held in the ip index's history, written differently here.
+    two.add(cloudtrail_index(token), [event("2001:DB8:0:0::1", WINDOW, bucket="other")])
+    two.add(ip_index(token), [event("2001:db8::1", THREE_DAYS_AGO, bucket="other")])
+
+    result = two.step(T0)
+
+    assert ("2001:db8::1", "other.s3.us-east-1.amazonaws.com") not in terms_of([result])
+    assert ("192.0.2.77", "public-assets-example.s3.us-east-1.amazonaws.com") in terms_of([result])
