@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from detector import kql, query, type_split
+from detector import field_caps, kql, query, type_split
 from detector.alerts import alert_id, build_alert
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
 from detector.errors import DetectorError
@@ -99,6 +99,8 @@ def execute(
         outcome["status"] = PARTIAL_FAILURE if _warned(outcome) else SUCCEEDED
     except DetectorError as exc:
         outcome.update(status="failed", error=str(exc))
+        # A mapping may have changed under the cached `_field_caps`: the retry asks again.
+        field_caps.SHARED.clear()
     searched = elastic.stats.seconds - waited - outcome.pop("index_seconds", 0.0)
     result = ExecutionResult(
         rule_id=rule.rule_id,

@@ -2,7 +2,8 @@
 
 Every execution needs them (`detector.type_split`), but mappings rarely change: one cheap
 `_field_caps` request per rule and `TTL`, so a rule run every few minutes asks about once. A
-mapping that changes meanwhile (a new index of another type) is seen within `TTL`.
+mapping that changes meanwhile (a new index of another type) is seen within `TTL`, or at once
+after an execution fails (the engine clears the cache then).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class TypeCache:
         with self._lock:
             self._answers[key] = (self.clock(), answer)
         return answer
+
+    def clear(self) -> None:
+        """Forget every answer (after a failed execution: a mapping may have changed)."""
+        with self._lock:
+            self._answers.clear()
 
 
 SHARED = TypeCache()

@@ -114,7 +114,8 @@ class FieldTypes:
         return found
 
     def groups(self, fields: Sequence[str]) -> list[Group]:
-        """The indices split so that every field has one type family per group, largest first.
+        """The indices split so that every field has one type family per group, the group of
+        most indices first.
 
         An index that does not map a field joins the field's most common type (it holds no
         value of it, so it never needs a group of its own).
@@ -123,7 +124,10 @@ class FieldTypes:
         grouped: dict[tuple[str, ...], list[str]] = {}
         for name, signature in per_index.items():
             grouped.setdefault(signature, []).append(name)
-        ordered = sorted(grouped.items(), key=lambda item: (-len(item[1]), item[0]))
+        # Ties: the group with the greatest index name first (dated or versioned names: the
+        # newest, whose type new indices most likely share; see `type_split._largest`).
+        by_name = sorted(grouped.items(), key=lambda item: max(item[1]), reverse=True)
+        ordered = sorted(by_name, key=lambda item: -len(item[1]))
         return [
             Group(tuple(sorted(names)), {f: k for f, k in zip(fields, kinds, strict=True) if k})
             for kinds, names in ordered

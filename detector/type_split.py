@@ -115,15 +115,25 @@ def split(
     if len(groups) <= 1:
         only = replace(plan, base=bases[0]) if bases else plan
         return Split(only, (only,), tuple(groups), frozenset())
-    others = [name for group in groups[1:] for name in group.indices]
-    # The largest group keeps the rule's patterns, less the other groups' indices, so an index
-    # created since `_field_caps` was asked is still searched (`-name` excludes it).
-    first = (*plan.rule.index, *(f"-{name}" for name in others))
-    indices = [first, *(group.indices for group in groups[1:])]
+    indices = [_largest(plan.rule.index, groups), *(group.indices for group in groups[1:])]
     plans = tuple(
         replace(plan, base=base, indices=names) for names, base in zip(indices, bases, strict=True)
     )
     return Split(plan, plans, tuple(groups), canonical_fields)
+
+
+def _largest(patterns: Sequence[str], groups: Sequence[Group]) -> tuple[str, ...]:
+    """What the largest group searches: its indices, and the rule's wildcard patterns less the
+    other groups' indices, so an index created since `_field_caps` was asked is still searched.
+
+    `-name` excludes only from the wildcards before it (Elasticsearch refuses it after concrete
+    names alone), so the wildcards come first, then the exclusions, then the concrete names.
+    """
+    wildcards = [pattern for pattern in patterns if "*" in pattern]
+    if not wildcards:
+        return groups[0].indices
+    others = [f"-{name}" for group in groups[1:] for name in group.indices]
+    return (*wildcards, *others, *groups[0].indices)
 
 
 def for_plan(

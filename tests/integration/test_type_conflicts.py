@@ -6,6 +6,7 @@ however it is written."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -206,3 +207,46 @@ def test_two_fields_with_a_conflict_match_the_oracle_with_either_history(
 
     assert ("2001:db8::1", "other.s3.us-east-1.amazonaws.com") not in terms_of([result])
     assert ("192.0.2.77", "public-assets-example.s3.us-east-1.amazonaws.com") in terms_of([result])
+
+
+def test_concrete_index_names_are_split_the_same_way(
+    elastic: Elastic, store: AlertStore, token: str, tmp_path: Path
+) -> None:
+    concrete = harness_for(elastic, store, token, tmp_path)
+    concrete.rule = dataclasses.replace(
+        concrete.rule, index=(cloudtrail_index(token), ip_index(token))
+    )
+    conflicting(concrete, token)
+
+    result = concrete.step(T0)
+
+    assert ("192.0.2.77",) in terms_of([result]) and ("203.0.113.5",) in terms_of([result])
+
+
+def test_an_index_created_while_the_types_are_cached_is_searched(
+    harness: Harness, token: str
+) -> None:
+    conflicting(harness, token).step(T0)
+    # keyword, as the group that searches the patterns (the greatest index name of a tie)
+    later = f"logs-aws.cloudtrail-later-{token}"
+
+    harness.add(later, [event("203.0.113.99", T0)])
+    result = harness.step(T0 + timedelta(minutes=1))
+
+    assert terms_of([result]) == [("203.0.113.99",)]
+
+
+def test_an_index_of_another_type_created_meanwhile_fails_once_then_is_split(
+    harness: Harness, token: str
+) -> None:
+    conflicting(harness, token).step(T0)
+    odd = f"logs-aws.cloudtrail-ip-{token}"  # ip, but matched by the keyword group's pattern
+    create_ip_index(harness.elastic, odd)
+    harness.created.add(odd)
+    harness.add(odd, [event("203.0.113.98", T0)])
+
+    failed = harness.execute(T0 + timedelta(minutes=1))  # the cached types are stale: loud
+    result = harness.step(T0 + timedelta(minutes=1))  # the failure cleared them
+
+    assert failed.status == "failed"
+    assert terms_of([result]) == [("203.0.113.98",)]
