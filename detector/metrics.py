@@ -98,6 +98,7 @@ class Metrics:
             self.failures.labels(rule_id=rule_id)
             self.gap_seconds.labels(rule_id=rule_id)
             self.alerts.labels(rule_id=rule_id)
+            self.future_documents.labels(rule_id=rule_id)
 
     def observe(
         self,
