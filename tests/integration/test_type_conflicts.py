@@ -250,3 +250,20 @@ def test_an_index_of_another_type_created_meanwhile_fails_once_then_is_split(
 
     assert failed.status == "failed"
     assert terms_of([result]) == [("203.0.113.98",)]
+
+
+def test_an_exception_value_no_ip_field_can_hold_is_left_out_where_all_are_ip(
+    harness: Harness, token: str
+) -> None:
+    ip_only = dataclasses.replace(harness.rule, index=(f"filebeat-*-{token}",))
+    harness.rule, harness.spec = (
+        ip_only,
+        dataclasses.replace(harness.spec, index_patterns=ip_only.index),
+    )
+    create_ip_index(harness.elastic, ip_index(token))
+    harness.created.add(ip_index(token))
+    harness.add(ip_index(token), [event("192.0.2.200", WINDOW), event("192.0.2.201", WINDOW)])
+
+    result = harness.step(T0)  # "AWS Internal" in the allowlist used to fail every execution
+
+    assert terms_of([result]) == [("192.0.2.201",)]
