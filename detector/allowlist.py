@@ -26,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,14 @@ _ENTRY_KEYS = {"rule_id", "field", "values", "comment"}
 _CIDR_LIKE = re.compile(r"^[0-9A-Fa-f:.]*[.:][0-9A-Fa-f:.]*/\d*$")
 
 
+# Whether the searched indices can hold a value of a field (`detector.type_groups.Group.holds`).
+Holds = Callable[[str, Any], bool]
+
+
+def _any_value(_field: str, _value: Any) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class AllowlistEntry:
     """Documents whose `field` holds one of `values`, or an IP inside one of `networks`."""
@@ -62,13 +70,27 @@ class AllowlistEntry:
         """Whether this item belongs to the rule."""
         return self.rule_id in (ANY_RULE, rule_id)
 
-    def clauses(self) -> list[dict[str, Any]]:
-        """`must_not` clauses excluding the matching documents."""
-        clauses: list[dict[str, Any]] = []
-        if self.values:
-            clauses.append({"terms": {self.field: list(self.values)}})
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields its clauses search."""
         ip_field = _IP_FIELD_OF.get(self.field, self.field)
-        clauses.extend({"term": {ip_field: network}} for network in self.networks)
+        return (self.field, ip_field) if self.networks and ip_field != self.field else (self.field,)
+
+    def clauses(self, holds: Holds = _any_value) -> list[dict[str, Any]]:
+        """`must_not` clauses excluding the matching documents, with only the values `holds`
+        says the searched indices can hold: a value an index cannot parse (`AWS Internal` for an
+        `ip` field) fails every search of it, and could match nothing there anyway."""
+        clauses: list[dict[str, Any]] = []
+        exact = [value for value in self.values if holds(self.field, value)]
+        if exact:
+            clauses.append({"terms": {self.field: exact}})
+        ip_field = _IP_FIELD_OF.get(self.field, self.field)
+        # A CIDR range is a valid term of an `ip` field: ask about its address.
+        clauses.extend(
+            {"term": {ip_field: network}}
+            for network in self.networks
+            if holds(ip_field, network.split("/", 1)[0])
+        )
         return clauses
 
 
@@ -78,11 +100,19 @@ class Allowlist:
 
     items: tuple[AllowlistEntry, ...] = ()
 
-    def must_not(self, rule_id: str) -> list[dict[str, Any]]:
-        """The `must_not` clauses for one rule."""
+    def must_not(self, rule_id: str, holds: Holds = _any_value) -> list[dict[str, Any]]:
+        """The `must_not` clauses for one rule (values kept by `holds`, see `clauses`)."""
         return [
-            clause for item in self.items if item.applies_to(rule_id) for clause in item.clauses()
+            clause
+            for item in self.items
+            if item.applies_to(rule_id)
+            for clause in item.clauses(holds)
         ]
+
+    def fields(self, rule_id: str) -> tuple[str, ...]:
+        """The fields the rule's exceptions search, without repeats."""
+        found = (name for item in self.items if item.applies_to(rule_id) for name in item.fields)
+        return tuple(dict.fromkeys(found))
 
 
 EMPTY_ALLOWLIST = Allowlist()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from detector import kql, phases, query
+from detector import field_caps, kql, query, type_split
 from detector.alerts import build_alert
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
 from detector.errors import DetectorError
@@ -92,13 +92,17 @@ def execute(
         outcome.update(
             window_start=window.start, window_end=window.end, history_start=window.history_start
         )
-        base = query.rule_filter(kql.to_dsl(rule.query), allowlist.must_not(rule.rule_id))
+        rule_query = kql.to_dsl(rule.query)
+        base = query.rule_filter(rule_query, allowlist.must_not(rule.rule_id))
         plan = Plan(rule, window, time_fields(rule), base)
+        split = type_split.for_plan(elastic, plan, rule_query, allowlist)
         services = _Services(elastic, store, history or default_history(elastic))
-        outcome.update(_run(services, plan, now, dry_run, execution_type))
-        outcome["status"] = PARTIAL_FAILURE if outcome["overflow"] else SUCCEEDED
+        outcome.update(_run(services, split, now, dry_run, execution_type))
+        outcome["status"] = PARTIAL_FAILURE if _warned(outcome) else SUCCEEDED
     except DetectorError as exc:
         outcome.update(status="failed", error=str(exc))
+        # A mapping may have changed under the cached `_field_caps`: the retry asks again.
+        field_caps.SHARED.clear()
     searched = elastic.stats.seconds - waited - outcome.pop("index_seconds", 0.0)
     result = ExecutionResult(
         rule_id=rule.rule_id,
@@ -109,7 +113,7 @@ def execute(
         requests=elastic.stats.requests - requests,
         **outcome,
     )
-    _log(result)
+    _log(rule, result)
     return result
 
 
@@ -122,12 +126,20 @@ class _Services:
     history: TermHistory
 
 
+def _warned(outcome: Mapping[str, Any]) -> bool:
+    """A success with a warning (`partial failure`): terms left over, or no index matched (as
+    Kibana's "no index matching" warning). Documents in the future are only noted: the window
+    was covered, they alert once the clock reaches them."""
+    return bool(outcome["overflow"] or outcome["no_index_matched"])
+
+
 def _run(
-    services: _Services, plan: Plan, now: datetime, dry_run: bool, execution_type: str
+    services: _Services, split: type_split.Split, now: datetime, dry_run: bool, execution_type: str
 ) -> dict[str, Any]:
-    elastic, store = services.elastic, services.store
-    found = phases.new_values(elastic, services.history, plan)
-    terms, rest, duplicates = _alertable(services, plan, found.new)
+    elastic, store, plan = services.elastic, services.store, split.whole
+    run = type_split.Phases(elastic, services.history, split)
+    found = run.new_values()
+    terms, rest, duplicates = _alertable(run, store, plan, found.new)
     context = ExecutionContext(
         execution_uuid=str(uuid.uuid4()),
         started_at=datetime.now(UTC),
@@ -156,22 +168,23 @@ def _run(
         "overflow_terms": rest,
         "index_ms": round(index_seconds * 1000),
         "index_seconds": index_seconds,
+        "no_index_matched": found.shards == 0,
+        "future_documents": found.future,
     }
 
 
 def _alertable(
-    services: _Services, plan: Plan, new: list[Values]
+    run: type_split.Phases, store: AlertWriter, plan: Plan, new: list[Values]
 ) -> tuple[list[NewTerm], tuple[Values, ...], int]:
     """The new terms to alert with their details, the overflow's values, and the duplicates."""
-    elastic, store = services.elastic, services.store
     if len(new) <= plan.rule.max_signals:
         # All of them are alerted (less the duplicates): no first-seen request needed first.
-        unseen = _oldest_first(phases.details_unseen(elastic, plan, new))
+        unseen = _oldest_first(run.details_unseen(new))
         terms, rest, duplicates = _choose(store, plan, unseen)
         return terms, tuple(term.values for term in rest), duplicates
-    ordered = _oldest_first(phases.first_seen(elastic, plan, new))
+    ordered = _oldest_first(run.first_seen(new))
     chosen, left, duplicates = _choose(store, plan, ordered)
-    return phases.details(elastic, plan, chosen), tuple(t.values for t in left), duplicates
+    return run.details(chosen), tuple(t.values for t in left), duplicates
 
 
 def _oldest_first(terms: list[_Term]) -> list[_Term]:
@@ -220,9 +233,24 @@ def _drop_alerted(store: AlertWriter, plan: Plan, ordered: list[_Term]) -> tuple
     return fresh, len(ordered) - len(fresh)
 
 
-def _log(result: ExecutionResult) -> None:
+def _log(rule: Rule, result: ExecutionResult) -> None:
     fields = result.to_json()
     fields["overflow_terms"] = fields["overflow_terms"][:LOGGED_OVERFLOW]
+    if result.no_index_matched:
+        log.warning(
+            "rule %s: no index matched its index patterns %s",
+            result.rule_id,
+            ", ".join(rule.index),
+            extra=structured(**fields),
+        )
+    if result.future_documents:
+        log.warning(
+            "rule %s: %d document(s) have %s in the future (they will alert late)",
+            result.rule_id,
+            result.future_documents,
+            time_fields(rule).primary,
+            extra=structured(**fields),
+        )
     if result.succeeded:
         log.info(
             "rule %s: %d new term(s), %d alert(s) written, %d left over",

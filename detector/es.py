@@ -469,7 +469,9 @@ class Elastic:
         body = self._body(
             lambda es: es.field_caps(
                 index=",".join(patterns),
-                fields=",".join(fields),
+                # A list: the client joins it with bare commas, but escapes a comma in a
+                # string (`%2C`), which names one field called "a,b" and matches nothing.
+                fields=list(fields),
                 ignore_unavailable=True,
                 allow_no_indices=True,
             )

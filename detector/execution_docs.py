@@ -2,7 +2,9 @@
 
 An execution's status follows Kibana's rule monitoring (§5 of the Kibana notes): `failed` when
 the execution failed, `partial failure` when it succeeded with a warning (terms left over beyond
-`max_signals`, or a gap reported before it), `succeeded` otherwise. Times are ISO-8601 UTC with
+`max_signals`, a gap reported before it, or no index matching the rule's patterns, as Kibana
+warns), `succeeded` otherwise. Documents later than the window (a clock ahead) are a warning of
+a `succeeded` execution: the window itself was searched whole. Times are ISO-8601 UTC with
 milliseconds; durations are milliseconds, the gap in seconds.
 
 Execution types are Kibana's: `scheduled` (the schedule and its catch-up executions) and
@@ -24,6 +26,11 @@ SCHEDULED = "scheduled"
 MANUAL = "manual"
 
 EXECUTION = "execution"
+# Kibana's warning when none of a rule's index patterns matches an index.
+NO_INDEX_MATCHED = (
+    "no index matched the rule's index patterns: nothing was searched "
+    "(a typo in an index name, or no data yet)"
+)
 CHECKPOINT = "checkpoint"
 
 
@@ -61,6 +68,13 @@ def warnings_of(result: ExecutionResult, gap: Gap | None = None) -> list[str]:
     if result.overflow:
         warnings.append(
             f"{result.overflow} new term(s) beyond max_signals were left for the next execution"
+        )
+    if result.no_index_matched:
+        warnings.append(NO_INDEX_MATCHED)
+    if result.future_documents:
+        warnings.append(
+            f"{result.future_documents} document(s) of the rule have a time later than the "
+            "window's end: they alert only once the clock reaches that time"
         )
     return warnings
 
@@ -100,6 +114,7 @@ def execution_doc(
             "duration_ms": _millis(timing),
             "error": result.error,
             "warnings": warnings_of(result, gap),
+            "no_index_matched": result.no_index_matched,
         },
         "window": {
             "start": _iso_or_none(result.window_start),
@@ -115,6 +130,7 @@ def execution_doc(
             "search_ms": result.search_ms,
             "index_ms": result.index_ms,
             "requests": result.requests,
+            "future_documents": result.future_documents,
         },
     }
     doc["replica"] = {"id": who.id, "fenced": who.fenced}

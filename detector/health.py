@@ -2,9 +2,10 @@
 
 A rule is healthy when its last successful scheduled execution (`succeeded`, or `partial
 failure`: it ran, with a warning) ended within the maximum age. Otherwise one line says why:
-it never ran, its last execution failed (with the error and when), or its last success is too
-old. Backfills and `once --at` (execution type `manual`) say nothing about the schedule and are
-not looked at.
+it never ran, its last execution failed (with the error and when), its last success is too
+old, or its last execution matched no index (a typo'd index name succeeds with nothing
+searched, so it must not look healthy). Backfills and `once --at` (execution type `manual`)
+say nothing about the schedule and are not looked at.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ HEALTH_ERROR = 200
 def problem(runs: RuleRuns, current: datetime, max_age: timedelta) -> str | None:
     """Why the rule is unhealthy, or None when it is healthy."""
     head = f"rule {runs.rule_id} ({runs.rule_name})"
+    if runs.last is not None and runs.last["execution"].get("no_index_matched"):
+        return (
+            f"{head}: its index patterns matched no index at its last execution "
+            f"({runs.last['execution']['ended']}): nothing is searched"
+        )
     success = _ended(runs.last_success) if runs.last_success is not None else None
     if success is not None and current - success <= max_age:
         return None

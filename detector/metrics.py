@@ -73,6 +73,13 @@ class Metrics:
             ["rule_id"],
             registry=reg,
         )
+        self.future_documents = Gauge(
+            "detector_future_documents",
+            "Documents of the rule timestamped later than its last execution's window (they "
+            "alert late).",
+            ["rule_id"],
+            registry=reg,
+        )
         self.leases_held = Gauge(
             "detector_leases_held",
             "Rule leases this replica holds.",
@@ -91,6 +98,7 @@ class Metrics:
             self.failures.labels(rule_id=rule_id)
             self.gap_seconds.labels(rule_id=rule_id)
             self.alerts.labels(rule_id=rule_id)
+            self.future_documents.labels(rule_id=rule_id)
 
     def observe(
         self,
@@ -105,6 +113,8 @@ class Metrics:
         self.executions.labels(rule_id=rule, status=status, type=execution_type).inc()
         self.duration.labels(rule_id=rule).observe(result.duration_ms / 1000)
         self.alerts.labels(rule_id=rule).inc(result.alerts_written)
+        if status != FAILED:
+            self.future_documents.labels(rule_id=rule).set(result.future_documents)
         if gap_seconds:
             self.gap_seconds.labels(rule_id=rule).inc(gap_seconds)
         if status == FAILED:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from detector import batch_query, query
@@ -37,31 +37,52 @@ OVERRIDE_COUNT_FROM = 1_000
 DETAILS_BATCH = 500
 
 
+# Documents whose time field is later than the window's end by more than this are counted as
+# "in the future" (a clock a little ahead is common and harmless).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
 @dataclass
 class Found:
-    """Phases 1 and 2: how many window terms were read, and the values of the new ones."""
+    """Phases 1 and 2: how many window terms were read, and the values of the new ones; and
+    what phase 1 saw on the way: how many shards it searched (0: no index matched) and how many
+    of the rule's documents lie in the future."""
 
     checked: int = 0
     new: list[Values] = field(default_factory=list)
+    shards: int = 0
+    future: int = 0
 
 
 def new_values(elastic: Elastic, history: TermHistory, plan: Plan) -> Found:
     """Phases 1 and 2: the window's terms the history does not hold."""
     found = Found()
-    for page in window_pages(elastic, plan):
+    for page in window_pages(elastic, plan, found):
         found.checked += len(page)
         seen = history.seen(plan, page)
         found.new.extend(values for values in page if values not in seen)
     return found
 
 
-def window_pages(elastic: Elastic, plan: Plan) -> Iterator[list[Values]]:
+def window_pages(
+    elastic: Elastic, plan: Plan, found: Found | None = None
+) -> Iterator[list[Values]]:
     """Phase 1: every composite page of window terms (Kibana stops at its `max_signals`;
-    we read all pages so the overflow is known and the oldest terms are alerted first)."""
+    we read all pages so the overflow is known and the oldest terms are alerted first).
+
+    `found`, if given, gets the shards searched and the count of future documents (asked on
+    the first page only)."""
     after: dict[str, Any] | None = None
     while True:
-        body = query.window_terms(plan.base, plan.fields, plan.window, plan.terms_fields, after)
-        page = query.parse_window_page(elastic.search(plan.rule.index, body), plan.terms_fields)
+        future = plan.window.end + FUTURE_TOLERANCE if after is None and found else None
+        body = query.window_terms(
+            plan.base, plan.fields, plan.window, plan.terms_fields, after, future
+        )
+        response = elastic.search(plan.index, body)
+        if found is not None and after is None:
+            found.shards += int(response.get("_shards", {}).get("total", 0))
+            found.future += query.parse_future(response)
+        page = query.parse_window_page(response, plan.terms_fields)
         if page.terms:
             yield page.terms
         if page.after is None:
@@ -110,7 +131,7 @@ def _time_aggs(elastic: Elastic, plan: Plan) -> TimeFields:
 
 
 def _search(elastic: Elastic, plan: Plan, body: dict[str, Any]) -> dict[str, Any]:
-    return elastic.search(plan.rule.index, body)
+    return elastic.search(plan.index, body)
 
 
 def details_unseen(elastic: Elastic, plan: Plan, new: Sequence[Values]) -> list[NewTerm]:
@@ -148,22 +169,30 @@ def _vanished(values: set[Values]) -> None:
 def details(elastic: Elastic, plan: Plan, chosen: Sequence[WindowTerm]) -> list[NewTerm]:
     """Phase 3: the first document, event count and actions of each chosen term."""
     terms: list[NewTerm] = []
+    for term, answer in zip(chosen, detail_answers(elastic, plan, chosen), strict=True):
+        if answer.hit is None:
+            # Its documents went away between the phases (deleted or index dropped).
+            log.warning("new term vanished", extra=structured(values=list(term.values)))
+            continue
+        terms.append(
+            NewTerm(
+                values=term.values,
+                first_seen=term.first_seen,
+                hit=answer.hit,
+                event_count=answer.event_count,
+                actions=answer.actions,
+            )
+        )
+    return terms
+
+
+def detail_answers(
+    elastic: Elastic, plan: Plan, chosen: Sequence[WindowTerm]
+) -> list[batch_query.Details]:
+    """Phase 3's answer for each chosen term, in order (`hit` None: no document found)."""
+    answers: list[batch_query.Details] = []
     for start in range(0, len(chosen), DETAILS_BATCH):
         batch = chosen[start : start + DETAILS_BATCH]
         body = batch_query.details(plan.base, plan.fields, plan.window, plan.terms_fields, batch)
-        answers = batch_query.parse_details(_search(elastic, plan, body), len(batch))
-        for term, answer in zip(batch, answers, strict=True):
-            if answer.hit is None:
-                # Its documents went away between the phases (deleted or index dropped).
-                log.warning("new term vanished", extra=structured(values=list(term.values)))
-                continue
-            terms.append(
-                NewTerm(
-                    values=term.values,
-                    first_seen=term.first_seen,
-                    hit=answer.hit,
-                    event_count=answer.event_count,
-                    actions=answer.actions,
-                )
-            )
-    return terms
+        answers.extend(batch_query.parse_details(_search(elastic, plan, body), len(batch)))
+    return answers

@@ -30,6 +30,7 @@ PAGE_SIZE = 10_000
 BATCH_SIZE = 500
 ACTIONS_SIZE = 50
 _FIRST_SEEN_OVERRIDE, _FIRST_SEEN_FALLBACK = "first_seen_override", "first_seen_fallback"
+_FUTURE = "future"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,14 @@ class Plan:
     window: Window
     fields: TimeFields
     base: Body
+    # The concrete indices to search instead of the rule's patterns (one group of indices of
+    # one type per field, `detector.type_split`); empty: the rule's patterns.
+    indices: tuple[str, ...] = ()
+
+    @property
+    def index(self) -> tuple[str, ...]:
+        """What every search of this plan goes to."""
+        return self.indices or self.rule.index
 
     @property
     def terms_fields(self) -> tuple[str, ...]:
@@ -141,18 +150,40 @@ def window_terms(
     window: Window,
     terms_fields: Sequence[str],
     after: Mapping[str, Any] | None = None,
+    future_after: datetime | None = None,
 ) -> Body:
     """Phase 1: one composite page of the terms seen in `[start, end]`.
 
     No sub-aggregation: phase 1 only needs the terms (a composite with the two filtered `min`s
     per bucket cost ~6x a plain one); first-seen times are asked for the new terms only
-    (`batch_query.first_seen_single` / `first_seen_multi`).
+    (`batch_query.first_seen_single` / `first_seen_multi`). With `future_after`, the page also
+    counts the documents later than it (`future_documents`).
     """
     composite: Body = {"size": PAGE_SIZE, "sources": _sources(terms_fields)}
     if after is not None:
         composite["after"] = dict(after)
-    aggs = {"terms": {"composite": composite}}
+    aggs: Body = {"terms": {"composite": composite}}
+    if future_after is not None:
+        aggs[_FUTURE] = future_documents(base, fields, future_after)
     return _search([base, time_range(fields, window.start, window.end)], aggs)
+
+
+def future_documents(base: Body, fields: TimeFields, after: datetime) -> Body:
+    """An aggregation counting the rule's documents whose time field is later than `after`.
+
+    Such a document (a producer's clock ahead, a pipeline setting `event.ingested` wrongly)
+    falls in no window until the clock reaches it, so it alerts late. `global` escapes the
+    window's query so the count rides on phase 1's first page instead of a request of its own;
+    the filter repeats the rule's query and allowlist.
+    """
+    later = {"range": {fields.primary: {"gt": iso(after), "format": "strict_date_optional_time"}}}
+    return {"global": {}, "aggs": {"docs": {"filter": {"bool": {"filter": [base, later]}}}}}
+
+
+def parse_future(response: Mapping[str, Any]) -> int:
+    """The count of a `future_documents` aggregation (0 when it was not asked)."""
+    agg = response.get("aggregations", {}).get(_FUTURE, {})
+    return int(agg.get("docs", {}).get("doc_count", 0))
 
 
 def parse_window_page(response: Mapping[str, Any], terms_fields: Sequence[str]) -> Page:

@@ -72,6 +72,12 @@ class ExecutionResult:
     overflow: int = 0
     overflow_terms: tuple[Values, ...] = ()
     dry_run: bool = False
+    # The rule's index patterns matched no index (phase 1 searched no shard): Kibana's
+    # "no index matching" warning; the execution is a `partial failure`.
+    no_index_matched: bool = False
+    # Documents of the rule whose time field (the override) is later than the window's end by
+    # more than `phases.FUTURE_TOLERANCE`: they alert late, once the clock reaches them.
+    future_documents: int = 0
     duration_ms: int = 0
     search_ms: int = 0
     index_ms: int = 0
@@ -103,6 +109,10 @@ class ExecutionResult:
             text += f", {self.already_alerted} already alerted"
         if self.overflow:
             text += f", {self.overflow} left over for the next run (max_signals)"
+        if self.no_index_matched:
+            text += ", no index matched its index patterns"
+        if self.future_documents:
+            text += f", {self.future_documents} document(s) timestamped in the future"
         return f"{text} [{self.requests} request(s), {self.duration_ms} ms]"
 
     def to_json(self, *, with_alerts: bool = False) -> dict[str, Any]:

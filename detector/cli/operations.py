@@ -32,7 +32,11 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
             found = f"{len(names)} index(es)" if names else "no index yet"
             print(f"  {pattern}: {found}")
         unreadable = elastic.unreadable(patterns)
-        misnested = [line for rule in _enabled(settings) for line in _nesting(elastic, rule)]
+        enabled = _enabled(settings)
+        misnested = [line for rule in enabled for line in _nesting(elastic, rule)]
+        notes = [line for rule in enabled for line in _mapping_notes(elastic, rule)]
+    for line in notes:
+        print(f"warning: {line}")
     for line in misnested:
         print(f"error: {line}")
     if unreadable is None:
@@ -71,6 +75,24 @@ def _nesting(elastic: Elastic, rule: Rule) -> list[str]:
                 f"{', '.join(sorted(names))} map it as {kind}: every search there fails"
             )
     return lines
+
+
+def _mapping_notes(elastic: Elastic, rule: Rule) -> list[str]:
+    """A line when the rule's patterns match no index, and one per new-terms field mapped with
+    different types in its indices (the engine searches each type apart, see type_split)."""
+    from detector.type_groups import FieldTypes, describe  # lazy: start-up
+
+    head = f"rule {rule.rule_id} ({rule.name})"
+    indices, types = elastic.field_types(rule.index, rule.new_terms_fields)
+    if not indices:
+        patterns = ", ".join(rule.index)
+        return [f"{head}: its index patterns {patterns} match no index: it searches nothing"]
+    found = FieldTypes.of(indices, types)
+    return [
+        f"{head}: {describe(field, kinds)}: each type is searched apart and IP addresses are "
+        "compared in canonical form"
+        for field, kinds in found.conflicts(rule.new_terms_fields).items()
+    ]
 
 
 def index_patterns(settings: Settings) -> tuple[list[str], int]:

@@ -252,9 +252,10 @@ def test_more_than_one_page_of_window_terms_is_read(harness: Harness, token: str
 
     assert result.terms_checked == 10_030
     assert sorted(values[0] for values in terms_of([result])) == new
-    # 2 pages x (window + history) + details with first-seen times (all fit in max_signals) +
-    # dedup + bulk: no extra empty page, no first-seen request, no override count.
-    assert result.requests == 7
+    # The rule's first `_field_caps` (then cached, detector.field_caps) + 2 pages x (window +
+    # history) + details with first-seen times (all fit in max_signals) + dedup + bulk: no extra
+    # empty page, no first-seen request, no override count.
+    assert result.requests == 8
 
 
 def test_allowlisted_sources_neither_alert_nor_count_as_history(
@@ -296,12 +297,13 @@ def test_allowlisted_sources_neither_alert_nor_count_as_history(
     assert terms_of([result]) == [("198.51.100.99",)]
 
 
-def test_missing_indices_succeed_with_no_alert(
+def test_missing_indices_are_a_partial_failure_with_no_alert(
     elastic: Elastic, store: AlertStore, token: str
 ) -> None:
     rule = dataclasses.replace(builtin(), index=(f"nothing-here-{token}*", f"absent-{token}"))
     result = engine.execute(elastic, store, rule, T0)
-    assert result.status == "succeeded"
+    # Kibana's "no index matching" warning: a success that must not look like one.
+    assert (result.status, result.no_index_matched) == ("partial failure", True)
     assert (result.terms_checked, result.alerts_written) == (0, 0)
 
 

@@ -46,7 +46,7 @@ def assert_logged(doc: dict[str, Any], result: ExecutionResult, status: str) -> 
         "history_start": iso(result.history_start) if result.history_start else None,
     }
     figures = ["terms_checked", "new_terms", "already_alerted", "alerts_written", "overflow"]
-    figures += ["search_ms", "index_ms", "requests"]
+    figures += ["search_ms", "index_ms", "requests", "future_documents"]
     assert doc["metrics"] == {name: getattr(result, name) for name in figures}
 
 

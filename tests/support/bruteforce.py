@@ -50,6 +50,9 @@ class Spec:
     override: str | None = "event.ingested"
     fallback: bool = True
     max_signals: int = 100
+    # Fields whose IP addresses are compared in canonical form (a field mapped `ip` in some
+    # indices and `keyword` in others: the same address, however it is written, is one term).
+    canonical_ips: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,30 @@ def time_of(source: Source, spec: Spec) -> datetime | None:
     return min(parse_time(str(value)) for value in stamps) if stamps else None
 
 
-def terms_of(source: Source, fields: Sequence[str]) -> list[tuple[Any, ...]]:
-    """Every combination of the fields' values (none if a field is missing)."""
-    per_field = [sorted(set(values_at(source, name)), key=repr) for name in fields]
+def terms_of(
+    source: Source, fields: Sequence[str], canonical_ips: frozenset[str] = frozenset()
+) -> list[tuple[Any, ...]]:
+    """Every combination of the fields' values (none if a field is missing); addresses of the
+    `canonical_ips` fields written as Elasticsearch's `ip` field returns them."""
+    per_field = [
+        sorted(
+            {_ip_form(v) if name in canonical_ips else v for v in values_at(source, name)}, key=repr
+        )
+        for name in fields
+    ]
     return [tuple(combo) for combo in itertools.product(*per_field)]
+
+
+def _ip_form(value: Any) -> Any:
+    """RFC 5952 text of an IP address (IPv4-mapped IPv6 as IPv4); anything else unchanged."""
+    if not isinstance(value, str) or "%" in value:
+        return value
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return value
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped if mapped is not None else address)
 
 
 def is_anonymous_s3_access(source: Source) -> bool:
@@ -152,7 +175,7 @@ def new_terms(docs: Iterable[Doc], spec: Spec, now: datetime) -> dict[tuple[Any,
         moment = time_of(doc.source, spec)
         if moment is None:
             continue
-        for term in terms_of(doc.source, spec.fields):
+        for term in terms_of(doc.source, spec.fields, spec.canonical_ips):
             if history_start <= moment <= start:
                 in_history.add(term)
             if start <= moment <= end:

@@ -163,3 +163,23 @@ def test_entries_for_unknown_rules_are_found() -> None:
     assert [item.origin for item in unknown_rule_ids(allowlist, ["rule-a"])] == [
         "file: exception #3"
     ]
+
+
+def test_values_an_index_cannot_hold_are_left_out_of_its_clauses() -> None:
+    from detector.allowlist import ANY_RULE, Allowlist, AllowlistEntry
+    from detector.type_groups import Group
+
+    entry = AllowlistEntry(
+        ANY_RULE, "source.address", ("AWS Internal", "192.0.2.7"), ("10.0.0.0/8",)
+    )
+    ip_group = Group(("logs-old",), {"source.address": "ip", "source.ip": "ip"})
+    allowlist = Allowlist((entry,))
+
+    assert allowlist.must_not("r", ip_group.holds) == [
+        {"terms": {"source.address": ["192.0.2.7"]}},
+        {"term": {"source.ip": "10.0.0.0/8"}},
+    ]
+    assert allowlist.must_not("r")[0] == {
+        "terms": {"source.address": ["AWS Internal", "192.0.2.7"]}
+    }
+    assert allowlist.fields("r") == ("source.address", "source.ip")

@@ -43,6 +43,7 @@ PURE = (
     "detector.settings",
     "detector.sinks",
     "detector.times",
+    "detector.type_groups",
     "detector.window",
 )
 IO_LIBRARIES = ("elasticsearch", "elastic_transport", "apscheduler", "tenacity")

@@ -65,6 +65,7 @@ def test_execution_document_carries_every_figure() -> None:
             "duration_ms": 2250,
             "error": None,
             "warnings": [],
+            "no_index_matched": False,
         },
         "window": {
             "start": "2025-01-15T11:51:00.000Z",
@@ -80,9 +81,28 @@ def test_execution_document_carries_every_figure() -> None:
             "search_ms": 40,
             "index_ms": 7,
             "requests": 5,
+            "future_documents": 0,
         },
         "replica": {"id": None, "fenced": False},
     }
+
+
+def test_no_index_matched_is_a_partial_failure_with_kibanas_warning() -> None:
+    built = doc(result(status="partial failure", no_index_matched=True))
+    execution = built["execution"]
+    assert isinstance(execution, dict)
+    assert execution["status"] == "partial failure"
+    assert execution["no_index_matched"] is True
+    assert execution["warnings"] == [execution_docs.NO_INDEX_MATCHED]
+
+
+def test_future_documents_are_counted_and_warned_in_a_succeeded_execution() -> None:
+    built = doc(result(future_documents=3))
+    execution, metrics = built["execution"], built["metrics"]
+    assert isinstance(execution, dict) and isinstance(metrics, dict)
+    assert execution["status"] == "succeeded"
+    assert metrics["future_documents"] == 3
+    assert execution["warnings"][0].startswith("3 document(s) of the rule have a time later")
 
 
 def test_the_replica_and_a_fenced_attempt_are_in_the_document() -> None:

@@ -20,3 +20,10 @@ def test_tracked_rules_start_their_failure_gap_and_alert_counters_at_zero() -> N
 def test_untracked_rules_have_no_series() -> None:
     text = generate_latest(Metrics().registry).decode()
     assert 'rule_id="' not in text
+
+
+def test_tracked_rules_start_with_no_future_documents() -> None:
+    metrics = Metrics()
+    metrics.track(["r1"])
+    text = generate_latest(metrics.registry).decode()
+    assert 'detector_future_documents{rule_id="r1"} 0.0' in text
