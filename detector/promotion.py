@@ -116,3 +116,28 @@ def reads(patterns: Sequence[str], index: str) -> bool:
         else:
             included = included or matches(pattern, index)
     return included
+
+
+def promotion_line(index: str) -> str:
+    """What `detector check` says about the alerts index and Kibana's Security Alerts page."""
+    patterns = promoting_patterns(index)
+    if patterns:
+        return (
+            f"  Kibana's {EXTERNAL_ALERTS_RULE_NAME} rule reads it ({', '.join(patterns)}): "
+            "enabled, it promotes the alerts to the Security Alerts page"
+        )
+    return (
+        f"  Kibana's {EXTERNAL_ALERTS_RULE_NAME} rule does not read it: set "
+        f"DETECTOR_ALERTS_INDEX={PROMOTABLE_ALERTS_INDEX} to see the alerts on the Security "
+        "Alerts page"
+    )
+
+
+def rules_reading(rules: Sequence[Rule], index: str) -> list[str]:
+    """A warning per enabled rule whose index patterns read the alerts index itself."""
+    return [
+        f"rule {rule.rule_id} reads the alerts index {index} ({', '.join(rule.index)}): its "
+        "alerts count as events for it; add -" + index + " to its index patterns"
+        for rule in rules
+        if rule.enabled and reads(rule.index, index)
+    ]

@@ -33,13 +33,40 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {pattern}: {found}")
         unreadable = elastic.unreadable(patterns)
         misnested = [line for rule in _enabled(settings) for line in _nesting(elastic, rule)]
-    for line in misnested:
+        misplaced = _alerts_index(elastic, settings)
+    for line in misnested + misplaced:
         print(f"error: {line}")
     if unreadable is None:
         print("read privileges: not checked (security is off or the API is not available)")
     for pattern in unreadable or ():
         print(f"error: no read privilege on {pattern}: searches would silently leave it out")
-    return max(problems, 1 if unreadable or misnested else 0)
+    return max(problems, 1 if unreadable or misnested or misplaced else 0)
+
+
+def _alerts_index(elastic: Elastic, settings: Settings) -> list[str]:
+    """Print what the alerts index is and who reads it; the errors (it must be a plain index)."""
+    from detector import promotion  # lazy: start-up
+
+    index = settings.alerts_index
+    resolved = elastic.resolve_index(f"{index}*", expand_wildcards="all")
+    streams = [item["name"] for item in resolved.get("data_streams", [])]
+    if index in streams:
+        print(f"alerts index {index}: a data stream")
+    elif any(item["name"] == index for item in resolved.get("indices", [])):
+        print(f"alerts index {index}: an index")
+    else:
+        print(f"alerts index {index}: not created yet (`detector setup` or the first run does)")
+    print(promotion.promotion_line(index))
+    for line in promotion.rules_reading(_enabled(settings), index):
+        print(f"warning: {line}")
+    if index not in streams:
+        return []
+    # A data stream comes from another template (e.g. Elastic's `logs-*-*`): alert ids would
+    # deduplicate only within one backing index, and the detector's mappings do not apply.
+    return [
+        f"the alerts index {index} is a data stream, not the detector's plain index: choose "
+        "another DETECTOR_ALERTS_INDEX (the detector never deletes what it did not create)"
+    ]
 
 
 def _enabled(settings: Settings) -> list[Rule]:

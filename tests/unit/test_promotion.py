@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from detector import kibana, promotion
+from detector import kibana, promotion, provision
 from detector.alerts import build_alert
 from detector.results import ExecutionContext, NewTerm
 from detector.rules import SEVERITIES, Rule
@@ -182,3 +182,10 @@ def test_the_kibana_data_views_follow_the_alerts_index_setting() -> None:
     assert views[kibana.ALERTS_DATA_VIEW] == promotion.PROMOTABLE_ALERTS_INDEX
     text = kibana.to_ndjson(objects).decode()
     assert '"detector-alerts"' not in text and "detector-alerts," not in text
+
+
+def test_the_role_lets_the_detector_write_the_documented_index() -> None:
+    settings = Settings(_env_file=None, alerts_index=promotion.PROMOTABLE_ALERTS_INDEX)
+    _, own = provision.role_descriptor(settings)["indices"]
+    assert promotion.PROMOTABLE_ALERTS_INDEX in own["names"]
+    assert {"create_index", "create_doc"} <= set(own["privileges"])
