@@ -48,18 +48,12 @@ def _alerts_index(elastic: Elastic, settings: Settings) -> list[str]:
     from detector import promotion  # lazy: start-up
 
     index = settings.alerts_index
-    resolved = elastic.resolve_index(f"{index}*", expand_wildcards="all")
-    streams = [item["name"] for item in resolved.get("data_streams", [])]
-    if index in streams:
-        print(f"alerts index {index}: a data stream")
-    elif any(item["name"] == index for item in resolved.get("indices", [])):
-        print(f"alerts index {index}: an index")
-    else:
-        print(f"alerts index {index}: not created yet (`detector setup` or the first run does)")
+    kind = _index_kind(elastic, index)
+    print(f"alerts index {index}: {kind}")
     print(promotion.promotion_line(index))
     for line in promotion.rules_reading(_enabled(settings), index):
         print(f"warning: {line}")
-    if index not in streams:
+    if kind != "a data stream":
         return []
     # A data stream comes from another template (e.g. Elastic's `logs-*-*`): alert ids would
     # deduplicate only within one backing index, and the detector's mappings do not apply.
@@ -67,6 +61,21 @@ def _alerts_index(elastic: Elastic, settings: Settings) -> list[str]:
         f"the alerts index {index} is a data stream, not the detector's plain index: choose "
         "another DETECTOR_ALERTS_INDEX (the detector never deletes what it did not create)"
     ]
+
+
+def _index_kind(elastic: Elastic, index: str) -> str:
+    from detector.errors import RequestError  # lazy: start-up
+
+    try:
+        # A wildcard: a missing concrete name would be a 404.
+        resolved = elastic.resolve_index(f"{index}*", expand_wildcards="all")
+    except RequestError as exc:  # e.g. 403: no view_index_metadata on it
+        return f"cannot be looked at ({exc})"
+    if any(item["name"] == index for item in resolved.get("data_streams", [])):
+        return "a data stream"
+    if any(item["name"] == index for item in resolved.get("indices", [])):
+        return "an index"
+    return "not created yet (`detector setup` or the first run creates it)"
 
 
 def _enabled(settings: Settings) -> list[Rule]:
