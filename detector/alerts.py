@@ -3,7 +3,9 @@
 One alert per new term, built from the oldest matching document in the window the way Kibana's
 `wrapNewTermsAlerts` -> `transformHitToAlert` -> `buildAlertFields` do (notes §2), plus a
 `detector.*` namespace with what Kibana does not record (term key, first-seen time, window,
-event count, actions, S3 bucket and object).
+event count, actions, S3 bucket and object). Unlike Kibana's, the alert is an ECS
+`event.kind: alert` document that Kibana's External Alerts rule can promote
+(`detector.promotion`).
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def sanitize_source(source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
     Kibana's filterSource drops `kibana`, `signal`, `threshold_result` and `event` from the
     source; `buildAlertFields` re-adds `event.*` as `kibana.alert.original_event.*` and sets
-    `event.kind: signal`.
+    `event.kind: signal`. The detector's own `event.*` say `alert` instead (`detector.promotion`).
     """
     if not isinstance(source, Mapping):
         return {}, {}
