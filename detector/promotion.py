@@ -123,11 +123,11 @@ def promotion_line(index: str) -> str:
     patterns = promoting_patterns(index)
     if patterns:
         return (
-            f"  Kibana's {EXTERNAL_ALERTS_RULE_NAME} rule reads it ({', '.join(patterns)}): "
+            f"Kibana's {EXTERNAL_ALERTS_RULE_NAME} rule reads it ({', '.join(patterns)}): "
             "enabled, it promotes the alerts to the Security Alerts page"
         )
     return (
-        f"  Kibana's {EXTERNAL_ALERTS_RULE_NAME} rule does not read it: set "
+        f"Kibana's {EXTERNAL_ALERTS_RULE_NAME} rule does not read it: set "
         f"DETECTOR_ALERTS_INDEX={PROMOTABLE_ALERTS_INDEX} to see the alerts on the Security "
         "Alerts page"
     )

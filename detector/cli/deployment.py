@@ -176,7 +176,8 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
         elastic.wait_ready()
         installed = provision.install_templates(elastic, settings)
         print(f"index templates and indices: {', '.join(installed)}")
-        print(promotion.promotion_line(settings.alerts_index).strip())
+        index = settings.alerts_index
+        print(f"alerts index {index}: {promotion.promotion_line(index)}")
         if args.create_role:
             provision.create_role(elastic, provision.role_descriptor(settings))
             print(f"role: {provision.ROLE_NAME} created or updated")

@@ -50,7 +50,7 @@ def _alerts_index(elastic: Elastic, settings: Settings) -> list[str]:
     index = settings.alerts_index
     kind = _index_kind(elastic, index)
     print(f"alerts index {index}: {kind}")
-    print(promotion.promotion_line(index))
+    print(f"  {promotion.promotion_line(index)}")
     for line in promotion.rules_reading(_enabled(settings), index):
         print(f"warning: {line}")
     if kind != "a data stream":

@@ -189,3 +189,25 @@ def test_the_role_lets_the_detector_write_the_documented_index() -> None:
     _, own = provision.role_descriptor(settings)["indices"]
     assert promotion.PROMOTABLE_ALERTS_INDEX in own["names"]
     assert {"create_index", "create_doc"} <= set(own["privileges"])
+
+
+def test_check_says_the_rule_reads_the_documented_index() -> None:
+    line = promotion.promotion_line(promotion.PROMOTABLE_ALERTS_INDEX)
+    assert line.startswith("Kibana's External Alerts rule reads it (logs-*)")
+
+
+def test_check_says_which_setting_reaches_the_security_alerts_page() -> None:
+    line = promotion.promotion_line("detector-alerts")
+    assert "does not read it" in line
+    assert "DETECTOR_ALERTS_INDEX=logs-newterms_detector.alert-default" in line
+
+
+def test_only_enabled_rules_reading_the_alerts_index_are_named() -> None:
+    reading = make_rule(rule_id="wide", index=("filebeat-*", "logs-*"))
+    excluding = make_rule(rule_id="excludes", index=("logs-*", "-logs-newterms_detector.*"))
+    disabled = make_rule(rule_id="disabled", index=("logs-*",), enabled=False)
+    elsewhere = make_rule(rule_id="elsewhere", index=("logs-aws.cloudtrail*",))
+    rules = [reading, excluding, disabled, elsewhere]
+    warnings = promotion.rules_reading(rules, promotion.PROMOTABLE_ALERTS_INDEX)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("rule wide reads the alerts index")
