@@ -172,7 +172,8 @@ def add_commands(commands: Commands) -> None:
         "check",
         help="check the connection to Elasticsearch",
         description="Connect, print the cluster's name and version and, for each index "
-        "pattern of the enabled rules, whether it matches any index; exit 1 when these "
+        "pattern of the enabled rules, whether it matches any index; what the alerts index is "
+        "and whether Kibana's External Alerts rule promotes it; exit 1 when these "
         "credentials may not read one of them.",
     )
     connection.add_argument(
