@@ -3,7 +3,9 @@
 One alert per new term, built from the oldest matching document in the window the way Kibana's
 `wrapNewTermsAlerts` -> `transformHitToAlert` -> `buildAlertFields` do (notes §2), plus a
 `detector.*` namespace with what Kibana does not record (term key, first-seen time, window,
-event count, actions, S3 bucket and object).
+event count, actions, S3 bucket and object). Unlike Kibana's, the alert is an ECS
+`event.kind: alert` document that Kibana's External Alerts rule can promote
+(`detector.promotion`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from detector import promotion
 from detector.cloudtrail import S3Location, get_field, s3_location
 from detector.reason import alert_reason
 from detector.results import ExecutionContext, NewTerm
@@ -117,7 +120,7 @@ def sanitize_source(source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
     Kibana's filterSource drops `kibana`, `signal`, `threshold_result` and `event` from the
     source; `buildAlertFields` re-adds `event.*` as `kibana.alert.original_event.*` and sets
-    `event.kind: signal`.
+    `event.kind: signal`. The detector's own `event.*` say `alert` instead (`detector.promotion`).
     """
     if not isinstance(source, Mapping):
         return {}, {}
@@ -314,26 +317,70 @@ def _kibana_alert(
     }
 
 
+def _take(source: dict[str, Any], root: str) -> Any:
+    """Remove `root` and its dotted `root.*` keys from `source`; the object they make (None if
+    none), or the value of `root` itself when it is not an object (dotted keys, which no
+    mapping could hold beside it, then stay)."""
+    if root in source and not isinstance(source[root], Mapping):
+        return source.pop(root)
+    return _split_namespace(source, root) or None
+
+
+def displaced_fields(source: dict[str, Any]) -> dict[str, Any]:
+    """Remove, from `source`, the fields the alert sets itself for Kibana's promotion rule
+    (`message`, ECS `rule.*`) and the source's `data_stream.*`; return them as one object.
+
+    The alert is an alert, not the source event: in a `logs-*` alerts index a copied
+    `data_stream.dataset` would make it look like an event of that data set (and exclude it
+    from promotion for `m365_defender.*`). Nothing is lost: `message` and `rule` go to
+    `detector.original.*`, `data_stream` to `kibana.alert.original_data_stream.*`."""
+    displaced: dict[str, Any] = {}
+    if "message" in source:
+        displaced["message"] = source.pop("message")
+    for root in ("rule", "data_stream"):
+        value = _take(source, root)
+        if value is not None:
+            displaced[root] = value
+    return displaced
+
+
 def build_alert(rule: Rule, term: NewTerm, ctx: ExecutionContext) -> dict[str, Any]:
     """The alert document for one new term; never raises on odd or missing source fields."""
     location = s3_location(term.hit.get("_source"))  # once: the reason and `detector.s3`
     source, original_event = sanitize_source(term.hit.get("_source"))
-    actions = _actions(term, original_event)
-    truncated = bound_strings(source) + bound_strings(original_event, "kibana.alert.original_event")
+    displaced = displaced_fields(source)
+    data_stream = displaced.get("data_stream")
+    data_stream = displaced.pop("data_stream") if isinstance(data_stream, Mapping) else None
+    truncated = [
+        *bound_strings(source),
+        *bound_strings(original_event, "kibana.alert.original_event"),
+        *bound_strings(data_stream or {}, "kibana.alert.original_data_stream"),
+        *bound_strings(displaced, "detector.original"),
+    ]
     alert = source
-    alert["@timestamp"] = iso(ctx.started_at)
-    alert["event"] = {"kind": "signal"}
+    alert.update(_alert_fields(rule, ctx))
     alert["kibana"] = {
         "space_ids": [SPACE_ID],
         "alert": _kibana_alert(rule, term, ctx, original_event, location),
     }
-    data_stream = source.get("data_stream")
-    if isinstance(data_stream, Mapping):  # Kibana copies it (traverse_and_mutate_doc.ts)
-        alert["kibana"]["alert"]["original_data_stream"] = copy.deepcopy(data_stream)
-    alert["detector"] = detector_document(rule, term, ctx, actions, location)
+    if data_stream is not None:  # Kibana copies it (traverse_and_mutate_doc.ts); moved here
+        alert["kibana"]["alert"]["original_data_stream"] = data_stream
+    alert["detector"] = detector_document(rule, term, ctx, _actions(term, original_event), location)
+    if displaced:
+        alert["detector"]["original"] = displaced
     if truncated:
         alert["detector"]["truncated_fields"] = truncated
     return alert
+
+
+def _alert_fields(rule: Rule, ctx: ExecutionContext) -> dict[str, Any]:
+    """The alert's own top-level ECS fields, those Kibana's promotion rule reads included."""
+    return {
+        "@timestamp": iso(ctx.started_at),
+        "event": promotion.event_fields(rule, ctx.started_at),
+        "message": rule.name,  # the promotion rule's `rule_name_override`
+        "rule": promotion.rule_fields(rule),
+    }
 
 
 def bound_strings(doc: dict[str, Any], prefix: str = "") -> list[str]:

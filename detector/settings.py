@@ -78,7 +78,11 @@ class Settings(BaseSettings):
     )
     alerts_index: str = Field(
         default="detector-alerts",
-        description="Index the alerts are written to (not hidden, so Kibana data views match it).",
+        description=(
+            "Index the alerts are written to (not hidden, so Kibana data views match it); "
+            "`logs-newterms_detector.alert-default` puts them where Kibana's prebuilt External "
+            "Alerts rule promotes them to the Security Alerts page."
+        ),
     )
     rules_path: Annotated[list[Path], NoDecode] = Field(
         default=[],

@@ -168,7 +168,7 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
     if args.env_file is not None and not args.api_key:
         return usage_error("--env-file is where --api-key writes the key: give --api-key too")
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector import kibana, provision
+    from detector import kibana, promotion, provision
     from detector.es import Elastic
 
     kibana_url = args.kibana_url or settings.kibana_url
@@ -176,6 +176,8 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
         elastic.wait_ready()
         installed = provision.install_templates(elastic, settings)
         print(f"index templates and indices: {', '.join(installed)}")
+        index = settings.alerts_index
+        print(f"alerts index {index}: {promotion.promotion_line(index)}")
         if args.create_role:
             provision.create_role(elastic, provision.role_descriptor(settings))
             print(f"role: {provision.ROLE_NAME} created or updated")

@@ -35,15 +35,51 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
         enabled = _enabled(settings)
         misnested = [line for rule in enabled for line in _nesting(elastic, rule)]
         notes = [line for rule in enabled for line in _mapping_notes(elastic, rule)]
+        misplaced = _alerts_index(elastic, settings)
     for line in notes:
         print(f"warning: {line}")
-    for line in misnested:
+    for line in misnested + misplaced:
         print(f"error: {line}")
     if unreadable is None:
         print("read privileges: not checked (security is off or the API is not available)")
     for pattern in unreadable or ():
         print(f"error: no read privilege on {pattern}: searches would silently leave it out")
-    return max(problems, 1 if unreadable or misnested else 0)
+    return max(problems, 1 if unreadable or misnested or misplaced else 0)
+
+
+def _alerts_index(elastic: Elastic, settings: Settings) -> list[str]:
+    """Print what the alerts index is and who reads it; the errors (it must be a plain index)."""
+    from detector import promotion  # lazy: start-up
+
+    index = settings.alerts_index
+    kind = _index_kind(elastic, index)
+    print(f"alerts index {index}: {kind}")
+    print(f"  {promotion.promotion_line(index)}")
+    for line in promotion.rules_reading(_enabled(settings), index):
+        print(f"warning: {line}")
+    if kind != "a data stream":
+        return []
+    # A data stream comes from another template (e.g. Elastic's `logs-*-*`): alert ids would
+    # deduplicate only within one backing index, and the detector's mappings do not apply.
+    return [
+        f"the alerts index {index} is a data stream, not the detector's plain index: choose "
+        "another DETECTOR_ALERTS_INDEX (the detector never deletes what it did not create)"
+    ]
+
+
+def _index_kind(elastic: Elastic, index: str) -> str:
+    from detector.errors import RequestError  # lazy: start-up
+
+    try:
+        # A wildcard: a missing concrete name would be a 404.
+        resolved = elastic.resolve_index(f"{index}*", expand_wildcards="all")
+    except RequestError as exc:  # e.g. 403: no view_index_metadata on it
+        return f"cannot be looked at ({exc})"
+    if any(item["name"] == index for item in resolved.get("data_streams", [])):
+        return "a data stream"
+    if any(item["name"] == index for item in resolved.get("indices", [])):
+        return "an index"
+    return "not created yet (`detector setup` or the first run creates it)"
 
 
 def _enabled(settings: Settings) -> list[Rule]:
@@ -158,7 +194,8 @@ def add_commands(commands: Commands) -> None:
         "check",
         help="check the connection to Elasticsearch",
         description="Connect, print the cluster's name and version and, for each index "
-        "pattern of the enabled rules, whether it matches any index; exit 1 when these "
+        "pattern of the enabled rules, whether it matches any index; what the alerts index is "
+        "and whether Kibana's External Alerts rule promotes it; exit 1 when these "
         "credentials may not read one of them.",
     )
     connection.add_argument(

@@ -76,7 +76,23 @@ def _alert(term: NewTerm | None = None, rule: Rule = RULE, ctx: ExecutionContext
 
 EXPECTED_FIELDS: dict[str, Any] = {
     "@timestamp": "2025-01-15T12:03:02.345Z",
-    "event.kind": "signal",
+    # The alert's own ECS fields, which Kibana's "External Alerts" rule promotes by.
+    "event.kind": "alert",
+    "event.module": "newterms_detector",
+    "event.dataset": "newterms_detector.alert",
+    "event.severity": 47,
+    "event.risk_score": 47,
+    "event.ingested": "2025-01-15T12:03:02.345Z",
+    "message": RULE.name,
+    "rule.name": RULE.name,
+    "rule.id": RULE.rule_id,
+    "rule.uuid": RULE.rule_id,
+    "rule.description": RULE.description,
+    "rule.version": "3",
+    "rule.author": ["Elastic"],
+    "rule.reference": list(RULE.references),
+    "rule.license": "Elastic License v2",
+    "rule.ruleset": "newterms-detector",
     "kibana.space_ids": ["default"],
     "kibana.alert.original_time": "2025-01-15T12:00:00.000Z",
     "kibana.alert.new_terms": [ADDRESS],
@@ -211,7 +227,8 @@ def test_the_document_is_json_and_the_source_is_untouched() -> None:
 
 def test_source_event_fields_are_moved_to_original_event() -> None:
     alert = _alert()
-    assert alert["event"] == {"kind": "signal"}
+    assert alert["event"]["kind"] == "alert"
+    assert "action" not in alert["event"] and "provider" not in alert["event"]
     original = alert["kibana"]["alert"]["original_event"]
     assert original["action"] == "GetObject"
     assert original["category"] == ["file"]
@@ -240,10 +257,14 @@ def test_kibana_signal_and_dotted_event_keys() -> None:
     assert alert["detector"]["term_key"] == term_key(RULE, (ADDRESS,))
 
 
-def test_data_stream_is_copied_to_original_data_stream() -> None:
+def test_data_stream_is_moved_to_original_data_stream() -> None:
     alert = _alert()
-    assert alert["data_stream"]["dataset"] == "aws.cloudtrail"
-    assert alert["kibana"]["alert"]["original_data_stream"]["dataset"] == "aws.cloudtrail"
+    assert "data_stream" not in alert
+    assert alert["kibana"]["alert"]["original_data_stream"] == {
+        "type": "logs",
+        "dataset": "aws.cloudtrail",
+        "namespace": "default",
+    }
 
 
 def test_original_time_is_the_source_timestamp_even_with_an_override() -> None:
@@ -404,7 +425,7 @@ def test_bad_or_missing_fields_never_crash(hit: dict[str, Any]) -> None:
     alert = build_alert(RULE, NewTerm((None,), AT, hit), CTX)
     json.dumps(alert)
     assert alert["kibana"]["alert"]["original_time"] == "2025-01-15T12:00:00.000Z"
-    assert alert["event"] == {"kind": "signal"}
+    assert alert["event"]["kind"] == "alert"
     assert alert["kibana"]["alert"]["reason"].endswith("Rare Source.")
 
 

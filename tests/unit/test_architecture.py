@@ -36,6 +36,7 @@ PURE = (
     "detector.leases",
     "detector.logs",
     "detector.metrics",
+    "detector.promotion",
     "detector.query",
     "detector.reason",
     "detector.results",
