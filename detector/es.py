@@ -441,6 +441,22 @@ class Elastic:
         )
         return int(body["_seq_no"]), int(body["_primary_term"])
 
+    def update_versioned(
+        self, index: str, doc_id: str, partial: Mapping[str, Any], if_version: tuple[int, int]
+    ) -> tuple[int, int]:
+        """Merge `partial` into the document only if it still has `if_version` (`_seq_no`,
+        `_primary_term`); returns the new version. Raises `ConflictError` when it changed."""
+        body = self._body(
+            lambda es: es.update(
+                index=index,
+                id=doc_id,
+                doc=dict(partial),
+                if_seq_no=if_version[0],
+                if_primary_term=if_version[1],
+            )
+        )
+        return int(body["_seq_no"]), int(body["_primary_term"])
+
     # Security APIs (`detector setup`); native roles and API keys need the `.security` index.
 
     def authenticate(self) -> dict[str, Any]:
