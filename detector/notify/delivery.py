@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from detector.errors import ConflictError, DetectorError, NotifyError
-from detector.es import Elastic
+from detector.errors import DetectorError, NotifyError
+from detector.es import Elastic, Versioned
 from detector.logs import structured
 from detector.notify import state
 from detector.notify.routing import Routing
@@ -110,24 +110,24 @@ class Delivery:
     ) -> list[str]:
         """Deliver one page to each channel; the channels still working afterwards."""
         current = self.elastic.mget_versioned(self.index, [item.alert_id for item in page])
-        versions = {key: (doc.seq_no, doc.primary_term) for key, doc in current.items()}
-        fresh = [
-            Pending(key, current[key].source)
-            for key in (p.alert_id for p in page)
-            if key in current
-        ]
+        marks = Marks(self.elastic, self.index, current)
+        keys = [item.alert_id for item in page if item.alert_id in current]
+        fresh = [Pending(key, current[key].source) for key in keys]
         working = []
-        for name in channels:
-            todo = [item for item in fresh if item.unsent(name)]
-            if self._channel(name, todo, versions, report, deadline):
-                working.append(name)
+        try:
+            for name in channels:
+                todo = [item for item in fresh if item.unsent(name)]
+                if self._channel(name, todo, marks, report, deadline):
+                    working.append(name)
+        finally:
+            marks.flush()
         return working
 
     def _channel(
         self,
         name: str,
         todo: Sequence[Pending],
-        versions: dict[str, tuple[int, int]],
+        marks: Marks,
         report: Report,
         deadline: float,
     ) -> bool:
@@ -148,9 +148,9 @@ class Delivery:
                 try:
                     self._send(sender, batch)
                 except NotifyError as exc:
-                    self._failed(name, batch, versions, report, exc)
+                    self._failed(name, batch, marks, report, exc)
                     return False
-                self._sent(name, batch, versions, report)
+                self._sent(name, batch, marks, report)
         return True
 
     def _send(self, sender: Sender, batch: Sequence[Pending]) -> None:
@@ -163,13 +163,13 @@ class Delivery:
         self,
         name: str,
         batch: Sequence[Pending],
-        versions: dict[str, tuple[int, int]],
+        marks: Marks,
         report: Report,
     ) -> None:
         now = datetime.now(UTC)
         for item in batch:
             attempts = int(item.state(name).get("attempts") or 0) + 1
-            self._mark(item.alert_id, state.sent_update(name, attempts, now), versions)
+            marks.add(item.alert_id, state.sent_update(name, attempts, now))
         report.sent[name] += len(batch)
         report.digests[name] += len(batch) > 1
         self._paused.pop(name, None)
@@ -186,14 +186,14 @@ class Delivery:
         self,
         name: str,
         batch: Sequence[Pending],
-        versions: dict[str, tuple[int, int]],
+        marks: Marks,
         report: Report,
         exc: NotifyError,
     ) -> None:
         now = datetime.now(UTC)
         for item in batch:
             attempts = int(item.state(name).get("attempts") or 0) + 1
-            self._mark(item.alert_id, state.failed_update(name, attempts, str(exc), now), versions)
+            marks.add(item.alert_id, state.failed_update(name, attempts, str(exc), now))
         previous = self._paused.get(name)
         seconds = min(self.retry_max, previous.seconds * 2 if previous else FIRST_PAUSE)
         self._paused[name] = _Pause(self.clock() + seconds, seconds)
@@ -206,31 +206,54 @@ class Delivery:
             extra=structured(channel=name, retry_seconds=seconds),
         )
 
-    def _mark(
-        self, alert_id: str, partial: dict[str, object], versions: dict[str, tuple[int, int]]
-    ) -> None:
-        """Write a delivery state with a conditional update; on a conflict (someone else
-        updated the alert meanwhile: another channel's mark, another replica), re-read and
-        write it again on the new version."""
-        for _ in range(3):
-            try:
-                versions[alert_id] = self.elastic.update_versioned(
-                    self.index, alert_id, partial, versions[alert_id]
-                )
-                return
-            except ConflictError:
-                found = self.elastic.get_versioned(self.index, alert_id)
-                if found is None:
-                    return
-                versions[alert_id] = (found.seq_no, found.primary_term)
-            except DetectorError as exc:
-                log.error("alert %s: cannot record its delivery state: %s", alert_id, exc)
-                return
-        log.error("alert %s: its delivery state kept changing; not recorded", alert_id)
-
     def _count(self, name: str, status: str, alerts: int) -> None:
         if self.metrics is not None:
             self.metrics.notified(name, status, alerts)
+
+
+class Marks:
+    """Delivery states waiting to be written, in bulk, each a conditional update on the
+    version read at the start of the page (`_mget`).
+
+    Sends are acknowledged one by one, marks are written by the hundred: a crash in between
+    resends at most those (at least once), and the pass does not wait on one update per alert.
+    On a conflict (someone else updated the alert meanwhile: another replica), the alert is
+    re-read and the mark written again on its new version.
+    """
+
+    FLUSH_AT = 100
+
+    def __init__(self, elastic: Elastic, index: str, current: Mapping[str, Versioned]) -> None:
+        self.elastic, self.index = elastic, index
+        self.versions = {key: (doc.seq_no, doc.primary_term) for key, doc in current.items()}
+        self.waiting: dict[str, dict[str, Any]] = {}
+
+    def add(self, alert_id: str, partial: dict[str, Any]) -> None:
+        """Queue a channel's state of an alert (merged with the others of the same alert)."""
+        notes = self.waiting.setdefault(alert_id, {"detector": {"notifications": {}}})
+        notes["detector"]["notifications"].update(partial["detector"]["notifications"])
+        if len(self.waiting) >= self.FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is queued; a mark that cannot be written is logged (it is resent)."""
+        waiting, self.waiting = self.waiting, {}
+        try:
+            for _ in range(3):
+                if not waiting:
+                    return
+                updates = {key: (doc, self.versions[key]) for key, doc in waiting.items()}
+                applied = self.elastic.bulk_update_versioned(self.index, updates)
+                self.versions.update(applied)
+                waiting = {key: doc for key, doc in waiting.items() if key not in applied}
+                reread = self.elastic.mget_versioned(self.index, list(waiting))
+                self.versions.update((k, (d.seq_no, d.primary_term)) for k, d in reread.items())
+                waiting = {key: doc for key, doc in waiting.items() if key in reread}
+        except DetectorError as exc:
+            log.error("cannot record the delivery state of %d alert(s): %s", len(waiting), exc)
+            return
+        if waiting:
+            log.error("the delivery state of %d alert(s) kept changing; not recorded", len(waiting))
 
 
 def _by_execution(items: Sequence[Pending]) -> list[list[Pending]]:
