@@ -92,11 +92,14 @@ def _statuses(alerts: list[dict[str, Any]], channel: str) -> list[str]:
     return [a["detector"].get("notifications", {}).get(channel, {}).get("status") for a in alerts]
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def _wait(
+    condition: Callable[[], bool], timeout: float, what: str, log: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            tail = log.read_text()[-4000:] if log is not None else ""
+            raise AssertionError(f"timed out waiting for {what}\n{tail}")
         time.sleep(0.3)
 
 
@@ -228,6 +231,17 @@ def test_150_alerts_of_one_execution_make_one_digest_per_human_channel_and_all_a
         assert _statuses(alerts, name) == ["sent"] * 150, name
 
 
+def _running(elastic: Elastic, settings: Settings, replica: Any) -> None:
+    """Wait for the replica's first execution: sources written from then on are seen."""
+
+    def executed() -> bool:
+        elastic.refresh(settings.execution_log_index)
+        query = {"term": {"kind": "execution"}}
+        return elastic.count([settings.execution_log_index], query) > 0
+
+    _wait(executed, 90, "the replica's first execution", replica.log)
+
+
 def _run_env(http: HttpReceiver, path: str) -> dict[str, str]:
     return {
         "DETECTOR_NOTIFY_URLS": f"{http.url('webhook+http', path)},{http.url('json', '/json')}",
@@ -252,6 +266,7 @@ def test_receiver_down_then_back_gets_everything_once_and_health_names_the_chann
     extra = _run_env(down, "/hook")
     replica = start_replica(es_node, es_settings, rules, tmp_path, "notify-a", extra=extra)
     try:
+        _running(elastic, es_settings, replica)
         now = datetime.now(UTC)
         _sources(elastic, index, [f"192.0.2.{n}" for n in range(1, 6)], now + timedelta(seconds=2))
         hook = url_name(down.url("webhook+http", "/hook"))
@@ -259,11 +274,12 @@ def test_receiver_down_then_back_gets_everything_once_and_health_names_the_chann
         def failed() -> bool:
             return "failed" in _statuses(_alerts(elastic, es_settings.alerts_index), hook)
 
-        _wait(failed, 60, "a failed delivery")
+        _wait(failed, 60, "a failed delivery", replica.log)
         health = detector(_env(es_node, es_settings, rules, **extra), "health")
         assert health.returncode == 1
         assert f"notification channel {hook}:" in health.stdout
-        assert "127.0.0.1" not in health.stdout + health.stderr  # URLs are never shown
+        shown = health.stdout + health.stderr
+        assert "/hook" not in shown and f":{down.port}" not in shown  # URLs are never shown
         time.sleep(OUTAGE)
         assert replica.alive()
         down.start()
@@ -273,7 +289,7 @@ def test_receiver_down_then_back_gets_everything_once_and_health_names_the_chann
                 alerts = _alerts(elastic, es_settings.alerts_index)
                 return len(alerts) == 5 and set(_statuses(alerts, hook)) == {"sent"}
 
-            _wait(all_sent, 60, "every alert sent")
+            _wait(all_sent, 60, "every alert sent", replica.log)
             time.sleep(3)  # a few more passes: nothing may come again
             ids = {a["kibana"]["alert"]["uuid"] for a in _alerts(elastic, es_settings.alerts_index)}
             assert dict(down.keys("/hook")) == dict.fromkeys(ids, 1)
@@ -301,6 +317,7 @@ def test_kill_9_after_the_alerts_were_written_and_before_they_were_notified_lose
     http.hold()  # the first POST is never acknowledged: the detector is mid-delivery
     extra = _run_env(http, "/hook")
     first = start_replica(es_node, es_settings, rules, tmp_path, "notify-a", extra=extra)
+    _running(elastic, es_settings, first)
     _sources(
         elastic,
         index,
@@ -320,7 +337,7 @@ def test_kill_9_after_the_alerts_were_written_and_before_they_were_notified_lose
         def all_sent() -> bool:
             return set(_statuses(_alerts(elastic, es_settings.alerts_index), hook)) == {"sent"}
 
-        _wait(all_sent, 90, "every alert sent after the restart")
+        _wait(all_sent, 90, "every alert sent after the restart", second.log)
         ids = {a["kibana"]["alert"]["uuid"] for a in _alerts(elastic, es_settings.alerts_index)}
         received = http.keys("/hook")
         assert set(received) == ids
