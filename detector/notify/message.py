@@ -22,6 +22,8 @@ ALERTS_SEARCH = "newterms-detector-alerts-search"
 DIGEST_LINES = 50
 # Discover's time range around the alert: from before its first event to after its creation.
 LINK_MARGIN = timedelta(hours=1)
+# Left as they are in the link: rison's syntax, as Kibana itself writes its URL state.
+URL_SAFE = ":/=&(),'!"
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def discover_link(doc: Mapping[str, Any], kibana_url: str) -> str:
     query = _rison_string(f'kibana.alert.uuid:"{alert_id(doc)}"')
     source = f"dataSource:(dataViewId:'{ALERTS_DATA_VIEW}',type:dataView)"
     app = f"_a=({source},query:(language:kuery,query:{query}))"
-    return f"{kibana_url.rstrip('/')}/app/discover#/?{quote(period + app, safe=':/=&(),')}"
+    return f"{kibana_url.rstrip('/')}/app/discover#/?{quote(period + app, safe=URL_SAFE)}"
 
 
 def _rison_string(text: str) -> str:
