@@ -137,7 +137,11 @@ def load_file(
     for key in sorted(set(data) - TOP_KEYS):
         problems.add(key, f"unknown key (expected {', '.join(sorted(TOP_KEYS))})")
     found = _channels(data.get("channel", {}), env, webhook_secret, problems)
-    routes = _routes(data.get("route", []), {channel.name for channel in found}, problems)
+    table = data.get("channel", {})
+    # Every name the file defines, valid or not: a channel with a problem of its own is not
+    # also "unknown" to its routes.
+    defined = {str(name) for name in table} if isinstance(table, dict) else set()
+    routes = _routes(data.get("route", []), defined, problems)
     named = {name for route in routes for name in route.channels}
     for channel in found:
         if routes and channel.name not in named:

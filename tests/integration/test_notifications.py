@@ -24,7 +24,7 @@ from detector.settings import Settings
 from tests.conftest import EsNode
 from tests.support import cloudtrail as ct
 from tests.support.receivers import HttpReceiver, SmtpReceiver
-from tests.support.replicas import REPO, start_replica, write_rules
+from tests.support.replicas import REPO, lease_holders, start_replica, write_rules
 
 pytestmark = pytest.mark.es
 
@@ -346,3 +346,53 @@ def test_kill_9_after_the_alerts_were_written_and_before_they_were_notified_lose
     finally:
         second.process.terminate()
         second.process.wait(timeout=60)
+
+
+def test_with_two_replicas_each_alert_is_delivered_once_by_its_rules_holder(
+    es_node: EsNode,
+    es_settings: Settings,
+    elastic: Elastic,
+    token: str,
+    tmp_path: Path,
+    http: HttpReceiver,
+) -> None:
+    index = f"logs-aws.cloudtrail-{token}"
+    ct.create_index(elastic, index)
+    rules = tmp_path / "rules"
+    rule_ids = write_rules(rules, index, 4)
+    extra = _run_env(http, "/hook")
+    replicas = [
+        start_replica(es_node, es_settings, rules, tmp_path, f"notify-{name}", extra=extra)
+        for name in ("a", "b")
+    ]
+    try:
+
+        def balanced() -> bool:
+            holders = lease_holders(elastic, es_settings.execution_log_index, rule_ids)
+            return sorted(holders.values(), key=str) == ["notify-a"] * 2 + ["notify-b"] * 2
+
+        _wait(balanced, 90, "two rules held by each replica", replicas[0].log)
+        hook = url_name(http.url("webhook+http", "/hook"))
+        now = datetime.now(UTC)
+        _sources(elastic, index, [f"192.0.2.{n}" for n in range(1, 6)], now + timedelta(seconds=2))
+
+        def all_sent() -> bool:
+            alerts = _alerts(elastic, es_settings.alerts_index)
+            return len(alerts) == 20 and set(_statuses(alerts, hook)) == {"sent"}
+
+        _wait(all_sent, 90, "every alert of the 4 rules sent", replicas[0].log)
+        time.sleep(3)
+        ids = {a["kibana"]["alert"]["uuid"] for a in _alerts(elastic, es_settings.alerts_index)}
+        assert dict(http.keys("/hook")) == dict.fromkeys(ids, 1)
+        senders = {
+            replica.name
+            for replica in replicas
+            for record in replica.records()
+            if "delivered to" in str(record.get("message", ""))
+        }
+        assert senders == {"notify-a", "notify-b"}  # both held rules, each sent its own
+    finally:
+        for replica in replicas:
+            replica.process.terminate()
+        for replica in replicas:
+            replica.process.wait(timeout=60)

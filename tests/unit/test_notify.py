@@ -276,3 +276,10 @@ def test_the_webhook_signs_the_exact_body_and_keys_it_by_the_alert_id() -> None:
 def test_an_unsigned_webhook_sends_no_signature_header() -> None:
     sent = headers(Channel("s", "webhook+https://h/x"), "abc123", b"{}")
     assert "X-Detector-Signature" not in sent
+
+
+def test_a_broken_channel_is_not_also_unknown_to_its_routes(tmp_path: Path) -> None:
+    path = write(tmp_path, '[channel.a]\nurl_env = "A"\n[[route]]\nchannels = ["a"]\n')
+    assert problems(path) == [
+        f"{path}: channel.a: missing secret: the environment variable A (url_env) is not set"
+    ]
