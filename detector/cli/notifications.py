@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from detector.cli.common import Commands
 
 if TYPE_CHECKING:
-    from detector.notify.routing import Routing
+    from detector.notify.routing import Route, Routing
     from detector.settings import Settings
 
 
@@ -43,10 +43,7 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _describe(route: object) -> str:
-    from detector.notify.routing import Route
-
-    assert isinstance(route, Route)
+def _describe(route: Route) -> str:
     wants = [f"rule_ids {sorted(route.rule_ids)}" if route.rule_ids else ""]
     wants.append(f"tags {sorted(route.tags)}" if route.tags else "")
     wants.append(f"severity >= {route.min_severity}" if route.min_severity else "")
