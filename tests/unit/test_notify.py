@@ -283,3 +283,16 @@ def test_a_broken_channel_is_not_also_unknown_to_its_routes(tmp_path: Path) -> N
     assert problems(path) == [
         f"{path}: channel.a: missing secret: the environment variable A (url_env) is not set"
     ]
+
+
+def test_deliveries_are_counted_by_channel_and_status() -> None:
+    from prometheus_client import generate_latest
+
+    from detector.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.notified("oncall", "sent", 3)
+    metrics.notified("oncall", "failed")
+    text = generate_latest(metrics.registry).decode()
+    assert 'detector_notifications_total{channel="oncall",status="sent"} 3.0' in text
+    assert 'detector_notifications_total{channel="oncall",status="failed"} 1.0' in text
