@@ -19,6 +19,7 @@
     │   └── KibanaAuthError        Kibana rejected the credentials (waiting will not help)
     ├── SetupError                 a `detector setup` step failed (role, API key)
     ├── ServiceError               `detector run` cannot start (e.g. its metrics port is taken)
+    ├── NotifyError                a notification could not be delivered; carries the channel
     ├── DemoError                  the demo cannot run (its index holds data it did not write)
     ├── RecordError                a raw CloudTrail record cannot be mapped (no eventID/eventTime)
     └── ImportRefusedError         `detector import` will not write to that target (data stream)
@@ -194,6 +195,18 @@ class SetupError(DetectorError):
 
 class ServiceError(DetectorError):
     """`detector run` cannot start its service (e.g. the metrics port is taken)."""
+
+
+class NotifyError(DetectorError):
+    """A notification channel did not take a message; the URL never appears (it is a secret).
+
+    `transient`: worth retrying soon (connection refused, timeout, 429, 5xx).
+    """
+
+    def __init__(self, channel: str, message: str, *, transient: bool = True) -> None:
+        self.channel = channel
+        self.transient = transient
+        super().__init__(f"channel {channel}: {message}")
 
 
 class DemoError(DetectorError):

@@ -441,6 +441,42 @@ class Elastic:
         )
         return int(body["_seq_no"]), int(body["_primary_term"])
 
+    def update_versioned(
+        self, index: str, doc_id: str, partial: Mapping[str, Any], if_version: tuple[int, int]
+    ) -> tuple[int, int]:
+        """Merge `partial` into the document only if it still has `if_version` (`_seq_no`,
+        `_primary_term`); returns the new version. Raises `ConflictError` when it changed."""
+        body = self._body(
+            lambda es: es.update(
+                index=index,
+                id=doc_id,
+                doc=dict(partial),
+                if_seq_no=if_version[0],
+                if_primary_term=if_version[1],
+            )
+        )
+        return int(body["_seq_no"]), int(body["_primary_term"])
+
+    def bulk_update_versioned(
+        self, index: str, updates: Mapping[str, tuple[Mapping[str, Any], tuple[int, int]]]
+    ) -> dict[str, tuple[int, int]]:
+        """`update_versioned` of many documents in one `_bulk` (id -> partial document and
+        the version it must still have); the new versions of the updates that were applied.
+        An id left out conflicted (409) or was refused: the caller re-reads it."""
+        if not updates:
+            return {}
+        operations: list[Mapping[str, Any]] = []
+        for doc_id, (partial, (seq_no, term)) in updates.items():
+            header = {"_index": index, "_id": doc_id, "if_seq_no": seq_no, "if_primary_term": term}
+            operations += [{"update": header}, {"doc": dict(partial)}]
+        body = self._body(lambda es: es.bulk(operations=operations))
+        applied = (item["update"] for item in body.get("items", []))
+        return {
+            str(item["_id"]): (int(item["_seq_no"]), int(item["_primary_term"]))
+            for item in applied
+            if item.get("status") == 200
+        }
+
     # Security APIs (`detector setup`); native roles and API keys need the `.security` index.
 
     def authenticate(self) -> dict[str, Any]:

@@ -80,12 +80,22 @@ class Metrics:
             ["rule_id"],
             registry=reg,
         )
+        self.notifications = Counter(
+            "detector_notifications",
+            "Alert deliveries to notification channels, by channel and status (sent, failed).",
+            ["channel", "status"],
+            registry=reg,
+        )
         self.leases_held = Gauge(
             "detector_leases_held",
             "Rule leases this replica holds.",
             ["replica_id"],
             registry=reg,
         )
+
+    def notified(self, channel: str, status: str, alerts: int = 1) -> None:
+        """Count `alerts` deliveries to `channel` that ended with `status`."""
+        self.notifications.labels(channel=channel, status=status).inc(alerts)
 
     def set_leases(self, replica: str, held: int) -> None:
         """How many leases the replica holds now."""

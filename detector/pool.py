@@ -41,7 +41,7 @@ class _Workers:
             elastic = self.connect(self.settings)
             with self.lock:
                 self.closing.enter_context(elastic)
-            runner = Runner.for_settings(elastic, self.settings, ensure=False)
+            runner = Runner.for_settings(elastic, self.settings, ensure=False, notify=True)
             self.local.runner = runner
         return runner
 

@@ -76,15 +76,20 @@ class Runner:
         *,
         ensure: bool = True,
         sinks: Sequence[AlertSink] = (),
+        notify: bool = False,
     ) -> Runner:
-        """A runner on `elastic` for the settings' indices (created first when `ensure`)."""
+        """A runner on `elastic` for the settings' indices (created first when `ensure`);
+        with `notify`, its alerts are created pending for their notification channels."""
         store = AlertStore(elastic, settings.alerts_index)
         log = ExecutionStore(elastic, settings.execution_log_index)
         if ensure:
             store.ensure_index()
             log.ensure_index()
         allowlist = from_settings(settings)
-        runner = cls(elastic, store, log, allowlist, settings.max_catchup_delta, sinks=sinks)
+        writer: AlertWriter = store
+        if notify:
+            writer = marking_writer(store, settings)
+        runner = cls(elastic, writer, log, allowlist, settings.max_catchup_delta, sinks=sinks)
         runner.replica_id = replica_id(settings)
         return runner
 
@@ -309,6 +314,18 @@ def _announce(rule: Rule, due: catchup.Plan) -> None:
             iso(due.nows[0]),
             extra=structured(missed=due.missed),
         )
+
+
+def marking_writer(store: AlertWriter, settings: Settings) -> AlertWriter:
+    """`store`, creating alerts pending for their channels when notifications are configured."""
+    from detector.notify import routing  # lazy: only with notifications
+
+    found = routing.from_settings(settings)
+    if not found:
+        return store
+    from detector.notify.marks import MarkingWriter
+
+    return MarkingWriter(store, found)
 
 
 def backfill_plan(

@@ -24,11 +24,13 @@ from detector.es import Elastic
 from detector.lease_store import LeaseStore
 from detector.logs import tag_replica
 from detector.metrics import Metrics
+from detector.notify import notifier
+from detector.notify.notifier import Notifier, WakeSink
 from detector.replica import Keeper, replica_id
 from detector.rules import Rule
 from detector.runner import Runner
 from detector.settings import Settings
-from detector.sinks import LogSink
+from detector.sinks import AlertSink, LogSink
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,11 @@ def serve(settings: Settings, rules: Sequence[Rule]) -> int:
         if metrics is not None:
             metrics.track(rule.rule_id for rule in rules)
         keeper = _keeper(stack, settings, rules, metrics)
-        runners = {rule.rule_id: _runner(stack, settings, metrics) for rule in rules}
+        notifier = _notifier(stack, settings, keeper, metrics)
+        sinks: tuple[AlertSink, ...] = (LogSink(),)
+        if notifier is not None:
+            sinks += (WakeSink(notifier),)
+        runners = {rule.rule_id: _runner(stack, settings, metrics, sinks) for rule in rules}
         for runner in runners.values():
             runner.keeper, runner.replica_id = keeper, keeper.replica
 
@@ -55,11 +61,15 @@ def serve(settings: Settings, rules: Sequence[Rule]) -> int:
             keeper.on_acquired = nudge
 
         keeper.start()
+        if notifier is not None:
+            notifier.start()
         try:
             code = scheduler.run(
                 rules, run_rule, on_start, keeper.drain, workers=settings.rule_concurrency
             )
         finally:
+            if notifier is not None:
+                notifier.stop()
             keeper.stop()
             log.info("replica %s stopped and released its leases", keeper.replica)
     return code
@@ -92,9 +102,25 @@ def _keeper(
     return Keeper(store, rules, replica, settings.lease_delta, settings.renew_delta, metrics)
 
 
-def _runner(stack: ExitStack, settings: Settings, metrics: Metrics | None) -> Runner:
+def _notifier(
+    stack: ExitStack, settings: Settings, keeper: Keeper, metrics: Metrics | None
+) -> Notifier | None:
+    """The delivery thread, on a client of its own, for the rules this replica holds (None
+    without notification channels)."""
+    routing = notifier.validated(settings)
+    if not routing:
+        return None
     client = stack.enter_context(Elastic(settings))
-    runner = Runner.for_settings(client, settings, ensure=False, sinks=(LogSink(),))
+    delivery = notifier.delivery(client, settings, routing, metrics)
+    log.info("notifications: %d channel(s)", len(routing.channels))
+    return Notifier(delivery, keeper.held, settings.notify_pass_seconds)
+
+
+def _runner(
+    stack: ExitStack, settings: Settings, metrics: Metrics | None, sinks: Sequence[AlertSink]
+) -> Runner:
+    client = stack.enter_context(Elastic(settings))
+    runner = Runner.for_settings(client, settings, ensure=False, sinks=sinks, notify=True)
     runner.metrics = metrics
     return runner
 

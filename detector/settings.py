@@ -192,6 +192,67 @@ class Settings(BaseSettings):
     kibana_password: SecretStr | None = Field(
         default=None, description="Password for Kibana, with `DETECTOR_KIBANA_USERNAME`."
     )
+    kibana_public_url: str | None = Field(
+        default=None,
+        description=(
+            "Kibana URL as readers of notifications reach it (e.g. https://kibana.example.com): "
+            "each message links to its alert in Discover (no link when unset)."
+        ),
+    )
+    notify_urls: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Comma-separated notification URLs (apprise's, e.g. slack://..., mailto://..., or "
+            "webhook+https://... for the JSON webhook); every created alert goes to each."
+        ),
+    )
+    notifications_file: Path | None = Field(
+        default=None,
+        description=(
+            "TOML file of named notification channels and routes (rule ids, tags, minimum "
+            "severity) and digest thresholds; `detector notify check` validates it."
+        ),
+    )
+    notify_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key of the webhook's HMAC-SHA256 signature header (X-Detector-Signature); no "
+            "signature when unset. A channel's `secret_env` overrides it."
+        ),
+    )
+    notify_digest_threshold: int | None = Field(
+        default=20,
+        ge=1,
+        description=(
+            "Alerts of one execution for a DETECTOR_NOTIFY_URLS channel above which it gets one "
+            "summary message instead (webhooks always get each alert)."
+        ),
+    )
+    notify_max_age: str = Field(
+        default="24h",
+        description=(
+            "How old an alert may be and still be delivered (s, m, h, d); older undelivered "
+            "alerts are left alone."
+        ),
+    )
+    notify_retry_attempts: int = Field(
+        default=3, ge=1, le=20, description="Attempts per message before a delivery pass gives up."
+    )
+    notify_retry_max_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Longest pause before a failing channel is tried again (the pause doubles from 1 s)."
+        ),
+    )
+    notify_pass_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Longest time one delivery pass of `detector run` or `once` may take; what is left "
+            "is delivered by the next pass."
+        ),
+    )
 
     _split_urls = field_validator("es_url", mode="before")(_split_list)
     _split_paths = field_validator("rules_path", mode="before")(_split_list)
@@ -219,7 +280,7 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {path}")
         return path
 
-    @field_validator("exceptions_file")
+    @field_validator("exceptions_file", "notifications_file")
     @classmethod
     def _check_exceptions_file(cls, path: Path | None) -> Path | None:
         if path is not None and not path.is_file():
@@ -236,7 +297,7 @@ class Settings(BaseSettings):
             )
         return name
 
-    @field_validator("max_catchup")
+    @field_validator("max_catchup", "notify_max_age")
     @classmethod
     def _check_duration(cls, text: str) -> str:
         try:
@@ -249,6 +310,11 @@ class Settings(BaseSettings):
     def max_catchup_delta(self) -> timedelta:
         """`max_catchup` as a duration."""
         return parse_interval(self.max_catchup)
+
+    @property
+    def notify_max_age_delta(self) -> timedelta:
+        """`notify_max_age` as a duration."""
+        return parse_interval(self.notify_max_age)
 
     @property
     def lease_delta(self) -> timedelta:
@@ -268,7 +334,7 @@ class Settings(BaseSettings):
             raise ValueError("must be 1 to 200 characters, not blank")
         return value
 
-    @field_validator("kibana_url")
+    @field_validator("kibana_url", "kibana_public_url")
     @classmethod
     def _check_kibana_url(cls, url: str | None) -> str | None:
         if url is None:
@@ -319,7 +385,7 @@ def _describe(error: Any) -> str:
     field = str(error["loc"][0])
     value = error.get("input")
     # Never echo what was given for a secret.
-    secret = field.endswith(("password", "api_key"))
+    secret = field.endswith(("password", "api_key", "_urls", "_secret"))
     shown = f" (got {value!r})" if isinstance(value, str) and not secret else ""
     return f"{env_name(field)}: {message}{shown}"
 

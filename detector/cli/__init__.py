@@ -2,7 +2,8 @@
 
 One module per group of commands, by what users do with them: `detection` (once, run,
 backfill), `rules` (rules check, rules list, kql), `operations` (check, health, status),
-`deployment` (setup, demo) and `investigation` (import cloudtrail); `common` holds what they
+`deployment` (setup, demo), `investigation` (import cloudtrail) and `notifications`
+(notify check, notify test); `common` holds what they
 share.
 
 Exit codes: 0 success, 1 a runtime failure (Elasticsearch, a rule, an execution), 2 bad
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from detector import __version__
-from detector.cli import deployment, detection, investigation, operations, rules
+from detector.cli import deployment, detection, investigation, notifications, operations, rules
 from detector.cli.common import Handler
 from detector.errors import ConfigError, DetectorError, RuleError
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     detection.add_commands(commands)
     deployment.add_commands(commands)
     investigation.add_commands(commands)
+    notifications.add_commands(commands)
     return parser
 
 

@@ -25,6 +25,7 @@ from detector.cli.common import (
 from detector.errors import ConfigError
 
 if TYPE_CHECKING:
+    from detector.notify.routing import Routing
     from detector.results import ExecutionResult
     from detector.rules import Rule
     from detector.runner import Runner
@@ -53,6 +54,7 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    routing = None if args.dry_run else _notifications(settings)
     now = args.at or datetime.now(UTC)
     if now > datetime.now(UTC) + FUTURE_SLACK:
         _log.warning(
@@ -74,7 +76,28 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
     for result in pool.run_rules(settings, rules, execution):
         failed |= not result.succeeded
         _print_result(result, args)
+    if routing:
+        _notify(settings, routing, [rule.rule_id for rule in rules])
     return max(problems, 1 if failed else 0)
+
+
+def _notifications(settings: Settings) -> Routing:
+    """The notification routing, validated before anything runs (`ConfigError`: exit 2)."""
+    from detector.notify.notifier import validated  # lazy: apprise is slow to import
+
+    return validated(settings)
+
+
+def _notify(settings: Settings, routing: Routing, rule_ids: list[str]) -> None:
+    """One delivery pass over the pending alerts of these rules, after the executions."""
+    from detector.es import Elastic
+    from detector.notify import notifier
+
+    with Elastic(settings) as elastic:
+        delivery = notifier.delivery(elastic, settings, routing)
+        report = delivery.deliver(rule_ids, settings.notify_pass_seconds)
+    for line in notifier.summary(report):
+        print(line, file=sys.stderr)
 
 
 def _print_result(result: ExecutionResult, args: argparse.Namespace) -> None:
@@ -105,6 +128,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not rules:
         print("error: no enabled rule to run", file=sys.stderr)
         return 1
+    _notifications(settings)  # a bad channel is a configuration error before anything starts
     return service.serve(settings, rules)
 
 

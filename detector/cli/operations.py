@@ -158,7 +158,8 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
     with Elastic(settings) as elastic:
         log = ExecutionStore(elastic, settings.execution_log_index)
         runs = [log.last_runs(rule) for rule in rules]
-    lines = verdict.problems(runs, datetime.now(UTC), max_age)
+        channels = _failing_channels(elastic, settings)
+    lines = verdict.problems(runs, datetime.now(UTC), max_age) + channels
     for line in lines:
         print(f"unhealthy: {line}")
     if lines:
@@ -167,6 +168,16 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
         return problems
     print(f"healthy: {len(rules)} rule(s) succeeded within {max_age.total_seconds():.0f} s")
     return 0
+
+
+def _failing_channels(elastic: Elastic, settings: Settings) -> list[str]:
+    """A line per notification channel with alerts it failed to receive."""
+    if settings.notify_urls is None and settings.notifications_file is None:
+        return []
+    from detector.notify import notifier, routing  # lazy: only with notifications
+
+    found = notifier.failing(elastic, settings, routing.from_settings(settings))
+    return [str(channel) for channel in found]
 
 
 def status(args: argparse.Namespace, settings: Settings) -> int:
@@ -210,7 +221,8 @@ def add_commands(commands: Commands) -> None:
         "health",
         help="exit 0 if every enabled rule succeeded recently (container healthcheck)",
         description="Read the execution log: exit 0 when every enabled rule's last scheduled "
-        "execution succeeded within --max-age seconds, else 1 with one line per rule.",
+        "execution succeeded within --max-age seconds, else 1 with one line per rule (and per "
+        "notification channel that failed to receive alerts).",
     )
     probe.add_argument(
         "--max-age",

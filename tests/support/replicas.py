@@ -104,8 +104,10 @@ def start_replica(
     url: str | None = None,
     lease: float = 6,
     renew: float = 2,
+    extra: dict[str, str] | None = None,
 ) -> Replica:
-    """`detector run` as the replica `name`, with short leases, through `url` if given."""
+    """`detector run` as the replica `name`, with short leases, through `url` if given (and
+    the `extra` variables)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
     env.update(
         DETECTOR_ES_URL=url or node.url,
@@ -120,6 +122,7 @@ def start_replica(
         DETECTOR_ES_RETRY_MAX_SECONDS="10",
         PYTHONPATH=str(REPO),
     )
+    env.update(extra or {})
     if node.username and node.password:
         env.update(DETECTOR_ES_USERNAME=node.username, DETECTOR_ES_PASSWORD=node.password)
     log = directory / f"{name}.log"
