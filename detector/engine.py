@@ -78,13 +78,16 @@ def execute(
     allowlist: Allowlist = EMPTY_ALLOWLIST,
     execution_type: str = "scheduled",
     history: TermHistory | None = None,
+    execution_id: str | None = None,
 ) -> ExecutionResult:
     """Run `rule` once at `now`; a failure is reported in the result, never raised.
 
-    `history` answers phase 2 (default: `history.default_history` on `elastic`).
+    `history` answers phase 2 (default: `history.default_history` on `elastic`);
+    `execution_id` is the id its alerts carry (default: a new one), also in the result.
     """
     started, requests, waited = time.monotonic(), elastic.stats.requests, elastic.stats.seconds
-    outcome: dict[str, Any] = {"dry_run": dry_run}
+    execution_id = execution_id or str(uuid.uuid4())
+    outcome: dict[str, Any] = {"dry_run": dry_run, "execution_id": execution_id}
     try:
         window = window_for(rule, now)
         outcome.update(
@@ -93,7 +96,7 @@ def execute(
         base = query.rule_filter(kql.to_dsl(rule.query), allowlist.must_not(rule.rule_id))
         plan = Plan(rule, window, time_fields(rule), base)
         services = _Services(elastic, store, history or default_history(elastic))
-        outcome.update(_run(services, plan, now, dry_run, execution_type))
+        outcome.update(_run(services, plan, now, dry_run, (execution_type, execution_id)))
         outcome["status"] = PARTIAL_FAILURE if outcome["overflow"] else SUCCEEDED
     except DetectorError as exc:
         outcome.update(status="failed", error=str(exc))
@@ -121,7 +124,7 @@ class _Services:
 
 
 def _run(
-    services: _Services, plan: Plan, now: datetime, dry_run: bool, execution_type: str
+    services: _Services, plan: Plan, now: datetime, dry_run: bool, execution: tuple[str, str]
 ) -> dict[str, Any]:
     elastic, store = services.elastic, services.store
     found = phases.new_values(elastic, services.history, plan)
@@ -131,8 +134,9 @@ def _run(
     fresh, duplicates = _drop_alerted(store, plan, ordered)
     chosen, rest = fresh[: plan.rule.max_signals], fresh[plan.rule.max_signals :]
     terms = phases.details(elastic, plan, chosen)
+    execution_type, execution_id = execution
     context = ExecutionContext(
-        execution_uuid=str(uuid.uuid4()),
+        execution_uuid=execution_id,
         started_at=datetime.now(UTC),
         now=as_utc(now),
         window_start=plan.window.start,

@@ -80,6 +80,7 @@ def test_execution_document_carries_every_figure() -> None:
             "search_ms": 40,
             "index_ms": 7,
             "requests": 5,
+                "alerts_counted": "execution",
         },
         "replica": {"id": None, "fenced": False},
     }
