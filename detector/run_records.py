@@ -13,20 +13,24 @@ killed in between leaves the `running` document: the next execution of the rule 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from detector import execution_docs
+from detector.datemath import parse_interval
 from detector.errors import ConflictError, DetectorError
 from detector.es import Elastic
+from detector.execution_store import ExecutionStore
 from detector.failed_windows import (
     FAILED_WINDOW,
     FailedWindow,
     failed_window_doc,
     parse_failed_window,
 )
+from detector.health import RuleRuns
 from detector.results import FAILED, PARTIAL_FAILURE, SUCCEEDED, ExecutionResult
 from detector.rules import Rule
 from detector.times import iso, parse_iso
@@ -203,6 +207,18 @@ class RunRecords:
             alerts,
         )
         return 1
+
+
+def health_runs(log: ExecutionStore, rule: Rule, recent: int) -> RuleRuns:
+    """What `detector health` judges a rule by: its newest executions, its checkpoint and
+    interval, and its failed windows not backfilled yet (raises)."""
+    records = RunRecords(log.elastic, log.index, None)
+    return dataclasses.replace(
+        log.last_runs(rule, recent),
+        checkpoint=log.checkpoint(rule.rule_id),
+        interval=parse_interval(rule.interval),
+        failed_windows=tuple(records.open_failed_windows([rule.rule_id])),
+    )
 
 
 def _filters(*clauses: Mapping[str, Any]) -> dict[str, Any]:
