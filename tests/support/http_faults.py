@@ -43,7 +43,8 @@ class FaultProxy:
                     proxy.rejected += 1
                     self._answer(400, json.dumps(_rejection()).encode(), "application/json")
                     return
-                upstream = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+                host = parts.hostname or "127.0.0.1"
+                upstream = http.client.HTTPConnection(host, parts.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 upstream.request(self.command, self.path, body or None, headers)
                 answer = upstream.getresponse()
