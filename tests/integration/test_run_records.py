@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from detector import leases
 from detector.es import Elastic
 from detector.settings import Settings
@@ -27,7 +29,9 @@ from tests.support.proxy import Proxy
 
 INTERVAL = timedelta(seconds=5)
 AHEAD = timedelta(seconds=20)
-UUID = "kibana.alert.rule.execution.uuid"
+# Two real processes one after the other, a minute of wall time, and (when first) the node's
+# start-up: more than the suite's 300 s on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(600)
 
 
 def health(node: EsNode, settings: Settings, rules: Path) -> subprocess.CompletedProcess[str]:
