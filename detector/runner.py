@@ -4,7 +4,14 @@
 with chosen times): it reads the rule's checkpoint, runs every due execution oldest first
 (`detector.catchup.plan`), reports a gap beyond `max_catchup` as a warning and in the first
 execution's log document, and moves the checkpoint after each success. A failed execution
-stops the catch-up and leaves the checkpoint where it was, so the next one retries its window.
+stops the catch-up and leaves the checkpoint where it was, so the next one retries its window,
+until its `window_attempts`-th failure: then it is recorded as a failed window to backfill and
+the checkpoint moves past it (`detector.run_guard`). A checkpoint ahead of the clock is not
+trusted: the catch-up starts from the last execution that really ran.
+
+Each execution's id is made here, written at once as a `running` execution-log document and
+given to the engine, so its alerts and its log document share it; a `running` document left by
+a killed process is reconciled with the alerts index (`detector.run_records`).
 
 Every execution goes through `engine.execute` (deterministic alert ids: backfills, catch-up and
 live runs never duplicate an alert) and writes one execution-log document.
