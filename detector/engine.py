@@ -80,13 +80,16 @@ def execute(
     allowlist: Allowlist = EMPTY_ALLOWLIST,
     execution_type: str = "scheduled",
     history: TermHistory | None = None,
+    execution_id: str | None = None,
 ) -> ExecutionResult:
     """Run `rule` once at `now`; a failure is reported in the result, never raised.
 
-    `history` answers phase 2 (default: `history.default_history` on `elastic`).
+    `history` answers phase 2 (default: `history.default_history` on `elastic`);
+    `execution_id` is the id its alerts carry (default: a new one), also in the result.
     """
     started, requests, waited = time.monotonic(), elastic.stats.requests, elastic.stats.seconds
-    outcome: dict[str, Any] = {"dry_run": dry_run}
+    execution_id = execution_id or str(uuid.uuid4())
+    outcome: dict[str, Any] = {"dry_run": dry_run, "execution_id": execution_id}
     try:
         window = window_for(rule, now)
         outcome.update(
@@ -97,7 +100,7 @@ def execute(
         plan = Plan(rule, window, time_fields(rule), base)
         split = type_split.for_plan(elastic, plan, rule_query, allowlist)
         services = _Services(elastic, store, history or default_history(elastic))
-        outcome.update(_run(services, split, now, dry_run, execution_type))
+        outcome.update(_run(services, split, now, dry_run, (execution_type, execution_id)))
         outcome["status"] = PARTIAL_FAILURE if _warned(outcome) else SUCCEEDED
     except DetectorError as exc:
         outcome.update(status="failed", error=str(exc))
@@ -134,14 +137,19 @@ def _warned(outcome: Mapping[str, Any]) -> bool:
 
 
 def _run(
-    services: _Services, split: type_split.Split, now: datetime, dry_run: bool, execution_type: str
+    services: _Services,
+    split: type_split.Split,
+    now: datetime,
+    dry_run: bool,
+    execution: tuple[str, str],
 ) -> dict[str, Any]:
     elastic, store, plan = services.elastic, services.store, split.whole
     run = type_split.Phases(elastic, services.history, split)
     found = run.new_values()
     terms, rest, duplicates = _alertable(run, store, plan, found.new)
+    execution_type, execution_id = execution
     context = ExecutionContext(
-        execution_uuid=str(uuid.uuid4()),
+        execution_uuid=execution_id,
         started_at=datetime.now(UTC),
         now=as_utc(now),
         window_start=plan.window.start,

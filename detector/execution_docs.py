@@ -13,7 +13,7 @@ Execution types are Kibana's: `scheduled` (the schedule and its catch-up executi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,17 @@ NO_INDEX_MATCHED = (
     "(a typo in an index name, or no data yet)"
 )
 CHECKPOINT = "checkpoint"
+# The status of an execution's document while it runs (`detector.run_records`): one still
+# `running` after its process died is reconciled by the next execution of the rule.
+RUNNING = "running"
+# Where `metrics.alerts_written` comes from: the execution itself, or (for an execution whose
+# process was killed) a count of its execution id in the alerts index.
+COUNTED_BY_EXECUTION = "execution"
+COUNTED_IN_ALERTS_INDEX = "alerts index"
+INTERRUPTED = (
+    "interrupted: the execution never finished (its process was killed or lost); "
+    "alerts_written is the count of its execution id in the alerts index"
+)
 
 
 @dataclass(frozen=True)
@@ -97,8 +108,10 @@ def execution_doc(
     interval: str,
     gap: Gap | None = None,
     replica: Replica | None = None,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The execution-log document of one execution."""
+    """The execution-log document of one execution; `notes` are further warnings (a failed
+    window given up, clock skew)."""
     who = replica or Replica()
     doc: dict[str, Any] = {
         "@timestamp": iso(timing.ended),
@@ -113,7 +126,7 @@ def execution_doc(
             "ended": iso(timing.ended),
             "duration_ms": _millis(timing),
             "error": result.error,
-            "warnings": warnings_of(result, gap),
+            "warnings": [*warnings_of(result, gap), *notes],
             "no_index_matched": result.no_index_matched,
         },
         "window": {
@@ -131,11 +144,48 @@ def execution_doc(
             "index_ms": result.index_ms,
             "requests": result.requests,
             "future_documents": result.future_documents,
+            "alerts_counted": COUNTED_BY_EXECUTION,
         },
     }
     doc["replica"] = {"id": who.id, "fenced": who.fenced}
     if gap is not None:
         doc["gap"] = {"seconds": gap.seconds, "start": iso(gap.start), "end": iso(gap.end)}
+    return doc
+
+
+def running_doc(
+    result: ExecutionResult,
+    *,
+    execution_id: str,
+    execution_type: str,
+    started: datetime,
+    interval: str,
+    replica: Replica | None = None,
+) -> dict[str, Any]:
+    """The document an execution writes when it starts (`result`: its rule and `now`)."""
+    doc = execution_doc(
+        result,
+        execution_id=execution_id,
+        execution_type=execution_type,
+        timing=Timing(started, started),
+        interval=interval,
+        replica=replica,
+    )
+    doc["execution"].update(status=RUNNING, ended=None, duration_ms=None)
+    return doc
+
+
+def interrupted_doc(running: Mapping[str, Any], alerts: int, noticed: datetime) -> dict[str, Any]:
+    """A `running` document of an execution that never ended, as `failed`, with the alerts
+    its id wrote (counted in the alerts index) and when that was noticed."""
+    doc = {
+        key: dict(value) if isinstance(value, Mapping) else value for key, value in running.items()
+    }
+    doc["@timestamp"] = iso(noticed)
+    doc["execution"].update(
+        status=FAILED, ended=iso(noticed), error=INTERRUPTED, warnings=[INTERRUPTED]
+    )
+    doc["metrics"].update(alerts_written=alerts, alerts_counted=COUNTED_IN_ALERTS_INDEX)
     return doc
 
 

@@ -22,7 +22,7 @@ from detector.errors import DetectorError
 from detector.health import RuleRuns
 from detector.logs import structured
 from detector.own_index import OwnIndex
-from detector.results import PARTIAL_FAILURE, SUCCEEDED
+from detector.results import PARTIAL_FAILURE, STATUSES, SUCCEEDED
 from detector.rules import Rule
 from detector.times import parse_iso
 
@@ -79,18 +79,21 @@ class ExecutionStore(OwnIndex):
             return False
         return True
 
-    def last_runs(self, rule: Rule) -> RuleRuns:
-        """The rule's newest scheduled execution and its newest successful one."""
-        bodies = [_newest(rule.rule_id, None), _newest(rule.rule_id, SUCCESSFUL)]
-        last, success = (_first(found) for found in self.elastic.msearch([self.index], bodies))
-        return RuleRuns(rule.rule_id, rule.name, last, success)
+    def last_runs(self, rule: Rule, recent: int = 1) -> RuleRuns:
+        """The rule's newest scheduled execution (and its `recent` newest, in `recent`) and its
+        newest successful one; executions still `running` are left out."""
+        bodies = [_newest(rule.rule_id, STATUSES, recent), _newest(rule.rule_id, SUCCESSFUL)]
+        newest, success = self.elastic.msearch([self.index], bodies)
+        hits = [dict(hit["_source"]) for hit in newest.get("hits", {}).get("hits", [])]
+        last = hits[0] if hits else None
+        return RuleRuns(rule.rule_id, rule.name, last, _first(success), recent=tuple(hits))
 
     def refresh(self) -> None:
         """Make the documents written so far searchable."""
         self.elastic.refresh(self.index)
 
 
-def _newest(rule_id: str, statuses: tuple[str, ...] | None) -> dict[str, Any]:
+def _newest(rule_id: str, statuses: tuple[str, ...] | None, size: int = 1) -> dict[str, Any]:
     filters: list[dict[str, Any]] = [
         {"term": {"kind": execution_docs.EXECUTION}},
         {"term": {"rule.id": rule_id}},
@@ -99,7 +102,7 @@ def _newest(rule_id: str, statuses: tuple[str, ...] | None) -> dict[str, Any]:
     if statuses is not None:
         filters.append({"terms": {"execution.status": list(statuses)}})
     return {
-        "size": 1,
+        "size": size,
         "query": {"bool": {"filter": filters}},
         "sort": [{"execution.ended": {"order": "desc", "unmapped_type": "date"}}],
     }

@@ -1,11 +1,15 @@
 """`detector health`: is every enabled rule running? Pure.
 
 A rule is healthy when its last successful scheduled execution (`succeeded`, or `partial
-failure`: it ran, with a warning) ended within the maximum age. Otherwise one line says why:
-it never ran, its last execution failed (with the error and when), its last success is too
-old, or its last execution matched no index (a typo'd index name succeeds with nothing
-searched, so it must not look healthy). Backfills and `once --at` (execution type `manual`)
-say nothing about the schedule and are not looked at.
+failure`: it ran, with a warning) ended within the maximum age, its newest
+`DETECTOR_HEALTH_MAX_FAILURES` scheduled executions did not all fail, it has no failed window
+waiting for a backfill, its checkpoint trails the clock by at most two intervals (plus the
+catch-up tolerance), nothing says the clocks disagree (a checkpoint or an execution in this
+host's future, or skew found by the last execution), and its last execution matched an index (a
+typo'd index name succeeds with nothing searched, so it must not look healthy). Otherwise one
+short line says why (errors cut to `HEALTH_ERROR` characters; the execution log has them whole).
+Backfills and `once --at` (execution type `manual`) say nothing about the schedule and are not
+looked at.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from detector.catchup import default_tolerance
 from detector.errors import shorten
+from detector.failed_windows import FailedWindow
 from detector.results import FAILED
 
 Doc = Mapping[str, Any]
@@ -23,46 +29,128 @@ Doc = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class RuleRuns:
-    """The newest scheduled execution of a rule, and its newest successful one."""
+    """The newest scheduled execution of a rule, and its newest successful one; with
+    `recent` (its newest scheduled executions, newest first), its checkpoint and interval,
+    and its failed windows not backfilled yet, when they were read."""
 
     rule_id: str
     rule_name: str
     last: Doc | None
     last_success: Doc | None
+    recent: tuple[Doc, ...] = ()
+    checkpoint: datetime | None = None
+    interval: timedelta | None = None
+    failed_windows: tuple[FailedWindow, ...] = ()
 
 
 # Characters of an execution's error in a health line (the execution log has it whole).
 HEALTH_ERROR = 200
+# How many intervals a checkpoint may trail the clock (one execution due, one running).
+LAG_INTERVALS = 2
 
 
-def problem(runs: RuleRuns, current: datetime, max_age: timedelta) -> str | None:
-    """Why the rule is unhealthy, or None when it is healthy."""
+def problem(
+    runs: RuleRuns, current: datetime, max_age: timedelta, max_failures: int = 1
+) -> str | None:
+    """Why the rule is unhealthy (its reasons joined by `; `), or None when it is healthy."""
     head = f"rule {runs.rule_id} ({runs.rule_name})"
-    if runs.last is not None and runs.last["execution"].get("no_index_matched"):
-        return (
-            f"{head}: its index patterns matched no index at its last execution "
-            f"({runs.last['execution']['ended']}): nothing is searched"
-        )
-    success = _ended(runs.last_success) if runs.last_success is not None else None
-    if success is not None and current - success <= max_age:
-        return None
     if runs.last is None:
         return f"{head}: never ran"
-    since = _since(success, current)
-    execution = runs.last["execution"]
-    if execution["status"] == FAILED:
-        return (
-            f"{head}: last execution failed at {execution['ended']}: "
-            f"{shorten(str(execution.get('error')), HEALTH_ERROR)}"
-            f" ({since})"
+    reasons = [
+        reason
+        for reason in (
+            _failures(runs, current, max_age, max_failures),
+            _failed_windows(runs.failed_windows),
+            _lag(runs, current),
+            _skew(runs, current),
+            _no_index(runs),
         )
-    return f"{head}: {since} (more than the {max_age.total_seconds():.0f} s allowed)"
+        if reason is not None
+    ]
+    return f"{head}: {'; '.join(reasons)}" if reasons else None
 
 
-def problems(runs: Sequence[RuleRuns], current: datetime, max_age: timedelta) -> list[str]:
+def problems(
+    runs: Sequence[RuleRuns], current: datetime, max_age: timedelta, max_failures: int = 1
+) -> list[str]:
     """One line per unhealthy rule, in the given order."""
-    found = (problem(rule, current, max_age) for rule in runs)
+    found = (problem(rule, current, max_age, max_failures) for rule in runs)
     return [line for line in found if line is not None]
+
+
+def _no_index(runs: RuleRuns) -> str | None:
+    """The last execution's index patterns matched no index: nothing was searched."""
+    assert runs.last is not None
+    if not runs.last["execution"].get("no_index_matched"):
+        return None
+    return (
+        "its index patterns matched no index at its last execution "
+        f"({runs.last['execution']['ended']}): nothing is searched"
+    )
+
+
+def _failures(
+    runs: RuleRuns, current: datetime, max_age: timedelta, max_failures: int
+) -> str | None:
+    """The last `max_failures` executions failed, or the last success is too old."""
+    assert runs.last is not None
+    success = _ended(runs.last_success) if runs.last_success is not None else None
+    since = _since(success, current)
+    recent = runs.recent or (runs.last,)
+    failed = [doc for doc in recent[:max_failures] if doc["execution"]["status"] == FAILED]
+    if len(failed) >= max_failures:
+        execution = runs.last["execution"]
+        what = "last execution failed"
+        if max_failures > 1:
+            what = f"last {max_failures} executions failed, the last"
+        error = shorten(str(execution.get("error")), HEALTH_ERROR)
+        return f"{what} at {execution['ended']}: {error} ({since})"
+    if success is not None and current - success <= max_age:
+        return None
+    return f"{since} (more than the {max_age.total_seconds():.0f} s allowed)"
+
+
+def _failed_windows(windows: Sequence[FailedWindow]) -> str | None:
+    if not windows:
+        return None
+    oldest = windows[0]
+    return (
+        f"{len(windows)} failed window(s) not backfilled, the oldest "
+        f"[{_text(oldest.start)}, {_text(oldest.end)}]: {oldest.command}"
+    )
+
+
+def _lag(runs: RuleRuns, current: datetime) -> str | None:
+    """The checkpoint trails the clock by more than two intervals (and their tolerance)."""
+    if runs.checkpoint is None or runs.interval is None:
+        return None
+    allowed = runs.interval * LAG_INTERVALS + default_tolerance(runs.interval)
+    behind = current - runs.checkpoint
+    if behind <= allowed:
+        return None
+    return (
+        f"checkpoint {_text(runs.checkpoint)} is {behind.total_seconds():.0f} s behind the "
+        f"clock (more than {allowed.total_seconds():.0f} s)"
+    )
+
+
+def _skew(runs: RuleRuns, current: datetime) -> str | None:
+    """A checkpoint or an execution in the future of this clock, or skew found by the last
+    execution."""
+    slack = default_tolerance(runs.interval) if runs.interval is not None else timedelta(0)
+    if runs.checkpoint is not None and runs.checkpoint > current + slack:
+        ahead = (runs.checkpoint - current).total_seconds()
+        return (
+            f"clock skew: checkpoint {_text(runs.checkpoint)} is {ahead:.0f} s ahead of the clock"
+        )
+    last = runs.last or {}
+    if last.get("execution", {}).get("ended") and _ended(last) > current + slack:
+        ended = last["execution"]["ended"]
+        return f"clock skew: the last execution ended at {ended}, ahead of the clock"
+    if last.get("skew"):
+        ahead = float(last["skew"]["seconds"])
+        return f"clock skew: the last execution found its checkpoint {ahead:.0f} s ahead"
+    return None
 
 
 def _since(success: datetime | None, current: datetime) -> str:

@@ -60,6 +60,12 @@ class Metrics:
         self.gap_seconds = Counter(
             "detector_gap_seconds", "Seconds left uncovered (gaps).", ["rule_id"], registry=reg
         )
+        self.failed_windows = Counter(
+            "detector_failed_windows",
+            "Windows given up after DETECTOR_WINDOW_ATTEMPTS failures, to backfill.",
+            ["rule_id"],
+            registry=reg,
+        )
         self.duration = Histogram(
             "detector_execution_duration_seconds",
             "Duration of rule executions.",
@@ -109,6 +115,11 @@ class Metrics:
             self.gap_seconds.labels(rule_id=rule_id)
             self.alerts.labels(rule_id=rule_id)
             self.future_documents.labels(rule_id=rule_id)
+            self.failed_windows.labels(rule_id=rule_id)
+
+    def skipped_window(self, rule_id: str) -> None:
+        """Count a failed window recorded to backfill."""
+        self.failed_windows.labels(rule_id=rule_id).inc()
 
     def observe(
         self,

@@ -82,6 +82,9 @@ class ExecutionResult:
     search_ms: int = 0
     index_ms: int = 0
     requests: int = 0
+    # The execution id: the execution-log document's id and its alerts'
+    # `kibana.alert.rule.execution.uuid`, so an analyst goes from one to the other.
+    execution_id: str | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -4,7 +4,14 @@
 with chosen times): it reads the rule's checkpoint, runs every due execution oldest first
 (`detector.catchup.plan`), reports a gap beyond `max_catchup` as a warning and in the first
 execution's log document, and moves the checkpoint after each success. A failed execution
-stops the catch-up and leaves the checkpoint where it was, so the next one retries its window.
+stops the catch-up and leaves the checkpoint where it was, so the next one retries its window,
+until its `window_attempts`-th failure: then it is recorded as a failed window to backfill and
+the checkpoint moves past it (`detector.run_guard`). A checkpoint ahead of the clock is not
+trusted: the catch-up starts from the last execution that really ran.
+
+Each execution's id is made here, written at once as a `running` execution-log document and
+given to the engine, so its alerts and its log document share it; a `running` document left by
+a killed process is reconciled with the alerts index (`detector.run_records`).
 
 Every execution goes through `engine.execute` (deterministic alert ids: backfills, catch-up and
 live runs never duplicate an alert) and writes one execution-log document.
@@ -21,12 +28,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from detector import catchup, execution_docs, leases
+from detector import catchup, execution_docs, leases, run_guard
 from detector.alert_store import AlertStore
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist, from_settings
 from detector.catchup import Gap
@@ -35,10 +42,12 @@ from detector.engine import AlertWriter, execute
 from detector.errors import DetectorError
 from detector.es import Elastic
 from detector.execution_store import ExecutionStore
+from detector.failed_windows import Skew
 from detector.logs import structured
 from detector.replica import FENCED, MOVED, Keeper, replica_id
 from detector.results import FAILED, PARTIAL_FAILURE, ExecutionResult
 from detector.rules import Rule
+from detector.run_records import RunRecords
 from detector.settings import Settings
 from detector.sinks import AlertSink
 from detector.times import as_utc, iso
@@ -49,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CATCHUP = timedelta(hours=24)
+DEFAULT_WINDOW_ATTEMPTS = 3
 
 # Called after each backfill execution with (done, total, result).
 Progress = Callable[[int, int, ExecutionResult], None]
@@ -67,6 +77,14 @@ class Runner:
     sinks: Sequence[AlertSink] = field(default=())
     keeper: Keeper | None = None
     replica_id: str | None = None
+    window_attempts: int = DEFAULT_WINDOW_ATTEMPTS
+    records: RunRecords = field(init=False)
+    # Rules whose interrupted executions this runner reconciled since it (last) got to run them.
+    _reconciled: set[str] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        alerts = self.store.index if isinstance(self.store, AlertStore) else None
+        self.records = RunRecords(self.elastic, self.log.index, alerts)
 
     @classmethod
     def for_settings(
@@ -91,6 +109,7 @@ class Runner:
             writer = marking_writer(store, settings)
         runner = cls(elastic, writer, log, allowlist, settings.max_catchup_delta, sinks=sinks)
         runner.replica_id = replica_id(settings)
+        runner.window_attempts = settings.window_attempts
         return runner
 
     def dry_run(self, rule: Rule, now: datetime) -> ExecutionResult:
@@ -113,14 +132,16 @@ class Runner:
     def _engine(
         self, rule: Rule, now: datetime, execution_type: str, gap: Gap | None = None
     ) -> tuple[ExecutionResult, execution_docs.Timing]:
-        started = datetime.now(UTC)
+        started, execution_id = datetime.now(UTC), str(uuid.uuid4())
         log.info(
             "rule %s: executing %s (%s)",
             rule.rule_id,
             iso(now),
             execution_type,
-            extra=structured(rule_id=rule.rule_id, scheduled=iso(now)),
+            extra=structured(rule_id=rule.rule_id, scheduled=iso(now), execution_id=execution_id),
         )
+        replica = execution_docs.Replica(self.replica_id)
+        self.records.started(rule, as_utc(now), (execution_type, execution_id), started, replica)
         result = execute(
             self.elastic,
             self.store,
@@ -128,6 +149,7 @@ class Runner:
             now,
             allowlist=self.allowlist,
             execution_type=execution_type,
+            execution_id=execution_id,
         )
         if gap is not None and result.succeeded:
             # The gap before it makes a success partial, as in the execution log.
@@ -151,6 +173,7 @@ class Runner:
             results.append(self.execute(rule, now, execution_docs.MANUAL))
             if progress is not None:
                 progress(len(results), len(plan), results[-1])
+        run_guard.clear_failed_windows(self.records, rules, results)
         return results
 
     def run_due(self, rule: Rule, current: datetime) -> list[ExecutionResult]:
@@ -162,34 +185,47 @@ class Runner:
             checkpoint = self.log.checkpoint(rule.rule_id)
         except DetectorError as exc:
             return [self._unreadable_checkpoint(rule, current, exc)]
+        self._reconcile_once(rule)
+        checkpoint, skew = run_guard.distrust(self.records, rule, checkpoint, current)
         due = catchup.plan(checkpoint, current, parse_interval(rule.interval), self.max_catchup)
         if due.behind:
             log.warning(
-                "rule %s: nothing due, its checkpoint %s is not before %s (clock went back?)",
+                "rule %s: nothing due, its checkpoint %s is not before %s",
                 rule.rule_id,
                 iso(checkpoint) if checkpoint else None,
                 iso(current),
             )
             return []
         _announce(rule, due)
+
+        def save(rule: Rule, now: datetime) -> str:
+            self.log.save_checkpoint(rule, now)  # a failure is logged; the catch-up goes on
+            return MOVED
+
         results: list[ExecutionResult] = []
         for position, now in enumerate(due.nows):
-            result = self.execute(rule, now, gap=due.gap if position == 0 else None)
+            first = _First(due.gap, skew) if position == 0 else _First()
+            result, go_on = self._step(rule, now, first, save)
             results.append(result)
-            if not result.succeeded:
+            if not go_on:
                 break
-            self.log.save_checkpoint(rule, now)
         return results
 
     def _run_leased(self, rule: Rule, current: datetime, keeper: Keeper) -> list[ExecutionResult]:
         """`run_due` on the rule's grid, while this replica holds the rule's lease."""
         if not keeper.may_start(rule.rule_id):
+            self._reconciled.discard(rule.rule_id)  # whoever holds it now may be killed
             return []
+        self._reconcile_once(rule)
         interval = parse_interval(rule.interval)
         latest = leases.grid_floor(current, interval)
-        checkpoint = keeper.checkpoint(rule.rule_id)
+        checkpoint, skew = run_guard.distrust(
+            self.records, rule, keeper.checkpoint(rule.rule_id), latest
+        )
         due = catchup.plan(checkpoint, latest, interval, self.max_catchup, timedelta(0))
         if due.behind:  # this grid time ran already (a nudge, or a firing early in its cell)
+            if skew is not None and checkpoint is not None:
+                keeper.move_checkpoint(rule, checkpoint)  # back from the future
             return []
         _announce(rule, due)
         results: list[ExecutionResult] = []
@@ -201,22 +237,51 @@ class Runner:
                         "rule %s: %s; %s is left to its next holder", rule.rule_id, why, iso(now)
                     )
                     break
-                gap = due.gap if position == 0 else None
-                result, timing = self._engine(rule, now, execution_docs.SCHEDULED, gap)
-                moved = keeper.move_checkpoint(rule, now) if result.succeeded else None
-                fenced = moved == FENCED
-                self._record(rule, result, execution_docs.SCHEDULED, timing, gap, fenced)
-                self._deliver(rule, result)
+                first = _First(due.gap, skew) if position == 0 else _First()
+                result, go_on = self._step(rule, now, first, keeper.move_checkpoint)
                 results.append(result)
-                if moved != MOVED:
+                if not go_on:
                     break
         return results
+
+    def _step(
+        self, rule: Rule, now: datetime, first: _First, move: Callable[[Rule, datetime], str]
+    ) -> tuple[ExecutionResult, bool]:
+        """One scheduled execution of a catch-up; whether the catch-up goes on. A window that
+        failed its last allowed attempt is recorded as a failed window and passed (`move`)."""
+        result, timing = self._engine(rule, now, execution_docs.SCHEDULED, first.gap)
+        if first.skew is not None and result.succeeded:
+            result = dataclasses.replace(result, status=PARTIAL_FAILURE)
+        skipped = (
+            None
+            if result.succeeded
+            else run_guard.give_up(self.records, rule, result, self.window_attempts)
+        )
+        recorded = skipped is not None and run_guard.skip(self.records, skipped, self.metrics)
+        moved = move(rule, now) if result.succeeded or recorded else None
+        notes = [first.skew.message()] if first.skew is not None else []
+        if recorded and skipped is not None:
+            notes.append(skipped.message())
+        extra = {"skew": first.skew.to_doc()} if first.skew is not None else {}
+        self._record(
+            rule, result, execution_docs.SCHEDULED, timing, first.gap, moved == FENCED, notes, extra
+        )
+        self._deliver(rule, result)
+        return result, moved == MOVED
+
+    def _reconcile_once(self, rule: Rule) -> None:
+        """Reconcile the rule's interrupted executions, once per stretch of running it."""
+        if rule.rule_id not in self._reconciled:
+            self.records.reconcile(rule.rule_id)
+            self._reconciled.add(rule.rule_id)
 
     def once(self, rule: Rule, now: datetime, *, manual: bool) -> ExecutionResult:
         """`detector once`: one execution; a scheduled one moves the checkpoint unless that
         would skip missed executions (those are left for `detector run` to catch up)."""
         if manual:
-            return self.execute(rule, now, execution_docs.MANUAL)
+            done = self.execute(rule, now, execution_docs.MANUAL)
+            run_guard.clear_failed_windows(self.records, [rule], [done])
+            return done
         try:
             checkpoint = self.log.checkpoint(rule.rule_id)
         except DetectorError as exc:
@@ -245,16 +310,20 @@ class Runner:
         timing: execution_docs.Timing,
         gap: Gap | None,
         fenced: bool = False,
+        notes: Sequence[str] = (),
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         doc = execution_docs.execution_doc(
             result,
-            execution_id=uuid.uuid4().hex,
+            execution_id=result.execution_id or str(uuid.uuid4()),
             execution_type=execution_type,
             timing=timing,
             interval=rule.interval,
             gap=gap,
             replica=execution_docs.Replica(self.replica_id, fenced),
+            notes=notes,
         )
+        doc.update(extra or {})
         if fenced:
             log.warning(
                 "rule %s: the execution at %s was fenced: its checkpoint move was refused "
@@ -292,6 +361,14 @@ class Runner:
         now = datetime.now(UTC)
         self._record(rule, result, execution_docs.SCHEDULED, execution_docs.Timing(now, now), None)
         return result
+
+
+@dataclass(frozen=True)
+class _First:
+    """What only the first execution of a catch-up reports: the gap and the clock skew."""
+
+    gap: Gap | None = None
+    skew: Skew | None = None
 
 
 def _announce(rule: Rule, due: catchup.Plan) -> None:

@@ -134,6 +134,23 @@ class Settings(BaseSettings):
             "to pass."
         ),
     )
+    health_max_failures: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "`detector health` is red once this many of a rule's newest scheduled executions "
+            "failed in a row."
+        ),
+    )
+    window_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description=(
+            "Scheduled executions of one window that may fail before `detector run` records "
+            "it as a failed window to backfill and moves on to newer windows."
+        ),
+    )
     rule_concurrency: int = Field(
         default=2,
         ge=1,

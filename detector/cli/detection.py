@@ -252,7 +252,9 @@ def add_commands(commands: Commands) -> None:
         description="Run every enabled rule on its own interval until SIGTERM or SIGINT (the "
         "running executions finish first, then it exits 0). At start-up and after failures it "
         "first catches up the executions missed since each rule's checkpoint, oldest first, up "
-        "to DETECTOR_MAX_CATCHUP; anything older is recorded as a gap. With "
+        "to DETECTOR_MAX_CATCHUP; anything older is recorded as a gap. A window that fails "
+        "DETECTOR_WINDOW_ATTEMPTS times is recorded as a failed window (with the backfill that "
+        "covers it) and newer windows go on; a checkpoint ahead of the clock is not trusted. With "
         "DETECTOR_METRICS_PORT set it serves Prometheus metrics on that port (/metrics).",
     )
     scheduled.set_defaults(handler=run)

@@ -149,6 +149,7 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
     from detector import health as verdict
     from detector.es import Elastic
     from detector.execution_store import ExecutionStore
+    from detector.run_records import health_runs
 
     max_age = timedelta(seconds=args.max_age or settings.health_max_age)
     rules, problems = select_rules([], settings)
@@ -157,9 +158,10 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     with Elastic(settings) as elastic:
         log = ExecutionStore(elastic, settings.execution_log_index)
-        runs = [log.last_runs(rule) for rule in rules]
+        runs = [health_runs(log, rule, settings.health_max_failures) for rule in rules]
         channels = _failing_channels(elastic, settings)
-    lines = verdict.problems(runs, datetime.now(UTC), max_age) + channels
+    lines = verdict.problems(runs, datetime.now(UTC), max_age, settings.health_max_failures)
+    lines += channels
     for line in lines:
         print(f"unhealthy: {line}")
     if lines:
@@ -222,7 +224,10 @@ def add_commands(commands: Commands) -> None:
         help="exit 0 if every enabled rule succeeded recently (container healthcheck)",
         description="Read the execution log: exit 0 when every enabled rule's last scheduled "
         "execution succeeded within --max-age seconds, else 1 with one line per rule (and per "
-        "notification channel that failed to receive alerts).",
+        "notification channel that failed to receive alerts). A rule is also unhealthy when "
+        "its last DETECTOR_HEALTH_MAX_FAILURES executions failed, it has a failed window not "
+        "backfilled, its checkpoint trails the clock by more than two intervals, or its "
+        "checkpoint or last execution is ahead of this host's clock (skew).",
     )
     probe.add_argument(
         "--max-age",

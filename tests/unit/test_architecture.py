@@ -29,6 +29,7 @@ PURE = (
     "detector.demo_data",
     "detector.errors",
     "detector.execution_docs",
+    "detector.failed_windows",
     "detector.health",
     "detector.index_templates",
     "detector.javamap",

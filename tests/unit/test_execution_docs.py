@@ -82,6 +82,7 @@ def test_execution_document_carries_every_figure() -> None:
             "index_ms": 7,
             "requests": 5,
             "future_documents": 0,
+            "alerts_counted": "execution",
         },
         "replica": {"id": None, "fenced": False},
     }
@@ -177,10 +178,14 @@ def test_health_last_run_failed() -> None:
     assert never.endswith("(never succeeded)")
 
 
-def test_health_recent_failure_after_a_recent_success_is_still_healthy() -> None:
+def test_health_a_recent_failure_after_a_recent_success_is_red_by_default() -> None:
     failed = execution("failed", T - timedelta(minutes=1), "boom")
     ok = execution("succeeded", T - timedelta(minutes=6))
-    assert health.problem(runs(failed, ok), T, MAX) is None
+    line = health.problem(runs(failed, ok), T, MAX)
+    assert line == (
+        "rule r1 (Rule one): last execution failed at 2025-01-15T11:59:00.000Z: boom "
+        "(last success at 2025-01-15T11:54:00Z, 360 s ago)"
+    )
 
 
 def test_health_success_too_old() -> None:

@@ -1,0 +1,95 @@
+"""A small HTTP reverse proxy on 127.0.0.1 in front of the node that rejects chosen requests.
+
+Every request is forwarded as is (method, path, headers, body) and its answer returned, except
+one whose body contains any of the `poison` byte strings while `poison` is set: that one gets
+Elasticsearch's own kind of answer to a bad request (400, `mapper_parsing_exception`) without
+reaching the node. So a test makes exactly the executions fail that would write an alert naming
+a poison source, the way a document the alerts index rejects does, while everything else runs
+against the real node.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+class FaultProxy:
+    """Forwards http://127.0.0.1:`port` to `target_url`; rejects bodies holding `poison`."""
+
+    def __init__(self, target_url: str, poison: tuple[bytes, ...] = ()) -> None:
+        parts = urlsplit(target_url)
+        if parts.scheme != "http":
+            raise ValueError(f"only http targets are supported, not {target_url}")
+        self.poison = poison
+        self.rejected = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if any(marker in body for marker in proxy.poison):
+                    proxy.rejected += 1
+                    self._answer(400, json.dumps(_rejection()).encode(), "application/json")
+                    return
+                host = parts.hostname or "127.0.0.1"
+                upstream = http.client.HTTPConnection(host, parts.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                upstream.request(self.command, self.path, body or None, headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                kind = answer.getheader("Content-Type") or "application/json"
+                self._answer(answer.status, data, kind, answer.getheaders())
+                upstream.close()
+
+            def _answer(
+                self,
+                status: int,
+                data: bytes,
+                kind: str,
+                headers: list[tuple[str, str]] | None = None,
+            ) -> None:
+                self.send_response(status)
+                for key, value in headers or []:
+                    if key.lower() not in HOP_BY_HOP and key.lower() != "content-type":
+                        self.send_header(key, value)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """The URL the detector uses instead of the node's."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _rejection() -> dict[str, object]:
+    reason = "failed to parse field [source.address]: injected by the test's fault proxy"
+    cause = {"type": "mapper_parsing_exception", "reason": reason}
+    return {"error": {"root_cause": [cause], **cause}, "status": 400}
