@@ -24,13 +24,14 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from detector import kql, phases, query
 from detector.alerts import alert_id, build_alert
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
+from detector.baseline import ALERT, HELD_TERMS_RECORDED, Baseline, BaselineCache
 from detector.errors import DetectorError
 from detector.es import BulkResult, Elastic
 from detector.history import TermHistory, default_history
@@ -45,7 +46,7 @@ from detector.results import (
     Values,
 )
 from detector.rules import Rule
-from detector.times import as_utc
+from detector.times import as_utc, iso
 from detector.window import time_fields, window_for
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,14 @@ def execute(
     allowlist: Allowlist = EMPTY_ALLOWLIST,
     execution_type: str = "scheduled",
     history: TermHistory | None = None,
+    baseline_mode: str = ALERT,
+    baselines: BaselineCache | None = None,
 ) -> ExecutionResult:
     """Run `rule` once at `now`; a failure is reported in the result, never raised.
 
     `history` answers phase 2 (default: `history.default_history` on `elastic`).
+    `baseline_mode` applies unless the rule sets its own; `baselines` caches how far back each
+    rule's data reaches (`detector.baseline`; without one it is asked every execution).
     """
     started, requests, waited = time.monotonic(), elastic.stats.requests, elastic.stats.seconds
     outcome: dict[str, Any] = {"dry_run": dry_run}
@@ -92,7 +97,13 @@ def execute(
         )
         base = query.rule_filter(kql.to_dsl(rule.query), allowlist.must_not(rule.rule_id))
         plan = Plan(rule, window, time_fields(rule), base)
-        services = _Services(elastic, store, history or default_history(elastic))
+        services = _Services(
+            elastic,
+            store,
+            history or default_history(elastic),
+            rule.baseline or baseline_mode,
+            baselines if baselines is not None else BaselineCache(),
+        )
         outcome.update(_run(services, plan, now, dry_run, execution_type))
         outcome["status"] = PARTIAL_FAILURE if outcome["overflow"] else SUCCEEDED
     except DetectorError as exc:
@@ -118,17 +129,30 @@ class _Services:
     elastic: Elastic
     store: AlertWriter
     history: TermHistory
+    baseline_mode: str = ALERT
+    baselines: BaselineCache = field(default_factory=BaselineCache)
 
 
 def _run(
     services: _Services, plan: Plan, now: datetime, dry_run: bool, execution_type: str
 ) -> dict[str, Any]:
     elastic, store = services.elastic, services.store
+    skipped = phases.skipped_documents(elastic, plan)
+    baseline = _baseline(services, plan)
     found = phases.new_values(elastic, services.history, plan)
     new = phases.first_seen(elastic, plan, found.new)
     # Oldest first, as Kibana's pages are read; values break ties so the choice is stable.
     ordered = sorted(new, key=lambda term: (term.first_seen, _sortable(term.values)))
     fresh, duplicates = _drop_alerted(store, plan, ordered)
+    trust: dict[str, Any] = {
+        "skipped_documents": skipped.count,
+        "skipped_example": skipped.example(),
+        "baseline": baseline.to_json(),
+    }
+    if baseline.holding:
+        held = tuple(term.values for term in fresh)
+        trust.update(held=len(held), held_terms=held[:HELD_TERMS_RECORDED])
+        fresh = []
     chosen, rest = fresh[: plan.rule.max_signals], fresh[plan.rule.max_signals :]
     terms = phases.details(elastic, plan, chosen)
     context = ExecutionContext(
@@ -139,6 +163,8 @@ def _run(
         window_end=plan.window.end,
         history_start=plan.window.history_start,
         execution_type=execution_type,
+        baseline_coverage=baseline.coverage,
+        baseline_since=baseline.since,
     )
     alerts = {alert_id(plan.rule, term): build_alert(plan.rule, term, context) for term in terms}
     created: tuple[str, ...] = ()
@@ -158,7 +184,27 @@ def _run(
         "overflow_terms": tuple(term.values for term in rest),
         "index_ms": round(index_seconds * 1000),
         "index_seconds": index_seconds,
+        **trust,
     }
+
+
+def _baseline(services: _Services, plan: Plan) -> Baseline:
+    """How far back the rule's data reaches (cached once it reaches the history start)."""
+    rule_id, window = plan.rule.rule_id, plan.window
+    since = services.baselines.known(rule_id, window.history_start)
+    if since is None:
+        since = phases.oldest_document(services.elastic, plan)
+    baseline = Baseline(since, window.history_start, window.start, services.baseline_mode)
+    if services.baselines.remember(rule_id, baseline):
+        log.warning(
+            "rule %s: its baseline is mature now: the data (since %s) covers the whole history "
+            "window from %s",
+            rule_id,
+            iso(since) if since is not None else None,
+            iso(window.history_start),
+            extra=structured(rule_id=rule_id, baseline=baseline.to_json()),
+        )
+    return baseline
 
 
 def _sortable(values: Values) -> tuple[tuple[bool, Any], ...]:
@@ -184,13 +230,15 @@ def _drop_alerted(
 def _log(result: ExecutionResult) -> None:
     fields = result.to_json()
     fields["overflow_terms"] = fields["overflow_terms"][:LOGGED_OVERFLOW]
+    fields["held_terms"] = fields["held_terms"][:LOGGED_OVERFLOW]
     if result.succeeded:
         log.info(
-            "rule %s: %d new term(s), %d alert(s) written, %d left over",
+            "rule %s: %d new term(s), %d alert(s) written, %d left over%s",
             result.rule_id,
             result.new_terms,
             result.alerts_written,
             result.overflow,
+            result.trust_text(),
             extra=structured(**fields),
         )
     else:

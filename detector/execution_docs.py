@@ -115,12 +115,26 @@ def execution_doc(
             "search_ms": result.search_ms,
             "index_ms": result.index_ms,
             "requests": result.requests,
+            "skipped_documents": result.skipped_documents,
+            "held_terms": result.held,
         },
     }
+    _add_trust(doc, result)
     doc["replica"] = {"id": who.id, "fenced": who.fenced}
     if gap is not None:
         doc["gap"] = {"seconds": gap.seconds, "start": iso(gap.start), "end": iso(gap.end)}
     return doc
+
+
+def _add_trust(doc: dict[str, Any], result: ExecutionResult) -> None:
+    """The baseline (with the held terms, bounded) and the example skipped document."""
+    if result.baseline is not None:
+        baseline = dict(result.baseline)
+        if result.held:
+            baseline["held_terms"] = [list(values) for values in result.held_terms]
+        doc["baseline"] = baseline
+    if result.skipped_example is not None:
+        doc["skipped"] = {"example": result.skipped_example}
 
 
 def checkpoint_doc(

@@ -73,6 +73,24 @@ class Metrics:
             ["rule_id"],
             registry=reg,
         )
+        self.skipped = Counter(
+            "detector_skipped_documents",
+            "Window documents that matched but lacked a new-terms field (no term, no alert).",
+            ["rule_id"],
+            registry=reg,
+        )
+        self.held = Counter(
+            "detector_held_terms",
+            "New terms not alerted because the rule's baseline was not mature (mode hold).",
+            ["rule_id"],
+            registry=reg,
+        )
+        self.coverage = Gauge(
+            "detector_baseline_coverage_ratio",
+            "The part of the rule's history window its data covered at the last execution.",
+            ["rule_id"],
+            registry=reg,
+        )
         self.leases_held = Gauge(
             "detector_leases_held",
             "Rule leases this replica holds.",
@@ -91,6 +109,8 @@ class Metrics:
             self.failures.labels(rule_id=rule_id)
             self.gap_seconds.labels(rule_id=rule_id)
             self.alerts.labels(rule_id=rule_id)
+            self.skipped.labels(rule_id=rule_id)
+            self.held.labels(rule_id=rule_id)
 
     def observe(
         self,
@@ -105,12 +125,20 @@ class Metrics:
         self.executions.labels(rule_id=rule, status=status, type=execution_type).inc()
         self.duration.labels(rule_id=rule).observe(result.duration_ms / 1000)
         self.alerts.labels(rule_id=rule).inc(result.alerts_written)
+        self._observe_trust(result)
         if gap_seconds:
             self.gap_seconds.labels(rule_id=rule).inc(gap_seconds)
         if status == FAILED:
             self.failures.labels(rule_id=rule).inc()
         else:
             self.last_success.labels(rule_id=rule).set(ended.timestamp())
+
+    def _observe_trust(self, result: ExecutionResult) -> None:
+        rule = result.rule_id
+        self.skipped.labels(rule_id=rule).inc(result.skipped_documents)
+        self.held.labels(rule_id=rule).inc(result.held)
+        if result.baseline is not None:
+            self.coverage.labels(rule_id=rule).set(float(result.baseline["coverage"]))
 
     def serve(self, port: int, address: str = "0.0.0.0") -> Server:
         """Serve `/metrics` on `port` until `close()`."""

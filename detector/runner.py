@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from detector import catchup, execution_docs, leases
 from detector.alert_store import AlertStore
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist, from_settings
+from detector.baseline import ALERT, BaselineCache
 from detector.catchup import Gap
 from detector.datemath import parse_interval
 from detector.engine import AlertWriter, execute
@@ -67,6 +68,9 @@ class Runner:
     sinks: Sequence[AlertSink] = field(default=())
     keeper: Keeper | None = None
     replica_id: str | None = None
+    # DETECTOR_BASELINE, and how far back each rule's data reaches (asked once it is mature).
+    baseline_mode: str = ALERT
+    baselines: BaselineCache = field(default_factory=BaselineCache)
 
     @classmethod
     def for_settings(
@@ -86,11 +90,21 @@ class Runner:
         allowlist = from_settings(settings)
         runner = cls(elastic, store, log, allowlist, settings.max_catchup_delta, sinks=sinks)
         runner.replica_id = replica_id(settings)
+        runner.baseline_mode = settings.baseline
         return runner
 
     def dry_run(self, rule: Rule, now: datetime) -> ExecutionResult:
         """One execution that writes nothing (no alert, no execution log, no checkpoint)."""
-        return execute(self.elastic, self.store, rule, now, dry_run=True, allowlist=self.allowlist)
+        return execute(
+            self.elastic,
+            self.store,
+            rule,
+            now,
+            dry_run=True,
+            allowlist=self.allowlist,
+            baseline_mode=self.baseline_mode,
+            baselines=self.baselines,
+        )
 
     def execute(
         self,
@@ -123,6 +137,8 @@ class Runner:
             now,
             allowlist=self.allowlist,
             execution_type=execution_type,
+            baseline_mode=self.baseline_mode,
+            baselines=self.baselines,
         )
         if gap is not None and result.succeeded:
             # The gap before it makes a success partial, as in the execution log.

@@ -80,6 +80,8 @@ def test_execution_document_carries_every_figure() -> None:
             "search_ms": 40,
             "index_ms": 7,
             "requests": 5,
+            "skipped_documents": 0,
+            "held_terms": 0,
         },
         "replica": {"id": None, "fenced": False},
     }
@@ -177,3 +179,16 @@ def test_health_cuts_a_huge_error_with_a_marker() -> None:
     assert line is not None
     assert len(line) < 400
     assert "x" * 200 + "... [39800 more characters]" in line
+
+
+def test_skipped_documents_are_counted_with_one_example() -> None:
+    built = doc(result(skipped_documents=4, skipped_example="logs-x/doc-9"))
+    assert built["metrics"]["skipped_documents"] == 4  # type: ignore[index]
+    assert built["skipped"] == {"example": "logs-x/doc-9"}
+
+
+def test_the_baseline_and_its_held_terms_are_in_the_document() -> None:
+    baseline = {"since": "2025-01-13T12:00:00.000Z", "coverage": 0.2857, "mature": False}
+    built = doc(result(baseline={**baseline, "mode": "hold"}, held=2, held_terms=(("a",), ("b",))))
+    assert built["metrics"]["held_terms"] == 2  # type: ignore[index]
+    assert built["baseline"] == {**baseline, "mode": "hold", "held_terms": [["a"], ["b"]]}
