@@ -103,6 +103,8 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
     lines = verdict.problems(runs, datetime.now(UTC), max_age)
     for line in lines:
         print(f"unhealthy: {line}")
+    for note in verdict.baseline_notes(runs):
+        print(f"note: {note}")
     if lines:
         return 1
     if problems:

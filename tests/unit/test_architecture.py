@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "detector"
 PURE = (
     "detector.alerts",
     "detector.allowlist",
+    "detector.baseline",
     "detector.batch_query",
     "detector.catchup",
     "detector.cloudtrail",
@@ -42,6 +43,7 @@ PURE = (
     "detector.rules",
     "detector.settings",
     "detector.sinks",
+    "detector.skipped",
     "detector.times",
     "detector.window",
 )

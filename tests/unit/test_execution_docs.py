@@ -192,3 +192,18 @@ def test_the_baseline_and_its_held_terms_are_in_the_document() -> None:
     built = doc(result(baseline={**baseline, "mode": "hold"}, held=2, held_terms=(("a",), ("b",))))
     assert built["metrics"]["held_terms"] == 2  # type: ignore[index]
     assert built["baseline"] == {**baseline, "mode": "hold", "held_terms": [["a"], ["b"]]}
+
+
+def test_health_notes_a_baseline_that_does_not_cover_the_history() -> None:
+    young = {
+        **execution("succeeded", T),
+        "baseline": {"coverage": 0.5, "since": "2025-01-12T00:00:00.000Z", "mature": False},
+    }
+    held = {**young, "baseline": {**young["baseline"], "mode": "hold"}}  # type: ignore[dict-item]
+    mature = {**young, "baseline": {"coverage": 1.0, "mature": True}}
+    assert health.baseline_notes([runs(young, young)]) == [
+        "rule r1 (Rule one): baseline covers 50% of its history (data since "
+        "2025-01-12T00:00:00.000Z); alerts carry it"
+    ]
+    assert health.baseline_notes([runs(held, held)])[0].endswith("new terms are held")
+    assert health.baseline_notes([runs(mature, mature), runs(None, None)]) == []
