@@ -30,6 +30,7 @@ PURE = (
     "detector.demo_data",
     "detector.errors",
     "detector.execution_docs",
+    "detector.explanation",
     "detector.health",
     "detector.index_templates",
     "detector.javamap",
