@@ -46,6 +46,7 @@ from detector.results import (
     Values,
 )
 from detector.rules import Rule
+from detector.skipped import Skipped
 from detector.times import as_utc, iso
 from detector.window import time_fields, window_for
 
@@ -144,15 +145,7 @@ def _run(
     # Oldest first, as Kibana's pages are read; values break ties so the choice is stable.
     ordered = sorted(new, key=lambda term: (term.first_seen, _sortable(term.values)))
     fresh, duplicates = _drop_alerted(store, plan, ordered)
-    trust: dict[str, Any] = {
-        "skipped_documents": skipped.count,
-        "skipped_example": skipped.example(),
-        "baseline": baseline.to_json(),
-    }
-    if baseline.holding:
-        held = tuple(term.values for term in fresh)
-        trust.update(held=len(held), held_terms=held[:HELD_TERMS_RECORDED])
-        fresh = []
+    fresh, trust = _trust(baseline, skipped, fresh)
     chosen, rest = fresh[: plan.rule.max_signals], fresh[plan.rule.max_signals :]
     terms = phases.details(elastic, plan, chosen)
     context = ExecutionContext(
@@ -186,6 +179,23 @@ def _run(
         "index_seconds": index_seconds,
         **trust,
     }
+
+
+def _trust(
+    baseline: Baseline, skipped: Skipped, fresh: list[WindowTerm]
+) -> tuple[list[WindowTerm], dict[str, Any]]:
+    """The terms to alert, and what the result says of the baseline and the skipped documents:
+    with `hold` and an immature baseline, every fresh term is held instead of alerted."""
+    trust: dict[str, Any] = {
+        "skipped_documents": skipped.count,
+        "skipped_example": skipped.example(),
+        "baseline": baseline.to_json(),
+    }
+    if not baseline.holding:
+        return fresh, trust
+    held = tuple(term.values for term in fresh)
+    trust.update(held=len(held), held_terms=held[:HELD_TERMS_RECORDED])
+    return [], trust
 
 
 def _baseline(services: _Services, plan: Plan) -> Baseline:

@@ -55,7 +55,7 @@ class _AsOf:
         return self.store.already_alerted(rule, terms, history, before=self.at)
 
     def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:
-        raise AssertionError("explain writes nothing")  # dry runs never write
+        raise DetectorError("detector explain writes no alert")  # its dry run never calls this
 
 
 def explain(
