@@ -40,12 +40,17 @@ class AlertStore(OwnIndex):
     TEMPLATE_RESOURCE = "mappings/alerts-template.json"
 
     def already_alerted(
-        self, rule: Rule, terms: Sequence[NewTerm], history: timedelta
+        self,
+        rule: Rule,
+        terms: Sequence[NewTerm],
+        history: timedelta,
+        before: datetime | None = None,
     ) -> set[tuple[Any, ...]]:
         """Values of the terms that already have an alert of this rule in the same episode.
 
         Same episode: an alert with the same term key whose `detector.first_seen` is within
-        `history` of the candidate's first-seen time, both ends inclusive.
+        `history` of the candidate's first-seen time, both ends inclusive. With `before`, only
+        alerts of executions scheduled before it count (`detector explain` replays one).
         """
         by_key: dict[str, list[NewTerm]] = {}
         for term in terms:
@@ -54,14 +59,21 @@ class AlertStore(OwnIndex):
         found: set[tuple[Any, ...]] = set()
         for start in range(0, len(keys), KEYS_PER_SEARCH):
             chunk = {key: by_key[key] for key in keys[start : start + KEYS_PER_SEARCH]}
-            found |= self._alerted_in(rule, chunk, history)
+            found |= self._alerted_in(rule, chunk, history, before)
         return found
 
     def _alerted_in(
-        self, rule: Rule, by_key: Mapping[str, list[NewTerm]], history: timedelta
+        self,
+        rule: Rule,
+        by_key: Mapping[str, list[NewTerm]],
+        history: timedelta,
+        before: datetime | None = None,
     ) -> set[tuple[Any, ...]]:
         terms = [term for group in by_key.values() for term in group]
         body = episode_query(rule.rule_id, list(by_key), terms, history)
+        if before is not None:
+            intended = {"range": {"kibana.alert.intended_timestamp": {"lt": iso(before)}}}
+            body["query"]["bool"]["filter"].append(intended)
         response = self.elastic.search([self.index], body)
         seen = first_seen_by_key(response)
         limit = int(history.total_seconds() * 1000)

@@ -283,6 +283,9 @@ def detector_document(
     }
     if s3:
         document["s3"] = s3
+    if ctx.baseline_coverage is not None:
+        since = iso(ctx.baseline_since) if ctx.baseline_since is not None else None
+        document["baseline"] = {"coverage": ctx.baseline_coverage, "since": since}
     return document
 
 

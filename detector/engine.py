@@ -24,13 +24,14 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from detector import field_caps, kql, query, type_split
 from detector.alerts import build_alert
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist
+from detector.baseline import ALERT, HELD_TERMS_RECORDED, Baseline, BaselineCache
 from detector.errors import DetectorError
 from detector.es import BulkResult, Elastic
 from detector.history import TermHistory, default_history
@@ -45,7 +46,8 @@ from detector.results import (
     Values,
 )
 from detector.rules import Rule
-from detector.times import as_utc
+from detector.skipped import Skipped
+from detector.times import as_utc, iso
 from detector.window import time_fields, window_for
 
 log = logging.getLogger(__name__)
@@ -81,11 +83,15 @@ def execute(
     execution_type: str = "scheduled",
     history: TermHistory | None = None,
     execution_id: str | None = None,
+    baseline_mode: str = ALERT,
+    baselines: BaselineCache | None = None,
 ) -> ExecutionResult:
     """Run `rule` once at `now`; a failure is reported in the result, never raised.
 
     `history` answers phase 2 (default: `history.default_history` on `elastic`);
     `execution_id` is the id its alerts carry (default: a new one), also in the result.
+    `baseline_mode` applies unless the rule sets its own; `baselines` caches how far back each
+    rule's data reaches (`detector.baseline`; without one it is asked every execution).
     """
     started, requests, waited = time.monotonic(), elastic.stats.requests, elastic.stats.seconds
     execution_id = execution_id or str(uuid.uuid4())
@@ -99,7 +105,13 @@ def execute(
         base = query.rule_filter(rule_query, allowlist.must_not(rule.rule_id))
         plan = Plan(rule, window, time_fields(rule), base)
         split = type_split.for_plan(elastic, plan, rule_query, allowlist)
-        services = _Services(elastic, store, history or default_history(elastic))
+        services = _Services(
+            elastic,
+            store,
+            history or default_history(elastic),
+            rule.baseline or baseline_mode,
+            baselines if baselines is not None else BaselineCache(),
+        )
         outcome.update(_run(services, split, now, dry_run, (execution_type, execution_id)))
         outcome["status"] = PARTIAL_FAILURE if _warned(outcome) else SUCCEEDED
     except DetectorError as exc:
@@ -127,6 +139,8 @@ class _Services:
     elastic: Elastic
     store: AlertWriter
     history: TermHistory
+    baseline_mode: str = ALERT
+    baselines: BaselineCache = field(default_factory=BaselineCache)
 
 
 def _warned(outcome: Mapping[str, Any]) -> bool:
@@ -145,8 +159,10 @@ def _run(
 ) -> dict[str, Any]:
     elastic, store, plan = services.elastic, services.store, split.whole
     run = type_split.Phases(elastic, services.history, split)
+    skipped = run.skipped_documents()
+    baseline = _baseline(services, run)
     found = run.new_values()
-    terms, rest, duplicates = _alertable(run, store, plan, found.new)
+    terms, rest, duplicates, trust = _alertable(run, store, plan, found.new, (baseline, skipped))
     execution_type, execution_id = execution
     context = ExecutionContext(
         execution_uuid=execution_id,
@@ -156,6 +172,8 @@ def _run(
         window_end=plan.window.end,
         history_start=plan.window.history_start,
         execution_type=execution_type,
+        baseline_coverage=baseline.coverage,
+        baseline_since=baseline.since,
     )
     built = (build_alert(plan.rule, term, context) for term in terms)
     alerts = {alert["kibana"]["alert"]["uuid"]: alert for alert in built}  # `alert_id`
@@ -178,26 +196,71 @@ def _run(
         "index_seconds": index_seconds,
         "no_index_matched": found.shards == 0,
         "future_documents": found.future,
+        **trust,
     }
 
 
 def _alertable(
-    run: type_split.Phases, store: AlertWriter, plan: Plan, new: list[Values]
-) -> tuple[list[NewTerm], tuple[Values, ...], int]:
-    """The new terms to alert with their details, the overflow's values, and the duplicates."""
+    run: type_split.Phases,
+    store: AlertWriter,
+    plan: Plan,
+    new: list[Values],
+    known: tuple[Baseline, Skipped],
+) -> tuple[list[NewTerm], tuple[Values, ...], int, dict[str, Any]]:
+    """The new terms to alert with their details, the overflow's values, the duplicates, and
+    what the result says of the baseline and the skipped documents (`_trust`)."""
+    baseline, skipped = known
+    if baseline.holding:  # nothing alerts: the fresh terms are held, no phase 3
+        fresh, duplicates = _drop_alerted(store, plan, _oldest_first(run.first_seen(new)))
+        return [], (), duplicates, _trust(baseline, skipped, fresh)
+    trust = _trust(baseline, skipped, [])
     if len(new) <= plan.rule.max_signals:
         # All of them are alerted (less the duplicates): no first-seen request needed first.
         unseen = _oldest_first(run.details_unseen(new))
         terms, rest, duplicates = _choose(store, plan, unseen)
-        return terms, tuple(term.values for term in rest), duplicates
+        return terms, tuple(term.values for term in rest), duplicates, trust
     ordered = _oldest_first(run.first_seen(new))
     chosen, left, duplicates = _choose(store, plan, ordered)
-    return run.details(chosen), tuple(t.values for t in left), duplicates
+    return run.details(chosen), tuple(t.values for t in left), duplicates, trust
 
 
 def _oldest_first(terms: list[_Term]) -> list[_Term]:
     # Oldest first, as Kibana's pages are read; values break ties so the choice is stable.
     return sorted(terms, key=lambda term: (term.first_seen, _sortable(term.values)))
+
+
+def _trust(baseline: Baseline, skipped: Skipped, held: list[WindowTerm]) -> dict[str, Any]:
+    """What the result says of the baseline, the skipped documents and the terms held (with
+    `hold` and an immature baseline, every fresh term is held instead of alerted)."""
+    trust: dict[str, Any] = {
+        "skipped_documents": skipped.count,
+        "skipped_example": skipped.example(),
+        "baseline": baseline.to_json(),
+    }
+    if baseline.holding:
+        values = tuple(term.values for term in held)
+        trust.update(held=len(values), held_terms=values[:HELD_TERMS_RECORDED])
+    return trust
+
+
+def _baseline(services: _Services, run: type_split.Phases) -> Baseline:
+    """How far back the rule's data reaches (cached once it reaches the history start)."""
+    plan = run.split.whole
+    rule_id, window = plan.rule.rule_id, plan.window
+    since = services.baselines.known(rule_id, window.history_start)
+    if since is None:
+        since = run.oldest_document()
+    baseline = Baseline(since, window.history_start, window.start, services.baseline_mode)
+    if services.baselines.remember(rule_id, baseline):
+        log.warning(
+            "rule %s: its baseline is mature now: the data (since %s) covers the whole history "
+            "window from %s",
+            rule_id,
+            iso(since) if since is not None else None,
+            iso(window.history_start),
+            extra=structured(rule_id=rule_id, baseline=baseline.to_json()),
+        )
+    return baseline
 
 
 def _sortable(values: Values) -> tuple[tuple[bool, Any], ...]:
@@ -244,6 +307,7 @@ def _drop_alerted(store: AlertWriter, plan: Plan, ordered: list[_Term]) -> tuple
 def _log(rule: Rule, result: ExecutionResult) -> None:
     fields = result.to_json()
     fields["overflow_terms"] = fields["overflow_terms"][:LOGGED_OVERFLOW]
+    fields["held_terms"] = fields["held_terms"][:LOGGED_OVERFLOW]
     if result.no_index_matched:
         log.warning(
             "rule %s: no index matched its index patterns %s",
@@ -261,11 +325,12 @@ def _log(rule: Rule, result: ExecutionResult) -> None:
         )
     if result.succeeded:
         log.info(
-            "rule %s: %d new term(s), %d alert(s) written, %d left over",
+            "rule %s: %d new term(s), %d alert(s) written, %d left over%s",
             result.rule_id,
             result.new_terms,
             result.alerts_written,
             result.overflow,
+            result.trust_text(),
             extra=structured(**fields),
         )
     else:

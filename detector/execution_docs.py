@@ -145,8 +145,11 @@ def execution_doc(
             "requests": result.requests,
             "future_documents": result.future_documents,
             "alerts_counted": COUNTED_BY_EXECUTION,
+            "skipped_documents": result.skipped_documents,
+            "held_terms": result.held,
         },
     }
+    _add_trust(doc, result)
     doc["replica"] = {"id": who.id, "fenced": who.fenced}
     if gap is not None:
         doc["gap"] = {"seconds": gap.seconds, "start": iso(gap.start), "end": iso(gap.end)}
@@ -187,6 +190,17 @@ def interrupted_doc(running: Mapping[str, Any], alerts: int, noticed: datetime) 
     )
     doc["metrics"].update(alerts_written=alerts, alerts_counted=COUNTED_IN_ALERTS_INDEX)
     return doc
+
+
+def _add_trust(doc: dict[str, Any], result: ExecutionResult) -> None:
+    """The baseline (with the held terms, bounded) and the example skipped document."""
+    if result.baseline is not None:
+        baseline = dict(result.baseline)
+        if result.held:
+            baseline["held_terms"] = [list(values) for values in result.held_terms]
+        doc["baseline"] = baseline
+    if result.skipped_example is not None:
+        doc["skipped"] = {"example": result.skipped_example}
 
 
 def checkpoint_doc(

@@ -166,3 +166,21 @@ def _ended(doc: Doc) -> datetime:
 
 def _text(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def baseline_notes(runs: Sequence[RuleRuns]) -> list[str]:
+    """One line per rule whose last successful execution had a baseline not covering its
+    history yet (`detector.baseline`): not a health problem, but its alerts are less certain
+    (`alert`) or held (`hold`)."""
+    lines = []
+    for rule in runs:
+        baseline = (rule.last_success or {}).get("baseline") or {}
+        if not baseline or baseline.get("mature"):
+            continue
+        effect = "new terms are held" if baseline.get("mode") == "hold" else "alerts carry it"
+        lines.append(
+            f"rule {rule.rule_id} ({rule.rule_name}): baseline covers "
+            f"{float(baseline.get('coverage') or 0.0):.0%} of its history (data since "
+            f"{baseline.get('since') or 'none'}); {effect}"
+        )
+    return lines

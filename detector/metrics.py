@@ -92,6 +92,24 @@ class Metrics:
             ["channel", "status"],
             registry=reg,
         )
+        self.skipped = Counter(
+            "detector_skipped_documents",
+            "Window documents that matched but lacked a new-terms field (no term, no alert).",
+            ["rule_id"],
+            registry=reg,
+        )
+        self.held = Counter(
+            "detector_held_terms",
+            "New terms not alerted because the rule's baseline was not mature (mode hold).",
+            ["rule_id"],
+            registry=reg,
+        )
+        self.coverage = Gauge(
+            "detector_baseline_coverage_ratio",
+            "The part of the rule's history window its data covered at the last execution.",
+            ["rule_id"],
+            registry=reg,
+        )
         self.leases_held = Gauge(
             "detector_leases_held",
             "Rule leases this replica holds.",
@@ -116,6 +134,8 @@ class Metrics:
             self.alerts.labels(rule_id=rule_id)
             self.future_documents.labels(rule_id=rule_id)
             self.failed_windows.labels(rule_id=rule_id)
+            self.skipped.labels(rule_id=rule_id)
+            self.held.labels(rule_id=rule_id)
 
     def skipped_window(self, rule_id: str) -> None:
         """Count a failed window recorded to backfill."""
@@ -136,12 +156,20 @@ class Metrics:
         self.alerts.labels(rule_id=rule).inc(result.alerts_written)
         if status != FAILED:
             self.future_documents.labels(rule_id=rule).set(result.future_documents)
+        self._observe_trust(result)
         if gap_seconds:
             self.gap_seconds.labels(rule_id=rule).inc(gap_seconds)
         if status == FAILED:
             self.failures.labels(rule_id=rule).inc()
         else:
             self.last_success.labels(rule_id=rule).set(ended.timestamp())
+
+    def _observe_trust(self, result: ExecutionResult) -> None:
+        rule = result.rule_id
+        self.skipped.labels(rule_id=rule).inc(result.skipped_documents)
+        self.held.labels(rule_id=rule).inc(result.held)
+        if result.baseline is not None:
+            self.coverage.labels(rule_id=rule).set(float(result.baseline["coverage"]))
 
     def serve(self, port: int, address: str = "0.0.0.0") -> Server:
         """Serve `/metrics` on `port` until `close()`."""

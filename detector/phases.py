@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from detector import batch_query, query
+from detector import baseline, batch_query, query, skipped
 from detector.es import Elastic
 from detector.history import TermHistory
 from detector.logs import structured
@@ -196,3 +196,15 @@ def detail_answers(
         body = batch_query.details(plan.base, plan.fields, plan.window, plan.terms_fields, batch)
         answers.extend(batch_query.parse_details(_search(elastic, plan, body), len(batch)))
     return answers
+
+
+def skipped_documents(elastic: Elastic, plan: Plan) -> skipped.Skipped:
+    """The window's matching documents that produce no term (`detector.skipped`): one count."""
+    body = skipped.skipped_body(plan.base, plan.fields, plan.window, plan.terms_fields)
+    return skipped.parse_skipped(_search(elastic, plan, body))
+
+
+def oldest_document(elastic: Elastic, plan: Plan) -> datetime | None:
+    """How far back the rule's data reaches (`detector.baseline`): one `min` aggregation."""
+    body = baseline.oldest_body(plan.base, plan.fields, plan.window)
+    return baseline.parse_oldest(_search(elastic, plan, body))

@@ -48,6 +48,9 @@ class ExecutionContext:
     window_end: datetime
     history_start: datetime
     execution_type: str = "scheduled"  # or "manual" (backfill / --at)
+    # How much of the history the rule's data covers (`detector.baseline`), marked on alerts.
+    baseline_coverage: float | None = None
+    baseline_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,13 @@ class ExecutionResult:
     # The execution id: the execution-log document's id and its alerts'
     # `kibana.alert.rule.execution.uuid`, so an analyst goes from one to the other.
     execution_id: str | None = None
+    # Window documents that match but produce no term (`detector.skipped`), and one of them.
+    skipped_documents: int = 0
+    skipped_example: str | None = None  # "index/id"
+    # The baseline (`detector.baseline.Baseline.to_json()`), and the terms held by `hold`.
+    baseline: dict[str, Any] | None = None
+    held: int = 0
+    held_terms: tuple[Values, ...] = ()
 
     @property
     def succeeded(self) -> bool:
@@ -116,7 +126,25 @@ class ExecutionResult:
             text += ", no index matched its index patterns"
         if self.future_documents:
             text += f", {self.future_documents} document(s) timestamped in the future"
+        text += self.trust_text()
         return f"{text} [{self.requests} request(s), {self.duration_ms} ms]"
+
+    def trust_text(self) -> str:
+        """What a readable line adds: held terms, skipped documents (with an example), and a
+        baseline that does not cover the history yet."""
+        text = ""
+        if self.held:
+            text += f", {self.held} held (baseline not mature)"
+        if self.skipped_documents:
+            text += (
+                f", {self.skipped_documents} document(s) skipped without the new-terms "
+                f"field(s) (e.g. {self.skipped_example})"
+            )
+        if self.baseline is not None and not self.baseline.get("mature"):
+            coverage = float(self.baseline.get("coverage") or 0.0)
+            since = self.baseline.get("since") or "none"
+            text += f", baseline covers {coverage:.0%} of the history (data since {since})"
+        return text
 
     def to_json(self, *, with_alerts: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (times in ISO-8601); alert documents only if asked."""
@@ -130,6 +158,7 @@ class ExecutionResult:
             value = data[key]
             data[key] = iso(value) if value is not None else None
         data["overflow_terms"] = [list(values) for values in self.overflow_terms]
+        data["held_terms"] = [list(values) for values in self.held_terms]
         if with_alerts:
             data["alerts"] = list(self.alerts)
         return data

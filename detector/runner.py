@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from detector import catchup, execution_docs, leases, run_guard
 from detector.alert_store import AlertStore
 from detector.allowlist import EMPTY_ALLOWLIST, Allowlist, from_settings
+from detector.baseline import ALERT, BaselineCache
 from detector.catchup import Gap
 from detector.datemath import parse_interval
 from detector.engine import AlertWriter, execute
@@ -86,6 +87,10 @@ class Runner:
         alerts = self.store.index if isinstance(self.store, AlertStore) else None
         self.records = RunRecords(self.elastic, self.log.index, alerts)
 
+    # DETECTOR_BASELINE, and how far back each rule's data reaches (asked once it is mature).
+    baseline_mode: str = ALERT
+    baselines: BaselineCache = field(default_factory=BaselineCache)
+
     @classmethod
     def for_settings(
         cls,
@@ -110,11 +115,21 @@ class Runner:
         runner = cls(elastic, writer, log, allowlist, settings.max_catchup_delta, sinks=sinks)
         runner.replica_id = replica_id(settings)
         runner.window_attempts = settings.window_attempts
+        runner.baseline_mode = settings.baseline
         return runner
 
     def dry_run(self, rule: Rule, now: datetime) -> ExecutionResult:
         """One execution that writes nothing (no alert, no execution log, no checkpoint)."""
-        return execute(self.elastic, self.store, rule, now, dry_run=True, allowlist=self.allowlist)
+        return execute(
+            self.elastic,
+            self.store,
+            rule,
+            now,
+            dry_run=True,
+            allowlist=self.allowlist,
+            baseline_mode=self.baseline_mode,
+            baselines=self.baselines,
+        )
 
     def execute(
         self,
@@ -150,6 +165,8 @@ class Runner:
             allowlist=self.allowlist,
             execution_type=execution_type,
             execution_id=execution_id,
+            baseline_mode=self.baseline_mode,
+            baselines=self.baselines,
         )
         if gap is not None and result.succeeded:
             # The gap before it makes a success partial, as in the execution log.

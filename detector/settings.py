@@ -112,6 +112,14 @@ class Settings(BaseSettings):
             "included."
         ),
     )
+    baseline: Literal["alert", "hold"] = Field(
+        default="alert",
+        description=(
+            "While a rule's data does not reach its history start yet: `alert` as usual (alerts "
+            "carry `detector.baseline.coverage`) or `hold` (no alert; the held terms are in the "
+            "execution log). A rule file's `[detector] baseline` overrides it."
+        ),
+    )
     execution_log_index: str = Field(
         default="detector-executions",
         description=(

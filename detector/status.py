@@ -13,7 +13,16 @@ from detector.lease_store import LeaseStore
 from detector.rules import Rule
 from detector.times import iso
 
-COLUMNS = ("rule", "holder", "lease until", "last execution", "status", "by", "checkpoint")
+COLUMNS = (
+    "rule",
+    "holder",
+    "lease until",
+    "last execution",
+    "status",
+    "by",
+    "checkpoint",
+    "baseline",
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,10 @@ class RuleStatus:
     last_status: str | None
     last_replica: str | None
     checkpoint: str | None
+    # From the last successful scheduled execution (`detector.baseline`): the part of the
+    # history its data covered, and since when the data reaches.
+    baseline_coverage: float | None = None
+    baseline_since: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of `--json`."""
@@ -45,8 +58,16 @@ class RuleStatus:
             self.last_status,
             self.last_replica,
             self.checkpoint,
+            self._baseline(),
         )
         return tuple(cell or "-" for cell in cells)
+
+    def _baseline(self) -> str | None:
+        if self.baseline_coverage is None:
+            return None
+        if self.baseline_coverage >= 1:
+            return "mature"
+        return f"{self.baseline_coverage:.0%} since {self.baseline_since or '-'}"
 
 
 def rule_statuses(
@@ -57,8 +78,10 @@ def rule_statuses(
     log = ExecutionStore(elastic, index)
     statuses = []
     for rule in rules:
-        lease, last = held[rule.rule_id], log.last_runs(rule).last or {}
+        runs = log.last_runs(rule)
+        lease, last = held[rule.rule_id], runs.last or {}
         execution = last.get("execution", {})
+        baseline = (runs.last_success or {}).get("baseline") or {}
         checkpoint = log.checkpoint(rule.rule_id)
         statuses.append(
             RuleStatus(
@@ -71,6 +94,8 @@ def rule_statuses(
                 execution.get("status"),
                 (last.get("replica") or {}).get("id"),
                 iso(checkpoint) if checkpoint else None,
+                baseline.get("coverage"),
+                baseline.get("since"),
             )
         )
     return statuses

@@ -37,6 +37,7 @@ from detector.logs import structured
 from detector.phases import Found
 from detector.query import Plan, WindowTerm
 from detector.results import NewTerm, Values
+from detector.skipped import Skipped
 from detector.type_groups import Group, canonical
 
 log = logging.getLogger(__name__)
@@ -211,6 +212,19 @@ class Phases:
                 canon = asked[term.values]
                 first[canon] = min(first.get(canon, term.first_seen), term.first_seen)
         return [WindowTerm(values, first[values]) for values in new if values in first]
+
+    def skipped_documents(self) -> Skipped:
+        """The window's documents without a term, over every group."""
+        found = [phases.skipped_documents(self.elastic, plan) for plan in self.split.plans]
+        example = next((each for each in found if each.example_id is not None), Skipped())
+        count = sum(each.count for each in found)
+        return Skipped(count, example.example_index, example.example_id)
+
+    def oldest_document(self) -> datetime | None:
+        """How far back the rule's data reaches, over every group."""
+        found = [phases.oldest_document(self.elastic, plan) for plan in self.split.plans]
+        times = [when for when in found if when is not None]
+        return min(times) if times else None
 
     def details_unseen(self, new: Sequence[Values]) -> list[NewTerm]:
         """Phase 3 with the first-seen times, for new terms that all fit in `max_signals`:

@@ -1,7 +1,9 @@
-"""`detector import cloudtrail`: raw CloudTrail files into Elasticsearch, for offline investigation.
+"""`detector import cloudtrail`: raw CloudTrail files into Elasticsearch, for offline investigation;
+`detector explain`: why one term did or did not alert at one time.
 
-Argument parsing and output only; the work is in `detector.cloudtrail_import`. After an import,
-`detector backfill` over the imported time range shows what the rules would have alerted.
+Argument parsing and output only; the work is in `detector.cloudtrail_import` and
+`detector.explain`. After an import, `detector backfill` over the imported time range shows
+what the rules would have alerted.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detector.cli.common import Bar, Commands, text, usage_error
+from detector.cli.common import Bar, Commands, parse_time, select_rules, text, usage_error
 from detector.cloudtrail_files import DEFAULT_NAMESPACE, log_files, missing
-from detector.errors import ImportRefusedError
+from detector.errors import ConfigError, DetectorError, ImportRefusedError
 
 if TYPE_CHECKING:
     from detector.cloudtrail_import import ImportReport
@@ -100,8 +102,48 @@ def backfill_range(first: datetime, last: datetime) -> tuple[datetime, datetime]
     return start, end
 
 
+def explain(args: argparse.Namespace, settings: Settings) -> int:
+    """Print why the term did or did not alert at `--at`; exit 1 when Elasticsearch fails."""
+    # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
+    from detector.alert_store import AlertStore
+    from detector.allowlist import from_settings
+    from detector.es import Elastic
+    from detector.explain import explain as explain_term
+
+    try:
+        (rule,), _ = select_rules([args.rule], settings)
+        allowlist = from_settings(settings)
+    except ConfigError as exc:
+        return usage_error("; ".join(exc.problems))
+    if len(args.values) != len(rule.new_terms_fields):
+        return usage_error(
+            f"rule {rule.rule_id} has {len(rule.new_terms_fields)} new-terms field(s) "
+            f"({', '.join(rule.new_terms_fields)}): give one VALUE for each, in that order"
+        )
+    at = args.at or datetime.now(UTC)
+    with Elastic(settings) as elastic:
+        elastic.wait_ready()
+        store = AlertStore(elastic, settings.alerts_index)
+        try:
+            found = explain_term(
+                elastic,
+                store,
+                rule,
+                at,
+                tuple(args.values),
+                allowlist=allowlist,
+                baseline_mode=settings.baseline,
+            )
+        except DetectorError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(json.dumps(found.to_json()) if args.json else "\n".join(found.lines()))
+    return 0
+
+
 def add_commands(commands: Commands) -> None:
-    """Register `import cloudtrail`."""
+    """Register `import cloudtrail` and `explain`."""
+    _add_explain(commands)
     parser = commands.add_parser(
         "import",
         help="import raw logs into Elasticsearch for an offline investigation",
@@ -128,3 +170,25 @@ def add_commands(commands: Commands) -> None:
     )
     cloudtrail.add_argument("--json", action="store_true", help="print the summary as JSON")
     cloudtrail.set_defaults(handler=import_cloudtrail)
+
+
+def _add_explain(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "explain",
+        help="why one term did or did not alert at a time",
+        description="For one value (or one value per field, in the rule's new_terms_fields "
+        "order): its documents in the window at --at, its newest document in the history, the "
+        "exceptions that removed documents of it, the alert of its episode, whether it was "
+        "beyond max_signals, and the baseline coverage; and whether it is new then.",
+    )
+    parser.add_argument("values", nargs="+", metavar="VALUE", help="the term's value(s)")
+    parser.add_argument("--rule", required=True, metavar="ID", help="rule id (or rule file)")
+    parser.add_argument(
+        "--at",
+        type=parse_time,
+        default=None,
+        metavar="ISO8601",
+        help="the execution time to explain (UTC unless an offset is given; default: now)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=explain)

@@ -164,12 +164,12 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
     lines += channels
     for line in lines:
         print(f"unhealthy: {line}")
-    if lines:
-        return 1
-    if problems:
-        return problems
-    print(f"healthy: {len(rules)} rule(s) succeeded within {max_age.total_seconds():.0f} s")
-    return 0
+    if not lines and not problems:
+        print(f"healthy: {len(rules)} rule(s) succeeded within {max_age.total_seconds():.0f} s")
+    # After the verdict: a thin baseline is worth knowing, not a health problem.
+    for note in verdict.baseline_notes(runs):
+        print(f"note: {note}")
+    return 1 if lines else problems
 
 
 def _failing_channels(elastic: Elastic, settings: Settings) -> list[str]:

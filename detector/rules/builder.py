@@ -11,7 +11,9 @@ new-terms parameters use detection-rules' shape:
     value = "now-7d"
 
 (Kibana's own shape, `new_terms_fields = [...]` and `history_window_start = "..."` directly in
-`[rule]`, is accepted too.) Keys this engine does not use are ignored.
+`[rule]`, is accepted too.) Keys this engine does not use are ignored, except in the
+`[detector]` table of this detector's own options (`baseline = "alert" | "hold"`), where an
+unknown key is an error.
 
 Checks beyond types: supported type and language, 1 to 3 distinct new-terms fields, severity,
 risk score, interval and date math, a history window that starts before `from` (as Kibana
@@ -135,7 +137,27 @@ def _readers(rule: TableReader, top: TableReader) -> dict[str, Callable[[], Any]
         "version": lambda: rule.number("version", 1, low=1),
         "enabled": lambda: rule.get("enabled", bool, True),
         "metadata": lambda: _metadata(top),
+        "baseline": lambda: _baseline(top),
     }
+
+
+# This detector's own options of a rule, in a table Kibana and detection-rules do not read.
+DETECTOR_TABLE = "detector"
+BASELINE_MODES = ("alert", "hold")
+
+
+def _baseline(top: TableReader) -> str | None:
+    """`[detector] baseline = "alert" | "hold"`, the rule's own `DETECTOR_BASELINE`."""
+    table = top.sub(DETECTOR_TABLE, required=False)
+    if table is None:
+        return None
+    for key in table.table:
+        if key != "baseline":
+            raise table.fail(key, "unknown key (the [detector] table has only 'baseline')")
+    mode = table.optional_text("baseline")
+    if mode is not None and mode not in BASELINE_MODES:
+        raise table.fail("baseline", f"must be one of {', '.join(BASELINE_MODES)}, got {mode!r}")
+    return mode
 
 
 def _metadata(top: TableReader) -> dict[str, Any]:

@@ -94,4 +94,6 @@ class Rule:
     enabled: bool = True
     source: Path | None = None
     builtin: bool = False
+    # `baseline` of the file's `[detector]` table ("alert" or "hold"); None: DETECTOR_BASELINE.
+    baseline: str | None = None
     metadata: dict[str, object] = field(default_factory=dict, compare=False, hash=False)

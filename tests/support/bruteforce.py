@@ -218,3 +218,30 @@ class Simulation:
         for item in chosen:
             self.alerted.setdefault(item.values, []).append(item.first_seen)
         return chosen
+
+
+def _matching(docs: Iterable[Doc], spec: Spec) -> Iterable[tuple[Doc, datetime]]:
+    """The documents of the rule's indices that match its query, with their time."""
+    for doc in docs:
+        if not any(fnmatch.fnmatchcase(doc.index, pattern) for pattern in spec.index_patterns):
+            continue
+        moment = time_of(doc.source, spec) if spec.predicate(doc.source) else None
+        if moment is not None:
+            yield doc, moment
+
+
+def skipped_documents(docs: Iterable[Doc], spec: Spec, now: datetime) -> int:
+    """Window documents matching the query that produce no term (a field missing)."""
+    end = now.astimezone(UTC).replace(microsecond=now.microsecond // 1000 * 1000)
+    start = end - spec.lookback
+    return sum(
+        1
+        for doc, moment in _matching(docs, spec)
+        if start <= moment <= end and not terms_of(doc.source, spec.fields)
+    )
+
+
+def oldest(docs: Iterable[Doc], spec: Spec, now: datetime) -> datetime | None:
+    """The oldest time of a matching document at or before `now` (the window end)."""
+    times = [moment for _, moment in _matching(docs, spec) if moment <= now]
+    return min(times) if times else None

@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "detector"
 PURE = (
     "detector.alerts",
     "detector.allowlist",
+    "detector.baseline",
     "detector.batch_query",
     "detector.catchup",
     "detector.cloudtrail",
@@ -30,6 +31,7 @@ PURE = (
     "detector.errors",
     "detector.execution_docs",
     "detector.failed_windows",
+    "detector.explanation",
     "detector.health",
     "detector.index_templates",
     "detector.javamap",
@@ -48,6 +50,7 @@ PURE = (
     "detector.rules",
     "detector.settings",
     "detector.sinks",
+    "detector.skipped",
     "detector.times",
     "detector.type_groups",
     "detector.window",

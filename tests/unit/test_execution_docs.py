@@ -83,6 +83,8 @@ def test_execution_document_carries_every_figure() -> None:
             "requests": 5,
             "future_documents": 0,
             "alerts_counted": "execution",
+            "skipped_documents": 0,
+            "held_terms": 0,
         },
         "replica": {"id": None, "fenced": False},
     }
@@ -202,3 +204,31 @@ def test_health_cuts_a_huge_error_with_a_marker() -> None:
     assert line is not None
     assert len(line) < 400
     assert "x" * 200 + "... [39800 more characters]" in line
+
+
+def test_skipped_documents_are_counted_with_one_example() -> None:
+    built = doc(result(skipped_documents=4, skipped_example="logs-x/doc-9"))
+    assert built["metrics"]["skipped_documents"] == 4  # type: ignore[index]
+    assert built["skipped"] == {"example": "logs-x/doc-9"}
+
+
+def test_the_baseline_and_its_held_terms_are_in_the_document() -> None:
+    baseline = {"since": "2025-01-13T12:00:00.000Z", "coverage": 0.2857, "mature": False}
+    built = doc(result(baseline={**baseline, "mode": "hold"}, held=2, held_terms=(("a",), ("b",))))
+    assert built["metrics"]["held_terms"] == 2  # type: ignore[index]
+    assert built["baseline"] == {**baseline, "mode": "hold", "held_terms": [["a"], ["b"]]}
+
+
+def test_health_notes_a_baseline_that_does_not_cover_the_history() -> None:
+    young = {
+        **execution("succeeded", T),
+        "baseline": {"coverage": 0.5, "since": "2025-01-12T00:00:00.000Z", "mature": False},
+    }
+    held = {**young, "baseline": {**young["baseline"], "mode": "hold"}}  # type: ignore[dict-item]
+    mature = {**young, "baseline": {"coverage": 1.0, "mature": True}}
+    assert health.baseline_notes([runs(young, young)]) == [
+        "rule r1 (Rule one): baseline covers 50% of its history (data since "
+        "2025-01-12T00:00:00.000Z); alerts carry it"
+    ]
+    assert health.baseline_notes([runs(held, held)])[0].endswith("new terms are held")
+    assert health.baseline_notes([runs(mature, mature), runs(None, None)]) == []

@@ -317,3 +317,20 @@ def test_several_problems_raise_one_error_with_a_line_each(tmp_path: Path) -> No
     error = load_error(tmp_path, text)
     assert len(str(error).splitlines()) == 2
     assert all(line.startswith(str(tmp_path / "rule.toml")) for line in str(error).splitlines())
+
+
+def test_a_rule_file_sets_its_own_baseline_mode_in_the_detector_table(tmp_path: Path) -> None:
+    held = load_rule_file(write(tmp_path, MINIMAL + '\n[detector]\nbaseline = "hold"\n'))
+    assert held.baseline == "hold"
+    assert load_rule_file(write(tmp_path, MINIMAL)).baseline is None
+
+
+def test_a_bad_baseline_mode_names_the_key_and_the_choices(tmp_path: Path) -> None:
+    error = load_error(tmp_path, MINIMAL + '\n[detector]\nbaseline = "wait"\n')
+    assert error.location.key == "detector.baseline"
+    assert "alert, hold" in str(error)
+
+
+def test_an_unknown_key_of_the_detector_table_is_an_error(tmp_path: Path) -> None:
+    error = load_error(tmp_path, MINIMAL + '\n[detector]\nbaseline_mode = "hold"\n')
+    assert error.location.key == "detector.baseline_mode"

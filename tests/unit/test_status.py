@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from detector.status import RuleStatus, table
 
 
@@ -34,3 +36,13 @@ def test_an_expired_lease_names_its_last_holder() -> None:
 def test_json_has_every_field() -> None:
     assert status("host-a:1", True).to_json()["holder"] == "host-a:1"
     assert set(status(None, False).to_json()) >= {"rule_id", "lease_expires", "checkpoint"}
+
+
+def test_the_baseline_column_shows_the_coverage_until_it_is_mature() -> None:
+    young = dataclasses.replace(
+        status("host-a:1", True), baseline_coverage=0.2857, baseline_since="2025-01-13T12:00:00Z"
+    )
+    assert young.row()[-1] == "29% since 2025-01-13T12:00:00Z"
+    assert dataclasses.replace(young, baseline_coverage=1.0).row()[-1] == "mature"
+    assert status("host-a:1", True).row()[-1] == "-"
+    assert young.to_json()["baseline_coverage"] == 0.2857

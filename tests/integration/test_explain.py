@@ -1,0 +1,216 @@
+"""`detector explain` on the real node: the right verdict for each kind of term, as the engine
+and the brute-force oracle see them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detector import engine
+from detector.alert_store import AlertStore
+from detector.allowlist import Allowlist, AllowlistEntry
+from detector.es import Elastic
+from detector.explain import explain
+from detector.explanation import (
+    ALERTED,
+    EXCLUDED,
+    OVERFLOW,
+    SEEN,
+    WOULD_ALERT,
+    DocRef,
+    Explanation,
+)
+from detector.results import ExecutionResult
+from detector.rules import Rule
+from detector.settings import Settings
+from tests.integration.test_engine import (
+    BUILTIN_ID,
+    T0,
+    cloudtrail_index,
+    event,
+    spec_for,
+    token_rule,
+)
+from tests.support import bruteforce
+from tests.support.bruteforce import Doc
+from tests.support.runs import add_events
+
+REPO = Path(__file__).resolve().parents[2]
+BUILTIN_FILE = REPO / "detector" / "builtin" / "aws_s3_unauthenticated_access_rare_source.toml"
+ALLOWLISTED = "203.0.113.9"
+ALLOWLIST = Allowlist(
+    (AllowlistEntry("*", "source.address", (ALLOWLISTED,), (), "the test's allowlist"),)
+)
+
+# Documents, indexed as doc-0, doc-1, ... in this order.
+DOCS = [
+    event("198.51.100.8", T0 - timedelta(days=8)),  # doc-0: outside the 7-day history
+    event("198.51.100.8", T0 - timedelta(minutes=6)),  # doc-1
+    event("198.51.100.10", T0 - timedelta(minutes=5)),  # doc-2: new
+    event("198.51.100.11", T0 - timedelta(minutes=4)),  # doc-3: new, beyond max_signals 2
+    event("198.51.100.3", T0 - timedelta(days=3)),  # doc-4: in the history
+    event("198.51.100.3", T0 - timedelta(minutes=2)),  # doc-5
+    event(ALLOWLISTED, T0 - timedelta(days=2)),  # doc-6
+    event(ALLOWLISTED, T0 - timedelta(minutes=2)),  # doc-7
+]
+
+
+@dataclass
+class Scene:
+    elastic: Elastic
+    store: AlertStore
+    rule: Rule
+    index: str
+
+    def explain(self, address: str) -> Explanation:
+        return explain(self.elastic, self.store, self.rule, T0, (address,), allowlist=ALLOWLIST)
+
+    def execute(self) -> ExecutionResult:
+        return engine.execute(self.elastic, self.store, self.rule, T0, allowlist=ALLOWLIST)
+
+
+@pytest.fixture
+def scene(elastic: Elastic, store: AlertStore, token: str) -> Scene:
+    index = cloudtrail_index(token)
+    add_events(elastic, index, [dict(doc) for doc in DOCS])
+    return Scene(elastic, store, token_rule(token, max_signals=2), index)
+
+
+def oracle_new(scene: Scene) -> set[str]:
+    """The new terms at T0 by the brute force, the allowlist applied."""
+    excluded = bruteforce.excluded_source([ALLOWLISTED])
+
+    def predicate(source: Any) -> bool:
+        return bruteforce.is_anonymous_s3_access(source) and not excluded(source)
+
+    spec = spec_for(scene.rule, predicate=predicate)
+    docs = [Doc(scene.index, doc) for doc in DOCS]
+    return {values[0] for values in bruteforce.new_terms(docs, spec, T0)}
+
+
+def test_the_oracle_agrees_on_which_terms_are_new(scene: Scene) -> None:
+    addresses = ["198.51.100.8", "198.51.100.10", "198.51.100.11", "198.51.100.3", ALLOWLISTED]
+    new = {address for address in addresses if scene.explain(address).new}
+    assert new == oracle_new(scene) == {"198.51.100.8", "198.51.100.10", "198.51.100.11"}
+
+
+def test_a_new_term_before_any_execution_would_alert_with_its_window_documents(
+    scene: Scene,
+) -> None:
+    found = scene.explain("198.51.100.10")
+
+    assert (found.new, found.verdict) == (True, WOULD_ALERT)
+    assert found.window_count == 1
+    assert found.first_seen == T0 - timedelta(minutes=5)
+    assert found.first_document == DocRef(T0 - timedelta(minutes=5), scene.index, "doc-2")
+    assert (found.last_history, found.alert_id, found.overflow) == (None, None, False)
+
+
+def test_a_term_seen_3_days_before_names_that_document(scene: Scene) -> None:
+    found = scene.explain("198.51.100.3")
+
+    assert (found.new, found.verdict) == (False, SEEN)
+    assert found.last_history == DocRef(T0 - timedelta(days=3), scene.index, "doc-4")
+    assert f"{scene.index}/doc-4" in found.reason()
+
+
+def test_a_term_seen_only_8_days_before_is_new_and_alerted(scene: Scene) -> None:
+    created = scene.execute()
+
+    found = scene.explain("198.51.100.8")
+
+    assert (found.new, found.verdict, found.last_history) == (True, ALERTED, None)
+    assert found.alert_id in created.created_ids
+
+
+def test_an_allowlisted_term_names_the_exception_that_removed_its_documents(
+    scene: Scene,
+) -> None:
+    found = scene.explain(ALLOWLISTED)
+
+    assert (found.new, found.verdict, found.window_count) == (False, EXCLUDED, 0)
+    (entry,) = found.exceptions
+    assert (entry.origin, entry.field, entry.window, entry.history) == (
+        "the test's allowlist",
+        "source.address",
+        1,
+        1,
+    )
+
+
+def test_a_term_already_alerted_gives_its_alert_id(scene: Scene) -> None:
+    created = scene.execute()
+    (alert,) = [a for a in created.alerts if a["kibana"]["alert"]["new_terms"] == ["198.51.100.10"]]
+
+    found = scene.explain("198.51.100.10")
+
+    assert (found.new, found.verdict) == (True, ALERTED)
+    assert found.alert_id == alert["kibana"]["alert"]["uuid"]
+
+
+def test_a_term_beyond_max_signals_is_overflow_at_that_execution(scene: Scene) -> None:
+    created = scene.execute()
+    assert created.overflow_terms == (("198.51.100.11",),)
+
+    found = scene.explain("198.51.100.11")
+
+    assert (found.new, found.verdict, found.overflow) == (True, OVERFLOW, True)
+    assert found.alert_id is None
+
+
+def test_json_has_the_boolean_new_and_the_readable_output_the_verdict(
+    scene: Scene, es_settings: Settings, tmp_path: Path, token: str
+) -> None:
+    rule_file = tmp_path / "rule.toml"
+    rule_file.write_text(
+        BUILTIN_FILE.read_text(encoding="utf-8").replace(
+            'index = ["filebeat-*", "logs-aws.cloudtrail*"]',
+            f'index = ["logs-aws.cloudtrail*-{token}"]',
+        ),
+        encoding="utf-8",
+    )
+    at = ["--rule", str(rule_file), "--at", "2025-01-15T12:00:00Z"]
+
+    as_json = detector(es_settings, tmp_path, ["explain", *at, "--json", "198.51.100.3"])
+    readable = detector(es_settings, tmp_path, ["explain", *at, "198.51.100.10"])
+    wrong = detector(es_settings, tmp_path, ["explain", *at, "198.51.100.3", "extra"])
+
+    assert as_json.returncode == 0, as_json.stderr
+    answer = json.loads(as_json.stdout)
+    assert (answer["new"], answer["verdict"], answer["rule_id"]) == (False, SEEN, BUILTIN_ID)
+    assert answer["last_history_document"]["id"] == "doc-4"
+    assert readable.returncode == 0, readable.stderr
+    assert "verdict: new, and no alert exists yet" in readable.stdout
+    assert f"first document 2025-01-15T11:55:00.000Z ({scene.index}/doc-2)" in readable.stdout
+    assert wrong.returncode == 2
+    assert "give one VALUE for each" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+
+def detector(settings: Settings, cwd: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DETECTOR_ES_URL": settings.es_url[0],
+        "DETECTOR_ALERTS_INDEX": settings.alerts_index,
+        "DETECTOR_EXECUTION_LOG_INDEX": settings.execution_log_index,
+    }
+    if settings.es_username and settings.es_password:
+        env["DETECTOR_ES_USERNAME"] = settings.es_username
+        env["DETECTOR_ES_PASSWORD"] = settings.es_password.get_secret_value()
+    return subprocess.run(
+        [sys.executable, "-m", "detector", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
