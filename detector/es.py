@@ -351,6 +351,10 @@ class Elastic:
             raise
         return True
 
+    def put_mapping(self, name: str, mappings: Mapping[str, Any]) -> None:
+        """Add fields (and dynamic templates) to the mapping of the index `name`."""
+        self.call(lambda es: es.indices.put_mapping(index=name, body=dict(mappings)))
+
     def ensure_index(self, name: str, template_name: str, template_body: Mapping[str, Any]) -> bool:
         """Put the template, then create the index if missing (race-safe); True if created."""
         self.put_index_template(template_name, template_body)

@@ -2,15 +2,21 @@
 
 Every request goes through `detector.es.Elastic`. The template `<index>-template` covers exactly
 the index and `<index>-*` (a reindex target, a rollover), with the settings and mappings of a
-packaged JSON file (`detector.index_templates`).
+packaged JSON file (`detector.index_templates`). An index that exists already (created by an
+earlier version) gets the fields added since: its mapping is strict (the execution log) or
+typed (the alerts), so without them it would refuse or mistype this version's documents.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
+from detector.errors import AuthorizationError, RequestError
 from detector.es import Elastic
 from detector.index_templates import index_template, template_name
+
+log = logging.getLogger(__name__)
 
 
 class OwnIndex:
@@ -30,6 +36,24 @@ class OwnIndex:
     def ensure_index(self) -> bool:
         """Put the template and create the index if missing (idempotent, race-safe); True if
         this call created it."""
-        return self.elastic.ensure_index(
-            self.index, template_name(self.index), self.template_body(self.index)
-        )
+        body = self.template_body(self.index)
+        created = self.elastic.ensure_index(self.index, template_name(self.index), body)
+        if not created:
+            self._add_new_fields(body["template"]["mappings"])
+        return created
+
+    def _add_new_fields(self, mappings: dict[str, Any]) -> None:
+        """Put this version's mapping on the existing index: Elasticsearch adds the new fields
+        and keeps the others (a put-mapping never changes a field's type: that is refused)."""
+        try:
+            self.elastic.put_mapping(self.index, mappings)
+        except AuthorizationError:
+            log.warning(
+                "%s exists and its mapping could not be brought up to date (these credentials "
+                "lack `write` on it, which covers put-mapping): documents with fields added "
+                "since it was created may be refused; run `detector setup` once with an "
+                "administrator's credentials",
+                self.index,
+            )
+        except RequestError as error:
+            log.warning("%s: its mapping cannot take this version's fields: %s", self.index, error)
