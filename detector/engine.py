@@ -159,9 +159,9 @@ def _run(
 ) -> dict[str, Any]:
     elastic, store, plan = services.elastic, services.store, split.whole
     run = type_split.Phases(elastic, services.history, split)
-    skipped = run.skipped_documents()
     baseline = _baseline(services, run)
     found = run.new_values()
+    skipped = found.skipped  # counted on the first phase-1 page
     terms, rest, duplicates, trust = _alertable(run, store, plan, found.new, (baseline, skipped))
     execution_type, execution_id = execution
     context = ExecutionContext(

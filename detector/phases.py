@@ -24,6 +24,7 @@ from detector.results import NewTerm, Values
 from detector.window import TimeFields
 
 log = logging.getLogger(__name__)
+_SKIPPED = "skipped"
 
 # New terms per first-seen request: single field, a `terms` aggregation with that many `include`
 # values (below `index.max_terms_count` 65,536 and `search.max_buckets` 65,536); several fields,
@@ -45,13 +46,14 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 @dataclass
 class Found:
     """Phases 1 and 2: how many window terms were read, and the values of the new ones; and
-    what phase 1 saw on the way: how many shards it searched (0: no index matched) and how many
-    of the rule's documents lie in the future."""
+    what phase 1 saw on the way: how many shards it searched (0: no index matched), how many
+    of the rule's documents lie in the future, and the window's documents without a term."""
 
     checked: int = 0
     new: list[Values] = field(default_factory=list)
     shards: int = 0
     future: int = 0
+    skipped: skipped.Skipped = field(default_factory=skipped.Skipped)
 
 
 def new_values(elastic: Elastic, history: TermHistory, plan: Plan) -> Found:
@@ -70,18 +72,22 @@ def window_pages(
     """Phase 1: every composite page of window terms (Kibana stops at its `max_signals`;
     we read all pages so the overflow is known and the oldest terms are alerted first).
 
-    `found`, if given, gets the shards searched and the count of future documents (asked on
-    the first page only)."""
+    `found`, if given, gets the shards searched, the count of future documents and the
+    skipped documents (asked on the first page only: `skipped.skipped_agg`)."""
     after: dict[str, Any] | None = None
     while True:
         future = plan.window.end + FUTURE_TOLERANCE if after is None and found else None
         body = query.window_terms(
             plan.base, plan.fields, plan.window, plan.terms_fields, after, future
         )
+        if future is not None:
+            body["aggs"][_SKIPPED] = skipped.skipped_agg(plan.fields, plan.terms_fields)
         response = elastic.search(plan.index, body)
         if found is not None and after is None:
             found.shards += int(response.get("_shards", {}).get("total", 0))
             found.future += query.parse_future(response)
+            answer = response.get("aggregations", {}).get(_SKIPPED)
+            found.skipped = skipped.merged(found.skipped, skipped.parse_skipped_agg(answer))
         page = query.parse_window_page(response, plan.terms_fields)
         if page.terms:
             yield page.terms

@@ -6,9 +6,10 @@ Kibana's phase-1 composite has no `missing_bucket` (and its ES|QL variant filter
 absent (or null, or empty-array) field skips. The detector does the same, and counts them: a
 broken parser or a renamed field shows the same day instead of silently alerting nothing.
 
-One request per execution: the rule's filter and window, and a `should` of one
-`must_not exists` per field; `track_total_hits: true` counts them exactly and `size: 1` (oldest
-first) gives one example document.
+No request of its own: the first phase-1 page (same filter, same window) carries a `filter`
+aggregation, a `should` of one `must_not exists` per field (`skipped_agg`), whose `doc_count`
+is exact, with the oldest such document as its example (`top_hits`). `skipped_body` asks the
+same in a search of its own (for `detector explain`).
 """
 
 from __future__ import annotations
@@ -52,8 +53,36 @@ def skipped_body(
         "track_total_hits": True,
         "_source": False,
         "query": {"bool": {"filter": filters}},
-        "sort": [{fields.primary: {"order": "asc", "unmapped_type": "date"}}, {"_index": "asc"}],
+        "sort": _oldest(fields),
     }
+
+
+def skipped_agg(fields: TimeFields, terms_fields: Sequence[str]) -> Body:
+    """The aggregation (beside a phase-1 composite) counting the documents without a term."""
+    oldest = {"size": 1, "_source": False, "sort": _oldest(fields)}
+    return {"filter": lacking_any(terms_fields), "aggs": {"example": {"top_hits": oldest}}}
+
+
+def _oldest(fields: TimeFields) -> list[Body]:
+    # The example: the oldest document, by the same sort in both shapes.
+    return [{fields.primary: {"order": "asc", "unmapped_type": "date"}}, {"_index": "asc"}]
+
+
+def parse_skipped_agg(agg: Mapping[str, Any] | None) -> Skipped:
+    """The count and the example of a `skipped_agg` answer (none when it was not asked)."""
+    if not agg:
+        return Skipped()
+    hits = agg.get("example", {}).get("hits", {}).get("hits", [])
+    count = int(agg.get("doc_count", 0))
+    if not count or not hits:
+        return Skipped(count)
+    return Skipped(count, str(hits[0].get("_index")), str(hits[0].get("_id")))
+
+
+def merged(first: Skipped, second: Skipped) -> Skipped:
+    """Both counts; the first example there is (several groups of indices)."""
+    example = first if first.example_id is not None else second
+    return Skipped(first.count + second.count, example.example_index, example.example_id)
 
 
 def parse_skipped(response: Mapping[str, Any]) -> Skipped:

@@ -37,7 +37,6 @@ from detector.logs import structured
 from detector.phases import Found
 from detector.query import Plan, WindowTerm
 from detector.results import NewTerm, Values
-from detector.skipped import Skipped
 from detector.type_groups import Group, canonical
 
 log = logging.getLogger(__name__)
@@ -212,13 +211,6 @@ class Phases:
                 canon = asked[term.values]
                 first[canon] = min(first.get(canon, term.first_seen), term.first_seen)
         return [WindowTerm(values, first[values]) for values in new if values in first]
-
-    def skipped_documents(self) -> Skipped:
-        """The window's documents without a term, over every group."""
-        found = [phases.skipped_documents(self.elastic, plan) for plan in self.split.plans]
-        example = next((each for each in found if each.example_id is not None), Skipped())
-        count = sum(each.count for each in found)
-        return Skipped(count, example.example_index, example.example_id)
 
     def oldest_document(self) -> datetime | None:
         """How far back the rule's data reaches, over every group."""
