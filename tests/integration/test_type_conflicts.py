@@ -142,9 +142,10 @@ def test_every_phase_searches_each_type_group_and_nothing_fails(
     result = harness.step(T0)
 
     assert single.status == "succeeded", single.error
-    # field caps is cached: phase 1 per group (2) + history per group (2) + first seen (2)
-    # + dedup + details (2) + bulk
-    assert result.requests == 10
+    # field caps is cached: the baseline's oldest document per group (2, no runner to cache
+    # it) + phase 1 per group (2) + history per group (2) + first seen (2) + dedup + details
+    # (2) + bulk
+    assert result.requests == 12
 
 
 def test_check_names_the_conflicting_field_and_its_indices(
@@ -174,9 +175,9 @@ def test_a_single_type_rule_asks_field_caps_only_once_per_ttl(harness: Harness, 
     harness.add(cloudtrail_index(token), [event("203.0.113.5", WINDOW)])
     first = harness.execute(T0, dry_run=True)
     again = harness.execute(T0, dry_run=True)
-    # window + history + details with the first-seen time + dedup, and `_field_caps` the first
-    # time only
-    assert (first.requests, again.requests) == (5, 4)
+    # the baseline's oldest document (no runner to cache it) + window + history + details with
+    # the first-seen time + dedup, and `_field_caps` the first time only
+    assert (first.requests, again.requests) == (6, 5)
     assert alerted(first) == alerted(again) and len(alerted(again)) == 1
 
 
