@@ -36,6 +36,7 @@ import methods
 
 from detector import engine, kql, pool, query
 from detector.alert_store import AlertStore
+from detector.baseline import BaselineCache
 from detector.history import AggregationHistory
 from detector.query import Plan
 from detector.results import ExecutionResult, Values
@@ -72,10 +73,16 @@ def plan_for(rule: Rule) -> Plan:
 
 
 def _detector(history: bool = False) -> Method:
+    # As under `detector run`: the runner's cache of how far back the data reaches, so a mature
+    # baseline is not asked again (the warm-up round asks it once).
+    baselines = BaselineCache()
+
     def run(elastic: methods.TookElastic, rule: Rule) -> tuple[int, set[Values] | int]:
         store = AlertStore(elastic, ALERTS)
         chosen = AggregationHistory(elastic) if history else None
-        result = engine.execute(elastic, store, rule, NOW, dry_run=True, history=chosen)
+        result = engine.execute(
+            elastic, store, rule, NOW, dry_run=True, history=chosen, baselines=baselines
+        )
         assert result.succeeded, result.error
         return result.requests, result.new_terms
 
