@@ -10,7 +10,6 @@ times per rule as an hour at the default 5-minute interval would hold in twelve 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -84,16 +83,7 @@ def test_three_replicas_run_each_scheduled_time_of_twelve_rules_once_and_spread_
 
 
 def _status(node: EsNode, settings: Settings, rules: Path) -> list[dict[str, object]]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
-    env.update(
-        DETECTOR_ES_URL=node.url,
-        DETECTOR_EXECUTION_LOG_INDEX=settings.execution_log_index,
-        DETECTOR_BUILTIN_RULES="false",
-        DETECTOR_RULES_PATH=str(rules),
-        PYTHONPATH=str(rp.REPO),
-    )
-    if node.username and node.password:
-        env.update(DETECTOR_ES_USERNAME=node.username, DETECTOR_ES_PASSWORD=node.password)
+    env = rp.command_env(node, settings, rules)
     table = subprocess.run(
         [sys.executable, "-m", "detector", "status"], env=env, capture_output=True, text=True
     )

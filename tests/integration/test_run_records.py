@@ -35,16 +35,7 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def health(node: EsNode, settings: Settings, rules: Path) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
-    env.update(
-        DETECTOR_ES_URL=node.url,
-        DETECTOR_EXECUTION_LOG_INDEX=settings.execution_log_index,
-        DETECTOR_BUILTIN_RULES="false",
-        DETECTOR_RULES_PATH=str(rules),
-        PYTHONPATH=str(rp.REPO),
-    )
-    if node.username and node.password:
-        env.update(DETECTOR_ES_USERNAME=node.username, DETECTOR_ES_PASSWORD=node.password)
+    env = rp.command_env(node, settings, rules)
     command = [sys.executable, "-m", "detector", "health"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 

@@ -94,6 +94,22 @@ class Replica:
         return self.process.poll() is None
 
 
+def command_env(node: EsNode, settings: Settings, rules: Path) -> dict[str, str]:
+    """The environment of a `detector` command on `node` over the rule files in `rules`, with
+    this test's execution log (and none of the caller's DETECTOR_* variables)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
+    env.update(
+        DETECTOR_ES_URL=node.url,
+        DETECTOR_EXECUTION_LOG_INDEX=settings.execution_log_index,
+        DETECTOR_BUILTIN_RULES="false",
+        DETECTOR_RULES_PATH=str(rules),
+        PYTHONPATH=str(REPO),
+    )
+    if node.username and node.password:
+        env.update(DETECTOR_ES_USERNAME=node.username, DETECTOR_ES_PASSWORD=node.password)
+    return env
+
+
 def start_replica(
     node: EsNode,
     settings: Settings,
