@@ -34,15 +34,18 @@ import corpus49
 import datasets
 import methods
 
-from detector import engine, kql, pool, query
-from detector.alert_store import AlertStore
-from detector.baseline import BaselineCache
-from detector.history import AggregationHistory
-from detector.query import Plan
+from detector import kql
+from detector.alerts.store import AlertStore
+from detector.engine import execution
+from detector.engine.history import AggregationHistory
+from detector.query import bodies
+from detector.query.baseline import BaselineCache
+from detector.query.bodies import Plan
+from detector.query.window import time_fields, window_for
 from detector.results import ExecutionResult, Values
 from detector.rules import Rule, builtin_rules, load_rules
+from detector.service import pool
 from detector.settings import Settings, load_settings
-from detector.window import time_fields, window_for
 
 NOW = datasets.NOW
 ALERTS = "detector-alerts-bench"
@@ -68,7 +71,7 @@ def rule_for(case: str) -> Rule:
 
 
 def plan_for(rule: Rule) -> Plan:
-    base = query.rule_filter(kql.to_dsl(rule.query), [])
+    base = bodies.rule_filter(kql.to_dsl(rule.query), [])
     return Plan(rule, window_for(rule, NOW), time_fields(rule), base)
 
 
@@ -80,7 +83,7 @@ def _detector(history: bool = False) -> Method:
     def run(elastic: methods.TookElastic, rule: Rule) -> tuple[int, set[Values] | int]:
         store = AlertStore(elastic, ALERTS)
         chosen = AggregationHistory(elastic) if history else None
-        result = engine.execute(
+        result = execution.execute(
             elastic, store, rule, NOW, dry_run=True, history=chosen, baselines=baselines
         )
         assert result.succeeded, result.error

@@ -32,9 +32,9 @@ from elasticsearch import helpers
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from detector import engine  # noqa: E402
-from detector.alert_store import AlertStore  # noqa: E402
-from detector.es import Elastic  # noqa: E402
+from detector.alerts.store import AlertStore  # noqa: E402
+from detector.engine import execution  # noqa: E402
+from detector.es.client import Elastic  # noqa: E402
 from detector.results import ExecutionResult  # noqa: E402
 from detector.rules import Rule, builtin_rules  # noqa: E402
 from detector.settings import load_settings  # noqa: E402
@@ -140,7 +140,7 @@ def load(elastic: Elastic, reload: bool) -> float:
 def run(elastic: Elastic, store: AlertStore, rule: Rule) -> tuple[ExecutionResult, int]:
     tracemalloc.start()
     try:
-        result = engine.execute(elastic, store, rule, NOW, dry_run=True)
+        result = execution.execute(elastic, store, rule, NOW, dry_run=True)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

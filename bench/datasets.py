@@ -138,7 +138,7 @@ def load(client: Elasticsearch, name: str) -> float:
 
 
 def main() -> int:
-    from detector.es import Elastic
+    from detector.es.client import Elastic
     from detector.settings import load_settings
 
     elastic = Elastic(load_settings(es_request_timeout=600.0))

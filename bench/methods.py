@@ -16,14 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from detector import batch_query, query
-from detector.es import Elastic
-from detector.query import Plan
+from detector.es.client import Elastic
+from detector.query import batched, bodies
+from detector.query.bodies import Plan
 from detector.results import Values
 from detector.times import to_millis
 
 Body = dict[str, Any]
-PAGE = query.PAGE_SIZE
+PAGE = bodies.PAGE_SIZE
 BATCH = 500
 
 
@@ -48,7 +48,7 @@ def _body(filters: list[Body], aggs: Body) -> Body:
 
 
 def _window(plan: Plan) -> Body:
-    return query.time_range(plan.fields, plan.window.start, plan.window.end)
+    return bodies.time_range(plan.fields, plan.window.start, plan.window.end)
 
 
 def _pages(elastic: Elastic, plan: Plan, *, empty_page: bool) -> list[list[Values]]:
@@ -82,7 +82,7 @@ def kibana_v1(elastic: Elastic, plan: Plan) -> set[Values]:
 
 
 def _kibana_range(plan: Plan) -> Body:
-    return query.time_range(plan.fields, plan.window.history_start, plan.window.end)
+    return bodies.time_range(plan.fields, plan.window.history_start, plan.window.end)
 
 
 def _min(plan: Plan) -> Body:
@@ -91,14 +91,14 @@ def _min(plan: Plan) -> Body:
 
 def _kibana_single(elastic: Elastic, plan: Plan, values: list[Any]) -> set[Values]:
     field, start_ms = plan.terms_fields[0], to_millis(plan.window.start)
-    include = [query.include_value(v) for v in values]
+    include = [bodies.include_value(v) for v in values]
     terms = {"field": field, "size": PAGE, "include": include}
     body = _body([plan.base, _kibana_range(plan)], {"t": {"terms": terms, "aggs": _min(plan)}})
     buckets = elastic.search(plan.rule.index, body)["aggregations"]["t"]["buckets"]
     new = [b["key"] for b in buckets if (b["first_seen"]["value"] or 0) > start_ms]
     if not new:
         return set()
-    terms = {"field": field, "size": PAGE, "include": [query.include_value(v) for v in new]}
+    terms = {"field": field, "size": PAGE, "include": [bodies.include_value(v) for v in new]}
     top = {"docs": {"top_hits": {"size": 1, "sort": [{plan.fields.primary: "asc"}]}}}
     body = _body([plan.base, _window(plan)], {"t": {"terms": terms, "aggs": top}})
     buckets = elastic.search(plan.rule.index, body)["aggregations"]["t"]["buckets"]
@@ -143,17 +143,17 @@ def floor(elastic: Elastic, plan: Plan) -> set[Values]:
         new.extend(values for values in page if values not in seen)
     if not new:
         return set()
-    top = {"doc": {"top_hits": {"size": 1, "sort": batch_query.FIRST_DOCUMENT_SORT}}}
+    top = {"doc": {"top_hits": {"size": 1, "sort": batched.FIRST_DOCUMENT_SORT}}}
     if len(plan.terms_fields) == 1:
         field = plan.terms_fields[0]
         terms = {
             "field": field,
             "size": len(new),
-            "include": [query.include_value(v[0]) for v in new],
+            "include": [bodies.include_value(v[0]) for v in new],
         }
         aggs: Body = {"t": {"terms": terms, "aggs": top}}
     else:
-        filters = {str(n): query.terms_clause(plan.terms_fields, v) for n, v in enumerate(new)}
+        filters = {str(n): bodies.terms_clause(plan.terms_fields, v) for n, v in enumerate(new)}
         aggs = {"t": {"filters": {"filters": filters}, "aggs": top}}
     elastic.search(plan.rule.index, _body([plan.base, _window(plan)], aggs))
     return set(new)
@@ -161,16 +161,16 @@ def floor(elastic: Elastic, plan: Plan) -> set[Values]:
 
 def _floor_seen(elastic: Elastic, plan: Plan, page: list[Values]) -> set[Values]:
     if len(plan.terms_fields) == 1:
-        body = query.history_single(
+        body = bodies.history_single(
             plan.base, plan.fields, plan.window, plan.terms_fields[0], [v[0] for v in page]
         )
-        return {(k,) for k in query.parse_history_single(elastic.search(plan.rule.index, body))}
+        return {(k,) for k in bodies.parse_history_single(elastic.search(plan.rule.index, body))}
     wanted, seen, after = set(page), set[Values](), None
     while True:
-        body = query.history_superset(
+        body = bodies.history_superset(
             plan.base, plan.fields, plan.window, plan.terms_fields, page, after
         )
-        combos, after = query.parse_history_multi(
+        combos, after = bodies.parse_history_multi(
             elastic.search(plan.rule.index, body), plan.terms_fields
         )
         seen.update(c for c in combos if c in wanted)

@@ -24,7 +24,7 @@
     ├── RecordError                a raw CloudTrail record cannot be mapped (no eventID/eventTime)
     └── ImportRefusedError         `detector import` will not write to that target (data stream)
 
-Messages are cut to `MAX_MESSAGE` characters with a marker (`shorten`). Only `detector.es`
+Messages are cut to `MAX_MESSAGE` characters with a marker (`shorten`). Only `detector.es.client`
 imports the Elasticsearch client and translates its exceptions into this tree,
 so no other module ever catches a client exception.
 """
@@ -132,7 +132,7 @@ class DateMathError(DetectorError):
 
 
 class ElasticsearchError(DetectorError):
-    """Talking to Elasticsearch failed; raised only by `detector.es`."""
+    """Talking to Elasticsearch failed; raised only by `detector.es.client`."""
 
 
 class UnavailableError(ElasticsearchError):

@@ -1,8 +1,8 @@
 """The values one execution produces and passes between the phases and layers. Pure.
 
-`NewTerm` and `ExecutionContext` are what an alert is built from (`detector.alerts`);
+`NewTerm` and `ExecutionContext` are what an alert is built from (`detector.alerts.document`);
 `ExecutionResult` is what one execution did, which the runner logs, records in the execution log
-(`detector.execution_docs`), counts in the metrics and hands to the alert sinks.
+(`detector.execution_log.documents`), counts in the metrics and hands to the alert sinks.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class ExecutionContext:
     window_end: datetime
     history_start: datetime
     execution_type: str = "scheduled"  # or "manual" (backfill / --at)
-    # How much of the history the rule's data covers (`detector.baseline`), marked on alerts.
+    # How much of the history the rule's data covers (`detector.query.baseline`), marked on alerts.
     baseline_coverage: float | None = None
     baseline_since: datetime | None = None
 
@@ -88,10 +88,10 @@ class ExecutionResult:
     # The execution id: the execution-log document's id and its alerts'
     # `kibana.alert.rule.execution.uuid`, so an analyst goes from one to the other.
     execution_id: str | None = None
-    # Window documents that match but produce no term (`detector.skipped`), and one of them.
+    # Window documents that match but produce no term (`detector.query.skipped`), and one of them.
     skipped_documents: int = 0
     skipped_example: str | None = None  # "index/id"
-    # The baseline (`detector.baseline.Baseline.to_json()`), and the terms held by `hold`.
+    # The baseline (`detector.query.baseline.Baseline.to_json()`), and the terms held by `hold`.
     baseline: dict[str, Any] | None = None
     held: int = 0
     held_terms: tuple[Values, ...] = ()

@@ -28,7 +28,7 @@ import pytest
 from elasticsearch import Elasticsearch, NotFoundError
 from hypothesis import HealthCheck, settings
 
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.settings import ENV_PREFIX, Settings
 
 # Property tests check what is generated, not how fast: on a loaded 2-core CI machine one draw

@@ -25,6 +25,8 @@ from detector.errors import ConfigError, DetectorError, RuleError
 if TYPE_CHECKING:
     from detector.settings import Settings
 
+__all__ = ["build_parser", "main"]
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""

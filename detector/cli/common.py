@@ -113,7 +113,7 @@ def check_allowlist(settings: Settings, rule_ids: Sequence[str]) -> None:
     `ConfigError`, exit 2) instead of failing every execution; warn about entries for a rule
     id no loaded rule has."""
     # lazy: start-up (the allowlist reads the settings, pydantic)
-    from detector.allowlist import from_settings, unknown_rule_ids
+    from detector.rules.exceptions import from_settings, unknown_rule_ids
 
     for item in unknown_rule_ids(from_settings(settings), rule_ids):
         _log.warning(
@@ -147,7 +147,9 @@ class _AtDebug(logging.Filter):
 def executions_at_debug() -> Iterator[None]:
     """While a progress bar is shown, the one INFO line per execution would bury it: show those
     lines at DEBUG instead (warnings and errors stay as they are)."""
-    loggers = [logging.getLogger(name) for name in ("detector.engine", "detector.runner")]
+    loggers = [
+        logging.getLogger(name) for name in ("detector.engine.execution", "detector.service.runner")
+    ]
     demote = _AtDebug()
     for logger in loggers:
         logger.addFilter(demote)

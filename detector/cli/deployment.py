@@ -1,6 +1,7 @@
 """`detector setup` and `demo`: installing the detector, and trying it on made-up data.
 
-Argument parsing and output only; the work is in `detector.provision` and `detector.demo`.
+Argument parsing and output only; the work is in `detector.deployment.provision` and
+`detector.deployment.demo`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from detector.cli.common import Commands, executions_at_debug, usage_error
 
 if TYPE_CHECKING:
-    from detector.es import Elastic
+    from detector.es.client import Elastic
     from detector.settings import Settings
 
 REASON_WIDTH = 100
@@ -82,11 +83,11 @@ def add_commands(commands: Commands) -> None:
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector import demo, demo_data
+    from detector.deployment import demo, scenario
 
     print(
-        f"The demo writes made-up CloudTrail events into {demo_data.INDEX} (index template "
-        f"{demo_data.template_name()}, for that index only), alerts into "
+        f"The demo writes made-up CloudTrail events into {scenario.INDEX} (index template "
+        f"{scenario.template_name()}, for that index only), alerts into "
         f"{settings.alerts_index} and its executions into {settings.execution_log_index}.",
         file=sys.stderr,
     )
@@ -94,7 +95,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         result = demo.run(settings, force=args.force)
     alerted = sum(r.alerts_written for r in result.executions)
     print(
-        f"\nLoaded {result.documents} CloudTrail events into {demo_data.INDEX} (8 days up "
+        f"\nLoaded {result.documents} CloudTrail events into {scenario.INDEX} (8 days up "
         f"to {result.end:%Y-%m-%d %H:%M} UTC); ran {len(result.executions)} scheduled "
         f"execution(s): {alerted} new alert(s) written to {settings.alerts_index}.\n"
     )
@@ -148,7 +149,7 @@ Elasticsearch is still running; stop it with `scripts/local-es stop`."""
 
 def _api_key(elastic: Elastic, settings: Settings, args: argparse.Namespace) -> None:
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector import provision
+    from detector.deployment import provision
 
     descriptor = provision.role_descriptor(settings)
     existing = provision.key_in_file(args.env_file) if args.env_file else None
@@ -168,8 +169,9 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
     if args.env_file is not None and not args.api_key:
         return usage_error("--env-file is where --api-key writes the key: give --api-key too")
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector import kibana, promotion, provision
-    from detector.es import Elastic
+    from detector.alerts import promotion
+    from detector.deployment import kibana, provision
+    from detector.es.client import Elastic
 
     kibana_url = args.kibana_url or settings.kibana_url
     with Elastic(settings) as elastic:

@@ -1,6 +1,7 @@
 """`detector once`, `run` and `backfill`: running the rules now, on schedule, or over the past.
 
-Argument parsing and output only; the work is in `detector.runner` and `detector.service`.
+Argument parsing and output only; the work is in `detector.service.runner` and
+`detector.service.serve`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from detector.notify.routing import Routing
     from detector.results import ExecutionResult
     from detector.rules import Rule
-    from detector.runner import Runner
+    from detector.service.runner import Runner
     from detector.settings import Settings
 
 # How far in the future a backfill may end or `once --at` may be (clock differences), beyond
@@ -43,10 +44,10 @@ _log = logging.getLogger("detector.cli")
 def once(args: argparse.Namespace, settings: Settings) -> int:
     """One execution of each selected rule at `--at` (default: now); logged unless dry."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector import pool
-    from detector.es import Elastic
-    from detector.runner import Runner
-    from detector.service import warn_unreadable
+    from detector.es.client import Elastic
+    from detector.service import pool
+    from detector.service.runner import Runner
+    from detector.service.serve import warn_unreadable
 
     try:
         rules, problems = select_rules(args.rule, settings)
@@ -90,7 +91,7 @@ def _notifications(settings: Settings) -> Routing:
 
 def _notify(settings: Settings, routing: Routing, rule_ids: list[str]) -> None:
     """One delivery pass over the pending alerts of these rules, after the executions."""
-    from detector.es import Elastic
+    from detector.es.client import Elastic
     from detector.notify import notifier
 
     with Elastic(settings) as elastic:
@@ -122,14 +123,14 @@ def alert_line(alert: dict[str, Any]) -> str:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run every enabled rule on its own interval until SIGTERM or SIGINT, catching up."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector import service
+    from detector.service import serve
 
     rules, _ = select_rules([], settings)
     if not rules:
         print("error: no enabled rule to run", file=sys.stderr)
         return 1
     _notifications(settings)  # a bad channel is a configuration error before anything starts
-    return service.serve(settings, rules)
+    return serve(settings, rules)
 
 
 # --- backfill -------------------------------------------------------------------------------
@@ -157,8 +158,8 @@ class ProgressBar(Bar):
 def backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Replay the scheduled executions between --start and --end."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector.es import Elastic
-    from detector.runner import Runner, backfill_plan
+    from detector.es.client import Elastic
+    from detector.service.runner import Runner, backfill_plan
 
     if args.end < args.start:
         return usage_error(f"--end {text(args.end)} is before --start {text(args.start)}")

@@ -1,8 +1,9 @@
 """`detector import cloudtrail`: raw CloudTrail files into Elasticsearch, for offline investigation;
 `detector explain`: why one term did or did not alert at one time.
 
-Argument parsing and output only; the work is in `detector.cloudtrail_import` and
-`detector.explain`. After an import, `detector backfill` over the imported time range shows
+Argument parsing and output only; the work is in `detector.cloudtrail.importer` and
+`detector.explain.investigation`. After an import, `detector backfill` over the imported time range
+shows
 what the rules would have alerted.
 """
 
@@ -17,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detector.cli.common import Bar, Commands, parse_time, select_rules, text, usage_error
-from detector.cloudtrail_files import DEFAULT_NAMESPACE, log_files, missing
+from detector.cloudtrail.files import DEFAULT_NAMESPACE, log_files, missing
 from detector.errors import ConfigError, DetectorError, ImportRefusedError
 
 if TYPE_CHECKING:
-    from detector.cloudtrail_import import ImportReport
+    from detector.cloudtrail.importer import ImportReport
     from detector.settings import Settings
 
 # Lower case, as index names must be; Fleet's namespaces also refuse `-`, a plain index does not.
@@ -43,8 +44,8 @@ def namespace(value: str) -> str:
 def import_cloudtrail(args: argparse.Namespace, settings: Settings) -> int:
     """Import CloudTrail log files; exit 1 when any record was bad."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector.cloudtrail_import import import_files
-    from detector.es import Elastic
+    from detector.cloudtrail.importer import import_files
+    from detector.es.client import Elastic
 
     paths = [Path(path) for path in args.paths]
     absent = missing(paths)
@@ -105,10 +106,10 @@ def backfill_range(first: datetime, last: datetime) -> tuple[datetime, datetime]
 def explain(args: argparse.Namespace, settings: Settings) -> int:
     """Print why the term did or did not alert at `--at`; exit 1 when Elasticsearch fails."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector.alert_store import AlertStore
-    from detector.allowlist import from_settings
-    from detector.es import Elastic
-    from detector.explain import explain as explain_term
+    from detector.alerts.store import AlertStore
+    from detector.es.client import Elastic
+    from detector.explain.investigation import explain as explain_term
+    from detector.rules.exceptions import from_settings
 
     try:
         (rule,), _ = select_rules([args.rule], settings)

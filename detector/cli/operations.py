@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from detector.cli.common import Commands, positive_seconds, report_rule_problems, select_rules
 
 if TYPE_CHECKING:
-    from detector.es import Elastic
+    from detector.es.client import Elastic
     from detector.rules import Rule
     from detector.settings import Settings
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def check(args: argparse.Namespace, settings: Settings) -> int:
     """Connect, print the cluster, and say which rule index patterns match anything."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector.es import Elastic
+    from detector.es.client import Elastic
 
     with Elastic(settings) as elastic:
         info = elastic.wait_ready(args.wait)
@@ -49,7 +49,7 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
 
 def _alerts_index(elastic: Elastic, settings: Settings) -> list[str]:
     """Print what the alerts index is and who reads it; the errors (it must be a plain index)."""
-    from detector import promotion  # lazy: start-up
+    from detector.alerts import promotion  # lazy: start-up
 
     index = settings.alerts_index
     kind = _index_kind(elastic, index)
@@ -116,7 +116,7 @@ def _nesting(elastic: Elastic, rule: Rule) -> list[str]:
 def _mapping_notes(elastic: Elastic, rule: Rule) -> list[str]:
     """A line when the rule's patterns match no index, and one per new-terms field mapped with
     different types in its indices (the engine searches each type apart, see type_split)."""
-    from detector.type_groups import FieldTypes, describe  # lazy: start-up
+    from detector.query.type_groups import FieldTypes, describe  # lazy: start-up
 
     head = f"rule {rule.rule_id} ({rule.name})"
     indices, types = elastic.field_types(rule.index, rule.new_terms_fields)
@@ -146,10 +146,10 @@ def index_patterns(settings: Settings) -> tuple[list[str], int]:
 def health(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when every enabled rule succeeded recently, else 1 with one line per rule."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector import health as verdict
-    from detector.es import Elastic
-    from detector.execution_store import ExecutionStore
-    from detector.run_records import health_runs
+    from detector.es.client import Elastic
+    from detector.execution_log import health as verdict
+    from detector.execution_log.records import health_runs
+    from detector.execution_log.store import ExecutionStore
 
     max_age = timedelta(seconds=args.max_age or settings.health_max_age)
     rules, problems = select_rules([], settings)
@@ -185,8 +185,8 @@ def _failing_channels(elastic: Elastic, settings: Settings) -> list[str]:
 def status(args: argparse.Namespace, settings: Settings) -> int:
     """Print each enabled rule's lease holder and expiry, last execution and checkpoint."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
-    from detector import status as rule_status
-    from detector.es import Elastic
+    from detector.es.client import Elastic
+    from detector.execution_log import status as rule_status
 
     rules, problems = select_rules([], settings)
     with Elastic(settings) as elastic:

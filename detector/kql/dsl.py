@@ -46,8 +46,6 @@ from detector.kql.nodes import (
 )
 from detector.kql.parser import parse
 
-__all__ = ["compile_node", "escape_query_string", "to_dsl"]
-
 # Lucene query_string reserved characters (Kibana's escapeQueryString), plus whitespace, which
 # would otherwise split one wildcard value into several terms.
 _RESERVED = re.compile(r'[+\-=&|><!(){}\[\]^"~*?:\\/\s]')

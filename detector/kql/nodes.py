@@ -10,22 +10,6 @@ from dataclasses import dataclass
 from typing import Literal as Lit
 from typing import TypeAlias
 
-__all__ = [
-    "And",
-    "Exists",
-    "Is",
-    "Literal",
-    "MatchAll",
-    "Nested",
-    "Node",
-    "Not",
-    "Or",
-    "Range",
-    "RangeOp",
-    "Term",
-    "Wildcard",
-]
-
 RangeOp: TypeAlias = Lit["gt", "gte", "lt", "lte"]
 
 

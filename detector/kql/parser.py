@@ -33,8 +33,6 @@ from detector.kql.nodes import (
     Wildcard,
 )
 
-__all__ = ["parse"]
-
 # Kibana's Space rule, and the characters JavaScript's String.prototype.trim() removes.
 _SPACE = " \t\r\n\u00a0"
 _JS_TRIM = " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # noqa: E501

@@ -13,3 +13,10 @@
 - `delivery` (I/O): one delivery pass over the pending alerts, oldest first, each sent mark a
   conditional update; `notifier`: the background thread of `detector run`.
 """
+
+# Only the pure parts are imported here: the senders load apprise, which is slow to import, so
+# the commands import `notifier` and `delivery` when they need them.
+from detector.notify.channels import Channel, mask
+from detector.notify.routing import Route, Routing, from_settings
+
+__all__ = ["Channel", "Route", "Routing", "from_settings", "mask"]

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from detector.engine import AlertWriter
-from detector.es import BulkResult
+from detector.engine.execution import AlertWriter
+from detector.es.client import BulkResult
 from detector.notify import state
 from detector.notify.routing import Routing
 from detector.results import NewTerm

@@ -2,7 +2,7 @@
 
 Plain text with a title, which every apprise service renders (Slack, Teams, mail, PagerDuty's
 summary...). The Discover link opens the alert in the alerts data view that `detector setup`
-imports (`detector.kibana.ALERTS_DATA_VIEW`), around its first-seen time.
+imports (`detector.deployment.kibana.ALERTS_DATA_VIEW`), around its first-seen time.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 from detector.times import iso, parse_iso
 
-# The id of the alerts data view in detector/kibana_objects (`detector.kibana.ALERTS_DATA_VIEW`).
+# The id of the alerts data view in detector/kibana_objects
+# (`detector.deployment.kibana.ALERTS_DATA_VIEW`).
 ALERTS_DATA_VIEW = "newterms-detector-alerts"
 ALERTS_SEARCH = "newterms-detector-alerts-search"
 # Alerts listed in a digest message; the rest is counted ("... and N more").

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from detector.errors import ConfigError, DetectorError
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.notify import routing as routes
 from detector.notify import state
 from detector.notify.delivery import Delivery, Report

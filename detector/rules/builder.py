@@ -48,8 +48,6 @@ from detector.rules.model import (
 )
 from detector.rules.toml_reader import RuleSource, TableReader
 
-__all__ = ["build", "parse_rule"]
-
 
 def parse_rule(text: str, path: Path | None = None) -> Rule:
     """Validate the TOML text of one rule; `path` only locates errors and sets `Rule.source`."""

@@ -20,8 +20,6 @@ from detector.rules.toml_reader import RuleSource
 if TYPE_CHECKING:
     from detector.settings import Settings
 
-__all__ = ["LoadResult", "builtin_rules", "load_rule_file", "load_rules", "rules_for"]
-
 
 @dataclass
 class LoadResult:

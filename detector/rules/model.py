@@ -5,22 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = [
-    "DEFAULT_FROM",
-    "DEFAULT_INTERVAL",
-    "DEFAULT_LANGUAGE",
-    "DEFAULT_MAX_SIGNALS",
-    "DEFAULT_TO",
-    "MAX_NEW_TERMS_FIELDS",
-    "SEVERITIES",
-    "SUPPORTED_LANGUAGES",
-    "SUPPORTED_TYPES",
-    "Rule",
-    "Technique",
-    "Threat",
-    "ThreatEntry",
-]
-
 # Kibana's defaults for a rule that leaves these out.
 DEFAULT_INTERVAL = "5m"
 DEFAULT_FROM = "now-6m"

@@ -15,8 +15,6 @@ from typing import Any, TypeVar
 
 from detector.errors import Location, RuleError
 
-__all__ = ["RuleSource", "TableReader"]
-
 T = TypeVar("T")
 _MISSING: Any = object()
 _KINDS: dict[type, str] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from detector.alert_store import AlertStore
-from detector.es import Elastic
+from detector.alerts.store import AlertStore
+from detector.es.client import Elastic
 from detector.settings import Settings
 from tests.support.runs import MakeRunner, runner_factory
 

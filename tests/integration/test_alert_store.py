@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from detector.alert_store import AlertStore, template_name
-from detector.alerts import alert_id, build_alert
+from detector.alerts.document import alert_id, build_alert
+from detector.alerts.store import AlertStore, template_name
 from detector.errors import BulkError
-from detector.es import Elastic
-from detector.execution_store import ExecutionStore
+from detector.es.client import Elastic
+from detector.execution_log.store import ExecutionStore
 from detector.results import ExecutionContext, NewTerm
 from detector.rules import Rule, Threat, ThreatEntry
 from tests.support.cloudtrail import anonymous_s3_event, ecs_documents

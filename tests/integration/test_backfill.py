@@ -8,9 +8,9 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from detector.catchup import backfill_times
-from detector.es import Elastic
-from detector.runner import backfill
+from detector.es.client import Elastic
+from detector.schedule.catchup import backfill_times
+from detector.service.runner import backfill
 from detector.settings import Settings
 from tests.conftest import EsNode
 from tests.integration.test_catchup_runs import EVERY
@@ -113,8 +113,8 @@ def test_a_day_of_backfill_equals_the_scheduled_executions_and_a_rerun_adds_noth
     assert "backfill [##############################] 289/289" in rerun.stderr
     # The plan comes first; the per-execution INFO lines would bury the bar (DEBUG instead).
     assert rerun.stderr.startswith("backfill: 289 execution(s) of 1 rule(s) from 2025-01-15T12:")
-    assert "INFO    detector.engine" not in rerun.stderr
-    assert "INFO    detector.runner" not in rerun.stderr
+    assert "INFO    detector.engine.execution" not in rerun.stderr
+    assert "INFO    detector.service.runner" not in rerun.stderr
     assert "Traceback" not in rerun.stderr
     assert alerts_of(filled) == expected
     assert len(log_docs(filled)) == 2 * 289

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.kql import to_dsl
 from detector.rules import Rule, builtin_rules
 from tests.support.cloudtrail import anonymous_s3_event, create_index, ecs_documents, with_dataset

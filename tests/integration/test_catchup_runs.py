@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from detector import engine
-from detector.es import Elastic
+from detector.engine import execution
+from detector.es.client import Elastic
 from detector.rules import Rule
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
 from tests.support import cloudtrail as ct
@@ -69,7 +69,7 @@ def test_a_40_minute_outage_produces_exactly_the_alerts_of_an_uninterrupted_run(
     plain = make_runner("plain")
     for now in times:
         if now not in down:
-            engine.execute(elastic, plain.store, rule, now)
+            execution.execute(elastic, plain.store, rule, now)
     assert ((OUTAGE_SOURCE,), ct.iso(T0 + timedelta(minutes=47))) not in alerts_of(plain).values()
 
 

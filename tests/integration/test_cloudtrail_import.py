@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from detector.catchup import backfill_times
-from detector.cloudtrail_import import import_files, prepare_index, template_name
+from detector.cloudtrail.importer import import_files, prepare_index, template_name
 from detector.errors import ImportRefusedError
-from detector.es import Elastic
+from detector.es.client import Elastic
+from detector.schedule.catchup import backfill_times
 from tests.conftest import EsNode
 from tests.integration.test_backfill import detector
 from tests.integration.test_engine import EVERY, T0, alerted, spec_for, token_rule

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from detector import demo, demo_data, provision
 from detector.cli import main
+from detector.deployment import demo, provision, scenario
 from detector.errors import DemoError
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.settings import Settings
 
 NOW = datetime(2026, 3, 2, 10, 7, 30, tzinfo=UTC)
@@ -36,7 +36,7 @@ def test_demo_alerts_on_returning_and_new_sources_only_and_is_idempotent(
 ) -> None:
     index = f"logs-aws.cloudtrail-detectordemo-{token}"
     first = demo.run(settings, NOW, _quiet(), index)
-    expected = {source.address for source in (*demo_data.RETURNING, *demo_data.NEW)}
+    expected = {source.address for source in (*scenario.RETURNING, *scenario.NEW)}
     assert not first.failed
     assert {alert["source"]["address"] for alert in first.alerts} == expected
     assert len(first.executions) == 12 and first.end == datetime(2026, 3, 2, 10, 5, tzinfo=UTC)
@@ -75,11 +75,11 @@ def test_demo_template_matches_its_own_index_only(
 ) -> None:
     index = f"logs-aws.cloudtrail-detectordemo-{token}"
     demo.run(settings, NOW, _quiet(), index)
-    name = demo_data.template_name(index)
+    name = scenario.template_name(index)
     templates = elastic.call(lambda es: es.indices.get_index_template(name=name)).body
     [template] = templates["index_templates"]
     assert template["index_template"]["index_patterns"] == [index]
-    assert demo_data.INDEX == "logs-aws.cloudtrail-detectordemo"
+    assert scenario.INDEX == "logs-aws.cloudtrail-detectordemo"
 
 
 def test_demo_never_touches_an_index_it_did_not_create(

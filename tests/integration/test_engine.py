@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from elasticsearch import helpers
 
-from detector import engine
-from detector.alert_store import AlertStore
-from detector.allowlist import EMPTY_ALLOWLIST, Allowlist, from_settings
+from detector.alerts.store import AlertStore
+from detector.engine import execution
+from detector.engine.history import AggregationHistory, TermHistory
 from detector.errors import RequestError
-from detector.es import Elastic
-from detector.history import AggregationHistory, TermHistory
+from detector.es.client import Elastic
 from detector.results import ExecutionResult
 from detector.rules import Rule, builtin_rules
+from detector.rules.exceptions import EMPTY_ALLOWLIST, Allowlist, from_settings
 from detector.settings import Settings
 from tests.support import cloudtrail as ct
 from tests.support.bruteforce import (
@@ -110,7 +110,7 @@ class Harness:
     def execute(self, now: datetime, **options: Any) -> ExecutionResult:
         options.setdefault("allowlist", self.allowlist)
         options.setdefault("history", self.history)
-        return engine.execute(self.elastic, self.store, self.rule, now, **options)
+        return execution.execute(self.elastic, self.store, self.rule, now, **options)
 
     def step(self, now: datetime) -> ExecutionResult:
         """One execution, checked against the oracle; returns it."""
@@ -252,8 +252,9 @@ def test_more_than_one_page_of_window_terms_is_read(harness: Harness, token: str
 
     assert result.terms_checked == 10_030
     assert sorted(values[0] for values in terms_of([result])) == new
-    # The rule's first `_field_caps` (then cached, detector.field_caps) + the baseline's oldest
-    # document (no cache here: `engine.execute` without a runner) + 2 pages x (window +
+    # The rule's first `_field_caps` (then cached, detector.engine.field_caps) + the baseline's
+    # oldest
+    # document (no cache here: `execution.execute` without a runner) + 2 pages x (window +
     # history; the first page also counts the skipped documents) + details with first-seen
     # times (all fit in max_signals) + dedup + bulk: no extra empty page, no first-seen
     # request, no override count.
@@ -303,7 +304,7 @@ def test_missing_indices_are_a_partial_failure_with_no_alert(
     elastic: Elastic, store: AlertStore, token: str
 ) -> None:
     rule = dataclasses.replace(builtin(), index=(f"nothing-here-{token}*", f"absent-{token}"))
-    result = engine.execute(elastic, store, rule, T0)
+    result = execution.execute(elastic, store, rule, T0)
     # Kibana's "no index matching" warning: a success that must not look like one.
     assert (result.status, result.no_index_matched) == ("partial failure", True)
     assert (result.terms_checked, result.alerts_written) == (0, 0)

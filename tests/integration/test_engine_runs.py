@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from detector import engine
-from detector.alert_store import AlertStore
+from detector.alerts.store import AlertStore
+from detector.engine import execution
 from detector.errors import BulkError
-from detector.es import BulkResult, Elastic
+from detector.es.client import BulkResult, Elastic
 from detector.results import ExecutionResult
 from detector.rules import builtin_rules
 from detector.settings import Settings
@@ -67,7 +67,7 @@ def test_two_threads_at_the_same_time_write_each_alert_once(
         try:
             barrier.wait()
             store = AlertStore(elastic, es_settings.alerts_index)
-            results.append(engine.execute(elastic, store, loaded.rule, T0))
+            results.append(execution.execute(elastic, store, loaded.rule, T0))
         finally:
             elastic.close()
 
@@ -100,12 +100,12 @@ class HalfThenCrash:
 def test_a_crash_in_the_middle_of_a_bulk_then_a_rerun_loses_and_duplicates_nothing(
     loaded: Harness,
 ) -> None:
-    crashed = engine.execute(loaded.elastic, HalfThenCrash(loaded.store), loaded.rule, T0)
+    crashed = execution.execute(loaded.elastic, HalfThenCrash(loaded.store), loaded.rule, T0)
     assert crashed.status == "failed"
     assert "connection lost" in (crashed.error or "")
     assert len(loaded.stored()) == len(SOURCES) // 2
 
-    rerun = engine.execute(loaded.elastic, loaded.store, loaded.rule, T0)
+    rerun = execution.execute(loaded.elastic, loaded.store, loaded.rule, T0)
 
     assert rerun.status == "succeeded"
     assert rerun.already_alerted == len(SOURCES) // 2
@@ -118,7 +118,7 @@ def test_a_failing_search_is_a_failed_execution_not_an_exception(
 ) -> None:
     rule = dataclasses.replace(token_rule(token), query='source.ip: "not-an-ip"')
     one_event_index(elastic, token)
-    result = engine.execute(elastic, store, rule, T0)
+    result = execution.execute(elastic, store, rule, T0)
     assert result.status == "failed"
     assert result.error
     assert "not-an-ip" in result.error

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from detector.es import Elastic
-from detector.execution_store import ExecutionStore
+from detector.es.client import Elastic
+from detector.execution_log.store import ExecutionStore
 from detector.metrics import Metrics
 from detector.results import ExecutionResult
 from detector.settings import Settings

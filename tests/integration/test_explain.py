@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 
-from detector import engine
-from detector.alert_store import AlertStore
-from detector.allowlist import Allowlist, AllowlistEntry
-from detector.es import Elastic
-from detector.explain import explain
-from detector.explanation import (
+from detector.alerts.store import AlertStore
+from detector.engine import execution
+from detector.es.client import Elastic
+from detector.explain.investigation import explain
+from detector.explain.verdict import (
     ALERTED,
     EXCLUDED,
     OVERFLOW,
@@ -30,6 +29,7 @@ from detector.explanation import (
 )
 from detector.results import ExecutionResult
 from detector.rules import Rule
+from detector.rules.exceptions import Allowlist, AllowlistEntry
 from detector.settings import Settings
 from tests.integration.test_engine import (
     BUILTIN_ID,
@@ -74,7 +74,7 @@ class Scene:
         return explain(self.elastic, self.store, self.rule, T0, (address,), allowlist=ALLOWLIST)
 
     def execute(self) -> ExecutionResult:
-        return engine.execute(self.elastic, self.store, self.rule, T0, allowlist=ALLOWLIST)
+        return execution.execute(self.elastic, self.store, self.rule, T0, allowlist=ALLOWLIST)
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from detector.es import Elastic
-from detector.execution_store import ExecutionStore
-from detector.failed_windows import FailedWindow
-from detector.health import problem
-from detector.run_records import RunRecords, health_runs
-from detector.runner import Runner
+from detector.es.client import Elastic
+from detector.execution_log.health import problem
+from detector.execution_log.records import RunRecords, health_runs
+from detector.execution_log.store import ExecutionStore
+from detector.schedule.failed_windows import FailedWindow
+from detector.service.runner import Runner
 from detector.settings import Settings
 from tests.integration.test_engine import T0, cloudtrail_index, event, spec_for, token_rule
 from tests.support.bruteforce import Doc, Simulation

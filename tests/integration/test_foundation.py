@@ -23,7 +23,7 @@ import pytest
 from pydantic import SecretStr
 
 from detector.errors import AuthorizationError
-from detector.es import Elastic
+from detector.es.client import Elastic
 from tests.conftest import EsNode
 
 # Start-up of a Python process that imports the client, on a slow CI machine.

@@ -11,14 +11,16 @@ from typing import Any
 
 import pytest
 
-from detector import kql, phases, query
-from detector.alert_store import AlertStore
-from detector.es import Elastic
-from detector.history import AggregationHistory, SupersetHistory
-from detector.query import Plan
+from detector import kql
+from detector.alerts.store import AlertStore
+from detector.engine import phases
+from detector.engine.history import AggregationHistory, SupersetHistory
+from detector.es.client import Elastic
+from detector.query import bodies
+from detector.query.bodies import Plan
+from detector.query.window import time_fields, window_for
 from detector.results import Values
 from detector.rules import Rule
-from detector.window import time_fields, window_for
 from tests.integration.test_engine import (
     EVERY,
     T0,
@@ -88,7 +90,7 @@ def _in_history(docs: list[dict[str, Any]], spec: Spec, now: datetime) -> set[Va
 
 
 def _plan(rule: Rule, now: datetime) -> Plan:
-    base = query.rule_filter(kql.to_dsl(rule.query), [])
+    base = bodies.rule_filter(kql.to_dsl(rule.query), [])
     return Plan(rule, window_for(rule, now), time_fields(rule), base)
 
 
@@ -122,7 +124,7 @@ def test_superset_equals_the_batch_method_and_the_oracle(
 def test_superset_pages_through_more_than_one_composite_page(
     elastic: Elastic, store: AlertStore, token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(query, "PAGE_SIZE", 7)
+    monkeypatch.setattr(bodies, "PAGE_SIZE", 7)
     rule = token_rule(token, new_terms_fields=FIELDS["two"])
     docs = list(_stream(random.Random(9), T0))
     harness = Harness(elastic, store, rule, spec_for(rule))

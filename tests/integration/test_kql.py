@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.kql import to_dsl
 
 MAPPINGS: dict[str, Any] = {

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.kql import to_dsl
 from tests.support.kql_eval import matches
 

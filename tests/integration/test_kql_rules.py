@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.kql import to_dsl
 from tests.support import cloudtrail
 

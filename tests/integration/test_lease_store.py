@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from detector.errors import ConflictError
-from detector.es import Elastic
-from detector.execution_store import ExecutionStore
-from detector.lease_store import LeaseStore
-from detector.replica import FENCED, MOVED, Keeper
+from detector.es.client import Elastic
+from detector.execution_log.lease_store import LeaseStore
+from detector.execution_log.store import ExecutionStore
 from detector.rules import Rule
+from detector.service.replica import FENCED, MOVED, Keeper
 from detector.settings import Settings
 from tests.support.rules import make_rule
 

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from detector import provision
+from detector.deployment import provision
 from detector.errors import AuthorizationError, BulkError
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.settings import Settings
 from tests.conftest import EsNode
 from tests.integration.test_engine import T0, event

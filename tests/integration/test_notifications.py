@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.notify.channels import url_name
 from detector.settings import Settings
 from tests.conftest import EsNode

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from detector.alert_store import AlertStore
-from detector.es import Elastic
-from detector.execution_store import ExecutionStore
+from detector.alerts.store import AlertStore
+from detector.es.client import Elastic
+from detector.execution_log.store import ExecutionStore
 from detector.settings import Settings
 from tests.integration.test_least_privilege import as_detector, user
 
@@ -57,7 +57,7 @@ def test_the_detectors_own_role_brings_its_index_up_to_date(
     store = ExecutionStore(elastic, es_settings.execution_log_index)
     elastic.create_index(store.index, _older(store))
 
-    with caplog.at_level(logging.WARNING, logger="detector.own_index"):
+    with caplog.at_level(logging.WARNING, logger="detector.es.own_index"):
         assert ExecutionStore(as_detector, store.index).ensure_index() is False
-    assert not [r for r in caplog.records if r.name == "detector.own_index"]
+    assert not [r for r in caplog.records if r.name == "detector.es.own_index"]
     assert "skipped_documents" in _metrics_fields(elastic, store.index)

@@ -7,13 +7,15 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from detector import kql, phases, query
-from detector.cloudtrail import s3_location
-from detector.es import Elastic
-from detector.query import Plan
+from detector import kql
+from detector.alerts.s3_location import s3_location
+from detector.engine import phases
+from detector.es.client import Elastic
+from detector.query import bodies
+from detector.query.bodies import Plan
+from detector.query.window import time_fields, window_for
 from detector.results import NewTerm
 from detector.rules import Rule, builtin_rules
-from detector.window import time_fields, window_for
 from tests.support import cloudtrail as ct
 
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
@@ -26,7 +28,7 @@ def _rule(token: str, **changes: Any) -> Rule:
 
 
 def _plan(rule: Rule) -> Plan:
-    base = query.rule_filter(kql.to_dsl(rule.query), [])
+    base = bodies.rule_filter(kql.to_dsl(rule.query), [])
     return Plan(rule, window_for(rule, NOW), time_fields(rule), base)
 
 

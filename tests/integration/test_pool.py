@@ -7,11 +7,12 @@ import dataclasses
 import threading
 from datetime import timedelta
 
-from detector import field_caps, pool
-from detector.es import Elastic
+from detector.engine import field_caps
+from detector.es.client import Elastic
 from detector.results import ExecutionResult
 from detector.rules import Rule
-from detector.runner import Runner
+from detector.service import pool
+from detector.service.runner import Runner
 from detector.settings import Settings
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
 from tests.support.runs import add_events

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from detector import kql
-from detector.alert_store import AlertStore
-from detector.es import Elastic
+from detector.alerts.store import AlertStore
+from detector.es.client import Elastic
 from detector.rules import builtin_rules
 from tests.conftest import EsNode
 from tests.integration.test_engine_runs import rule_file

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.settings import Settings
 from tests.conftest import EsNode
 from tests.support import replicas as rp

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.settings import Settings
 from tests.conftest import EsNode
 from tests.integration.test_engine_runs import REPO, rule_file

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from detector import leases
-from detector.es import Elastic
+from detector.es.client import Elastic
+from detector.schedule import leases
 from detector.settings import Settings
 from tests.conftest import EsNode
 from tests.support import replicas as rp

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from detector import engine
+from detector.engine import execution
+from detector.engine.history import AggregationHistory
 from detector.errors import DetectorError
-from detector.es import Elastic
-from detector.history import AggregationHistory
-from detector.query import Plan
+from detector.es.client import Elastic
+from detector.query.bodies import Plan
 from detector.results import Values
 from detector.rules import Rule
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
@@ -77,7 +77,7 @@ def test_a_failing_sink_is_logged_and_the_execution_stands(
     runner = make_runner("broken")
     recording = RecordingSink()
     runner.sinks = [BrokenSink(), recording]
-    with caplog.at_level(logging.ERROR, logger="detector.runner"):
+    with caplog.at_level(logging.ERROR, logger="detector.service.runner"):
         result = runner.execute(token_rule(token), T0)
     assert result.succeeded and result.alerts_written == 2
     assert len(recording.received[0]) == 2  # the next sink still got them
@@ -87,11 +87,13 @@ def test_a_failing_sink_is_logged_and_the_execution_stands(
 def test_the_history_check_is_replaceable(elastic: Elastic, token: str) -> None:
     _two_new_sources(elastic, token)
     rule, store = token_rule(token), _NoStore()
-    default = engine.execute(elastic, store, rule, T0, dry_run=True)
-    explicit = engine.execute(
+    default = execution.execute(elastic, store, rule, T0, dry_run=True)
+    explicit = execution.execute(
         elastic, store, rule, T0, dry_run=True, history=AggregationHistory(elastic)
     )
-    nothing_new = engine.execute(elastic, store, rule, T0, dry_run=True, history=EverythingSeen())
+    nothing_new = execution.execute(
+        elastic, store, rule, T0, dry_run=True, history=EverythingSeen()
+    )
     assert default.new_terms == explicit.new_terms == 2
     assert [a["kibana"]["alert"]["uuid"] for a in default.alerts] == [
         a["kibana"]["alert"]["uuid"] for a in explicit.alerts

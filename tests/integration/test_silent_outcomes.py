@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from detector import health
-from detector.es import Elastic
-from detector.execution_docs import NO_INDEX_MATCHED
+from detector.es.client import Elastic
+from detector.execution_log import health
+from detector.execution_log.documents import NO_INDEX_MATCHED
 from detector.metrics import Metrics
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
 from tests.support import cloudtrail as ct
@@ -24,7 +24,7 @@ def test_a_typod_index_name_is_a_partial_failure_in_the_log_and_unhealthy(
     rule = dataclasses.replace(token_rule(token), index=(f"logs-aws.cloudtrial-{token}",))
     runner = make_runner("typo")
 
-    with caplog.at_level(logging.WARNING, logger="detector.engine"):
+    with caplog.at_level(logging.WARNING, logger="detector.engine.execution"):
         (result,) = runner.run_due(rule, T0)
 
     assert (result.status, result.no_index_matched) == ("partial failure", True)
@@ -66,7 +66,7 @@ def test_documents_ingested_in_the_future_are_counted_warned_and_measured(
     runner = make_runner("future")
     runner.metrics = Metrics()
 
-    with caplog.at_level(logging.WARNING, logger="detector.engine"):
+    with caplog.at_level(logging.WARNING, logger="detector.engine.execution"):
         (result,) = runner.run_due(token_rule(token), T0)
 
     # The failed request does not match the rule's query: not its document.

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from detector import phases
-from detector.alert_store import AlertStore
-from detector.baseline import HOLD
-from detector.es import Elastic
-from detector.query import Plan
+from detector.alerts.store import AlertStore
+from detector.engine import phases
+from detector.es.client import Elastic
+from detector.query.baseline import HOLD
+from detector.query.bodies import Plan
 from detector.results import ExecutionResult
-from detector.runner import Runner
+from detector.service.runner import Runner
 from tests.integration.test_engine import (
     T0,
     Harness,
@@ -235,7 +235,7 @@ def test_a_warning_is_logged_once_when_the_baseline_becomes_mature(
         return oldest(elastic, plan)
 
     monkeypatch.setattr(phases, "oldest_document", counting)
-    with caplog.at_level(logging.WARNING, logger="detector.engine"):
+    with caplog.at_level(logging.WARNING, logger="detector.engine.execution"):
         for now in [*NOWS, NOWS[-1]]:
             runner.once(young.rule, now, manual=True)
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from detector import field_caps
-from detector.alert_store import AlertStore
-from detector.allowlist import Allowlist, load_file
-from detector.es import Elastic
-from detector.history import AggregationHistory, SupersetHistory
+from detector.alerts.store import AlertStore
+from detector.engine import field_caps
+from detector.engine.history import AggregationHistory, SupersetHistory
+from detector.es.client import Elastic
+from detector.rules.exceptions import Allowlist, load_file
 from detector.settings import Settings
 from tests.conftest import EsNode
 from tests.integration.test_engine import (

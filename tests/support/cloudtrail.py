@@ -1,7 +1,8 @@
 """CloudTrail test data in ECS form, as Elastic's AWS integration indexes it.
 
 - `INDEX_BODY`: settings and mappings of a CloudTrail index; the mappings are the package's
-  `detector.demo_data.ECS_MAPPINGS` (the integration's fields, typed as it types them; other
+  `detector.deployment.scenario.ECS_MAPPINGS` (the integration's fields, typed as it types them;
+  other
   strings map to keyword like ECS dynamic fields).
 - `anonymous_s3_event(...)`: one S3 data event shaped like the integration's output.
 - `create_index(elastic, name)`, `index_documents(elastic, name, docs)`: put them in Elasticsearch.
@@ -22,11 +23,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from detector.demo_data import ECS_MAPPINGS
-from detector.javamap import clean, to_java_string
+from detector.cloudtrail.javamap import clean, to_java_string
+from detector.deployment.scenario import ECS_MAPPINGS
 
 if TYPE_CHECKING:
-    from detector.es import Elastic
+    from detector.es.client import Elastic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ECS_DATA_DIR = REPO_ROOT / ".." / "shared" / "data" / "cloudtrail" / "ecs"
@@ -52,7 +53,7 @@ INDEX_BODY: dict[str, Any] = {
 
 def java_map_string(values: dict[str, Any]) -> str:
     """`Map.toString()` of a Java HashMap, as the pipeline writes `request_parameters`
-    (`detector.javamap`, which the import uses: keys in HashMap bucket order)."""
+    (`detector.cloudtrail.javamap`, which the import uses: keys in HashMap bucket order)."""
     return to_java_string(clean(values))
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.rules import builtin_rules
 from detector.settings import Settings
 from tests.conftest import EsNode

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from detector.alert_store import AlertStore
-from detector.es import Elastic
-from detector.execution_store import ExecutionStore
-from detector.runner import Runner
+from detector.alerts.store import AlertStore
+from detector.es.client import Elastic
+from detector.execution_log.store import ExecutionStore
+from detector.service.runner import Runner
 from tests.support import cloudtrail as ct
 
 DAY = timedelta(hours=24)

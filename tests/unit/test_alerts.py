@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from detector.alerts import alert_id, build_alert, sanitize_source, term_key
-from detector.cloudtrail import get_field
+from detector.alerts.document import alert_id, build_alert, sanitize_source, term_key
+from detector.alerts.s3_location import get_field
 from detector.results import ExecutionContext, NewTerm
 from detector.rules import Rule, Technique, Threat, ThreatEntry, builtin_rules
 from detector.times import parse_iso

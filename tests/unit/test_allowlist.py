@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from detector.allowlist import (
+from detector.errors import ConfigError
+from detector.rules.exceptions import (
     EMPTY_ALLOWLIST,
     Allowlist,
     AllowlistEntry,
@@ -10,7 +11,6 @@ from detector.allowlist import (
     load_file,
     unknown_rule_ids,
 )
-from detector.errors import ConfigError
 from detector.settings import Settings
 
 
@@ -166,8 +166,8 @@ def test_entries_for_unknown_rules_are_found() -> None:
 
 
 def test_values_an_index_cannot_hold_are_left_out_of_its_clauses() -> None:
-    from detector.allowlist import ANY_RULE, Allowlist, AllowlistEntry
-    from detector.type_groups import Group
+    from detector.query.type_groups import Group
+    from detector.rules.exceptions import ANY_RULE, Allowlist, AllowlistEntry
 
     entry = AllowlistEntry(
         ANY_RULE, "source.address", ("AWS Internal", "192.0.2.7"), ("10.0.0.0/8",)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from detector import baseline, skipped
-from detector.baseline import ALERT, HOLD, Baseline, BaselineCache
-from detector.window import TimeFields, Window
+from detector.query import baseline, skipped
+from detector.query.baseline import ALERT, HOLD, Baseline, BaselineCache
+from detector.query.window import TimeFields, Window
 
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 START = T - timedelta(minutes=9)

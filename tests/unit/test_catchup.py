@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detector.catchup import Gap, backfill_times, leaves_no_hole, plan
+from detector.schedule.catchup import Gap, backfill_times, leaves_no_hole, plan
 
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 EVERY = timedelta(minutes=5)

@@ -10,8 +10,8 @@ import pytest
 
 from detector.cli import main
 from detector.cli.investigation import _summary, backfill_range
-from detector.cloudtrail_files import BadRecord, Position
-from detector.cloudtrail_import import ImportReport
+from detector.cloudtrail.files import BadRecord, Position
+from detector.cloudtrail.importer import ImportReport
 
 
 def test_a_missing_path_is_a_usage_error(

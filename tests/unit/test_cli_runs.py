@@ -109,8 +109,8 @@ def _engine_lines(level: str) -> list[str]:
     stream = io.StringIO()
     configure_logging(Settings(_env_file=None, log_level=level), stream)
     with executions_at_debug():
-        logging.getLogger("detector.engine").info("rule r1: 1 new term(s)")
-        logging.getLogger("detector.engine").error("rule r2 failed: boom")
+        logging.getLogger("detector.engine.execution").info("rule r1: 1 new term(s)")
+        logging.getLogger("detector.engine.execution").error("rule r2 failed: boom")
     return stream.getvalue().splitlines()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from detector.cloudtrail import (
+from detector.alerts.s3_location import (
     S3Location,
     bucket_from_host,
     get_field,

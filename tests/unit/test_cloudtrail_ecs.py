@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detector.cloudtrail_categories import CATEGORIES
-from detector.cloudtrail_ecs import index_name, is_ip_literal, parse_iso8601, to_ecs
-from detector.cloudtrail_files import RawRecord, read_all
+from detector.cloudtrail.categories import CATEGORIES
+from detector.cloudtrail.ecs import index_name, is_ip_literal, parse_iso8601, to_ecs
+from detector.cloudtrail.files import RawRecord, read_all
+from detector.cloudtrail.javamap import clean, java_double, to_java_string
 from detector.errors import RecordError
-from detector.javamap import clean, java_double, to_java_string
 from tests.support.raw_cloudtrail import (
     ADDED,
     INVICTUS_DIR,

@@ -6,7 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
-from detector.cloudtrail_files import (
+from detector.cloudtrail.files import (
     BadRecord,
     Position,
     RawRecord,

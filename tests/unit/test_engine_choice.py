@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from detector.engine import _choose
-from detector.es import BulkResult
-from detector.query import Plan, WindowTerm, rule_filter
+from detector.engine.execution import _choose
+from detector.es.client import BulkResult
+from detector.query.bodies import Plan, WindowTerm, rule_filter
+from detector.query.window import TimeFields, window_for
 from detector.results import NewTerm
 from detector.rules import Rule, builtin_rules
-from detector.window import TimeFields, window_for
 
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 

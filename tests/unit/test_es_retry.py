@@ -1,4 +1,5 @@
-"""Retries and error translation of `detector.es.Elastic`, against a scripted local HTTP stub."""
+"""Retries and error translation of `detector.es.client.Elastic`, against a scripted local HTTP
+stub."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from detector.errors import AuthenticationError, BulkError, RequestError, UnavailableError
-from detector.es import Elastic
+from detector.es.client import Elastic
 from detector.settings import Settings
 
 PRODUCT_HEADER = {"X-Elastic-Product": "Elasticsearch"}
@@ -219,9 +220,9 @@ def test_elastic_closes_its_client_when_the_block_raises() -> None:
 def test_each_retry_is_logged_with_its_reason(stub, caplog):
     stub.answer(503, {"error": {"type": "unavailable", "reason": "master not discovered"}})
     stub.answer(200, EMPTY_SEARCH)
-    with caplog.at_level("INFO", logger="detector.es"):
+    with caplog.at_level("INFO", logger="detector.es.client"):
         _elastic(stub.url).search(["logs-x"], {"query": {"match_all": {}}})
-    [record] = [record for record in caplog.records if record.name == "detector.es"]
+    [record] = [record for record in caplog.records if record.name == "detector.es.client"]
     assert record.levelname == "INFO"
     assert "Elasticsearch request failed" in record.getMessage()
     assert "master not discovered" in record.getMessage()
@@ -241,9 +242,11 @@ def test_the_retry_time_bound_is_never_passed(stub):
 
 def test_waiting_for_elasticsearch_says_what_it_waits_for(caplog):
     url = f"http://127.0.0.1:{_closed_port()}"
-    with caplog.at_level("INFO", logger="detector.es"), pytest.raises(UnavailableError):
+    with caplog.at_level("INFO", logger="detector.es.client"), pytest.raises(UnavailableError):
         _elastic(url).wait_ready(0.5)
-    [first, *_retries] = [record for record in caplog.records if record.name == "detector.es"]
+    [first, *_retries] = [
+        record for record in caplog.records if record.name == "detector.es.client"
+    ]
     assert first.getMessage().startswith(f"Elasticsearch at {url} is not ready (cannot reach")
     assert first.getMessage().endswith(
         "waiting up to 0.5 s for it to answer and be at least yellow"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from detector import execution_docs, health
-from detector.catchup import Gap
-from detector.health import RuleRuns
+from detector.execution_log import documents, health
+from detector.execution_log.health import RuleRuns
 from detector.results import ExecutionResult
+from detector.schedule.catchup import Gap
 from detector.times import iso
 
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
-TIMING = execution_docs.Timing(T + timedelta(seconds=1), T + timedelta(seconds=3, milliseconds=250))
+TIMING = documents.Timing(T + timedelta(seconds=1), T + timedelta(seconds=3, milliseconds=250))
 
 
 def result(**changes: object) -> ExecutionResult:
@@ -36,17 +36,17 @@ def result(**changes: object) -> ExecutionResult:
 
 
 def doc(res: ExecutionResult, gap: Gap | None = None) -> dict[str, object]:
-    return execution_docs.execution_doc(
+    return documents.execution_doc(
         res, execution_id="e1", execution_type="scheduled", timing=TIMING, interval="5m", gap=gap
     )
 
 
 def test_status_follows_kibana() -> None:
-    assert execution_docs.status_of(result()) == "succeeded"
-    assert execution_docs.status_of(result(overflow=4)) == "partial failure"
-    assert execution_docs.status_of(result(), Gap(T - timedelta(hours=6), T)) == "partial failure"
-    assert execution_docs.status_of(result(status="failed", error="boom")) == "failed"
-    assert execution_docs.status_of(result(status="failed"), Gap(T, T)) == "failed"
+    assert documents.status_of(result()) == "succeeded"
+    assert documents.status_of(result(overflow=4)) == "partial failure"
+    assert documents.status_of(result(), Gap(T - timedelta(hours=6), T)) == "partial failure"
+    assert documents.status_of(result(status="failed", error="boom")) == "failed"
+    assert documents.status_of(result(status="failed"), Gap(T, T)) == "failed"
 
 
 def test_execution_document_carries_every_figure() -> None:
@@ -96,7 +96,7 @@ def test_no_index_matched_is_a_partial_failure_with_kibanas_warning() -> None:
     assert isinstance(execution, dict)
     assert execution["status"] == "partial failure"
     assert execution["no_index_matched"] is True
-    assert execution["warnings"] == [execution_docs.NO_INDEX_MATCHED]
+    assert execution["warnings"] == [documents.NO_INDEX_MATCHED]
 
 
 def test_future_documents_are_counted_and_warned_in_a_succeeded_execution() -> None:
@@ -109,13 +109,13 @@ def test_future_documents_are_counted_and_warned_in_a_succeeded_execution() -> N
 
 
 def test_the_replica_and_a_fenced_attempt_are_in_the_document() -> None:
-    built = execution_docs.execution_doc(
+    built = documents.execution_doc(
         result(),
         execution_id="e1",
         execution_type="scheduled",
         timing=TIMING,
         interval="5m",
-        replica=execution_docs.Replica("host-a:12", fenced=True),
+        replica=documents.Replica("host-a:12", fenced=True),
     )
     assert built["replica"] == {"id": "host-a:12", "fenced": True}
 
@@ -140,9 +140,9 @@ def test_failed_execution_without_a_window_keeps_nulls() -> None:
 
 
 def test_checkpoint_round_trip() -> None:
-    built = execution_docs.checkpoint_doc("r1", "Rule one", T, T + timedelta(seconds=2))
-    assert execution_docs.parse_checkpoint(built) == T
-    assert execution_docs.checkpoint_id("r1") == "checkpoint:r1"
+    built = documents.checkpoint_doc("r1", "Rule one", T, T + timedelta(seconds=2))
+    assert documents.parse_checkpoint(built) == T
+    assert documents.checkpoint_id("r1") == "checkpoint:r1"
 
 
 def runs(last: dict[str, object] | None, success: dict[str, object] | None) -> RuleRuns:

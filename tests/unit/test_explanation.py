@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from detector import explanation
-from detector.allowlist import AllowlistEntry
-from detector.explanation import DocRef, ExceptionMatch, Explanation
-from detector.window import Window
+from detector.explain import verdict
+from detector.explain.verdict import DocRef, ExceptionMatch, Explanation
+from detector.query.window import Window
+from detector.rules.exceptions import AllowlistEntry
 
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 WINDOW = Window(T - timedelta(minutes=9), T, T - timedelta(days=7))
@@ -18,7 +18,7 @@ NEW = Explanation("r1", ("source.address",), ("198.51.100.1",), T, WINDOW, 1, FI
 
 def test_a_term_in_the_window_and_not_in_the_history_is_new() -> None:
     assert NEW.new
-    assert NEW.verdict == explanation.WOULD_ALERT
+    assert NEW.verdict == verdict.WOULD_ALERT
     assert NEW.to_json()["new"] is True
 
 
@@ -27,21 +27,21 @@ def test_a_history_document_makes_it_not_new_whatever_else_holds() -> None:
         NEW, last_history=DocRef(T - timedelta(days=3), "logs-x", "d1"), alert_id="a1"
     )
     assert not seen.new
-    assert seen.verdict == explanation.SEEN
+    assert seen.verdict == verdict.SEEN
     assert "2025-01-12T12:00:00.000Z (logs-x/d1)" in seen.reason()
 
 
 def test_the_verdicts_of_a_new_term_alerted_held_and_beyond_max_signals() -> None:
-    assert dataclasses.replace(NEW, alert_id="a1").verdict == explanation.ALERTED
-    assert dataclasses.replace(NEW, held=True).verdict == explanation.HELD
-    assert dataclasses.replace(NEW, overflow=True).verdict == explanation.OVERFLOW
+    assert dataclasses.replace(NEW, alert_id="a1").verdict == verdict.ALERTED
+    assert dataclasses.replace(NEW, held=True).verdict == verdict.HELD
+    assert dataclasses.replace(NEW, overflow=True).verdict == verdict.OVERFLOW
 
 
 def test_no_window_document_is_excluded_only_when_an_exception_removed_one() -> None:
     absent = dataclasses.replace(NEW, window_count=0, first_seen=None, first_document=None)
-    assert absent.verdict == explanation.NOT_IN_WINDOW
+    assert absent.verdict == verdict.NOT_IN_WINDOW
     removed = dataclasses.replace(absent, exceptions=(ExceptionMatch("file #1", "f", 2, 0),))
-    assert removed.verdict == explanation.EXCLUDED
+    assert removed.verdict == verdict.EXCLUDED
     assert not removed.new
     assert "exception file #1 (f) removed 2 window and 0 history document(s)" in "\n".join(
         removed.lines()
@@ -58,9 +58,9 @@ def test_the_newest_history_document_is_the_later_of_override_and_fallback() -> 
             "fallback": {"doc": hit("by-timestamp", T - timedelta(days=1))},
         }
     }
-    found = explanation.parse_latest_history(answer)
+    found = verdict.parse_latest_history(answer)
     assert found == DocRef(T - timedelta(days=1), "i", "by-timestamp")
-    assert explanation.parse_latest_history({"aggregations": {}}) is None
+    assert verdict.parse_latest_history({"aggregations": {}}) is None
 
 
 def test_exceptions_that_matched_nothing_are_left_out() -> None:
@@ -75,4 +75,4 @@ def test_exceptions_that_matched_nothing_are_left_out() -> None:
             }
         }
     }
-    assert explanation.parse_exceptions(answer, entries) == (ExceptionMatch("second", "b", 1, 3),)
+    assert verdict.parse_exceptions(answer, entries) == (ExceptionMatch("second", "b", 1, 3),)

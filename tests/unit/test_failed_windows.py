@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from detector import execution_docs
-from detector.failed_windows import (
+from detector.execution_log import documents
+from detector.results import ExecutionResult
+from detector.schedule.failed_windows import (
     FailedWindow,
     Skew,
     covered,
@@ -13,7 +14,6 @@ from detector.failed_windows import (
     is_skewed,
     parse_failed_window,
 )
-from detector.results import ExecutionResult
 
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -58,13 +58,13 @@ def test_only_a_checkpoint_after_the_clock_is_skew() -> None:
 
 
 def test_an_interrupted_execution_says_its_count_comes_from_the_alerts_index() -> None:
-    pending = ExecutionResult("r1", "Rule one", T, execution_docs.RUNNING)
-    started = execution_docs.running_doc(
+    pending = ExecutionResult("r1", "Rule one", T, documents.RUNNING)
+    started = documents.running_doc(
         pending, execution_id="e-1", execution_type="scheduled", started=T, interval="5m"
     )
     assert started["execution"]["status"] == "running"
     assert started["execution"]["ended"] is None
-    done = execution_docs.interrupted_doc(started, 7, T + M)
+    done = documents.interrupted_doc(started, 7, T + M)
     assert done["execution"]["status"] == "failed"
     assert done["execution"]["ended"] == "2025-01-15T12:01:00.000Z"
     assert done["metrics"]["alerts_written"] == 7

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from detector import health
-from detector.failed_windows import FailedWindow
-from detector.health import RuleRuns
+from detector.execution_log import health
+from detector.execution_log.health import RuleRuns
+from detector.schedule.failed_windows import FailedWindow
 from detector.times import iso
 
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)

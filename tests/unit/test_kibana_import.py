@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from detector import kibana
 from detector.cli import main
+from detector.deployment import kibana
 from detector.errors import KibanaAuthError, KibanaError
 from detector.settings import Settings
 
@@ -171,8 +171,10 @@ def test_api_key_is_used_when_no_kibana_user_is_set() -> None:
 
 def _run_setup(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     # Only the Kibana step: Elasticsearch is not part of this test.
-    monkeypatch.setattr("detector.es.Elastic", _NoElastic)
-    monkeypatch.setattr("detector.provision.install_templates", lambda elastic, settings: [])
+    monkeypatch.setattr("detector.es.client.Elastic", _NoElastic)
+    monkeypatch.setattr(
+        "detector.deployment.provision.install_templates", lambda elastic, settings: []
+    )
     monkeypatch.setenv("DETECTOR_ES_USERNAME", "elastic")
     monkeypatch.setenv("DETECTOR_ES_PASSWORD", "secret")
     monkeypatch.chdir("/")  # no .env

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detector import leases
 from detector.errors import ConfigError
-from detector.leases import Lease, Version
+from detector.schedule import leases
+from detector.schedule.leases import Lease, Version
 from detector.settings import Settings, load_settings
 
 NOW = datetime(2025, 1, 15, 12, 0, 7, tzinfo=UTC)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from detector import kibana
+from detector.deployment import kibana
 from detector.errors import ConfigError
 from detector.notify import channels, message, routing, state
 from detector.notify.channels import Channel

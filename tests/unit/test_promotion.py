@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from detector import kibana, promotion, provision
-from detector.alerts import build_alert
+from detector.alerts import promotion
+from detector.alerts.document import build_alert
+from detector.deployment import kibana, provision
 from detector.results import ExecutionContext, NewTerm
 from detector.rules import SEVERITIES, Rule
 from detector.settings import Settings

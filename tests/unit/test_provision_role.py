@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from detector import provision
 from detector.cli import main
+from detector.deployment import provision
 from detector.errors import RequestError, SetupError
 from detector.settings import Settings
 

@@ -1,25 +1,25 @@
 from datetime import UTC, datetime, timedelta
 
-from detector import query
-from detector.query import PAGE_SIZE
-from detector.window import TimeFields, Window
+from detector.query import bodies
+from detector.query.bodies import PAGE_SIZE
+from detector.query.window import TimeFields, Window
 
 END = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 WINDOW = Window(start=END - timedelta(minutes=9), end=END, history_start=END - timedelta(days=7))
 FALLBACK = TimeFields("event.ingested", "@timestamp")
 PLAIN = TimeFields("@timestamp")
-BASE = query.rule_filter({"match_all": {}}, [])
+BASE = bodies.rule_filter({"match_all": {}}, [])
 BOUNDS = {"format": "strict_date_optional_time"}
 
 
 def test_rule_filter_with_and_without_exceptions() -> None:
     assert BASE == {"bool": {"filter": [{"match_all": {}}]}}
-    excluded = query.rule_filter({"term": {"a": 1}}, [{"term": {"b": 2}}])
+    excluded = bodies.rule_filter({"term": {"a": 1}}, [{"term": {"b": 2}}])
     assert excluded == {"bool": {"filter": [{"term": {"a": 1}}], "must_not": [{"term": {"b": 2}}]}}
 
 
 def test_time_range_without_fallback() -> None:
-    assert query.time_range(PLAIN, WINDOW.start, WINDOW.end) == {
+    assert bodies.time_range(PLAIN, WINDOW.start, WINDOW.end) == {
         "range": {
             "@timestamp": {
                 "gte": "2025-01-15T11:51:00.000Z",
@@ -32,7 +32,7 @@ def test_time_range_without_fallback() -> None:
 
 def test_time_range_with_fallback_is_kibanas_shape() -> None:
     bounds = {"gte": "2025-01-15T11:51:00.000Z", "lte": "2025-01-15T12:00:00.000Z", **BOUNDS}
-    assert query.time_range(FALLBACK, WINDOW.start, WINDOW.end) == {
+    assert bodies.time_range(FALLBACK, WINDOW.start, WINDOW.end) == {
         "bool": {
             "should": [
                 {"range": {"event.ingested": bounds}},
@@ -51,7 +51,7 @@ def test_time_range_with_fallback_is_kibanas_shape() -> None:
 
 
 def test_window_terms_request_pages_with_after_key() -> None:
-    body = query.window_terms(BASE, FALLBACK, WINDOW, ["source.address"], {"source.address": "x"})
+    body = bodies.window_terms(BASE, FALLBACK, WINDOW, ["source.address"], {"source.address": "x"})
     assert body["size"] == 0
     composite = body["aggs"]["terms"]["composite"]
     assert composite == {
@@ -62,7 +62,7 @@ def test_window_terms_request_pages_with_after_key() -> None:
     assert "aggs" not in body["aggs"]["terms"]  # phase 1 needs the terms only
     assert body["query"]["bool"]["filter"][0] is BASE
     assert (
-        "after" not in query.window_terms(BASE, PLAIN, WINDOW, ["a"])["aggs"]["terms"]["composite"]
+        "after" not in bodies.window_terms(BASE, PLAIN, WINDOW, ["a"])["aggs"]["terms"]["composite"]
     )
 
 
@@ -79,11 +79,11 @@ def _bucket(
 
 def test_first_seen_is_the_smaller_of_override_and_fallback() -> None:
     ms = 1736942400000
-    assert query.first_seen_of(_bucket({}, ms + 5, ms)) == END
-    assert query.first_seen_of(_bucket({}, ms, None)) == END
-    assert query.first_seen_of(_bucket({}, None, ms)) == END
-    assert query.first_seen_of(_bucket({}, None, None)) is None
-    assert query.first_seen_of({"first_seen_override": {"value": ms}}) == END
+    assert bodies.first_seen_of(_bucket({}, ms + 5, ms)) == END
+    assert bodies.first_seen_of(_bucket({}, ms, None)) == END
+    assert bodies.first_seen_of(_bucket({}, None, ms)) == END
+    assert bodies.first_seen_of(_bucket({}, None, None)) is None
+    assert bodies.first_seen_of({"first_seen_override": {"value": ms}}) == END
 
 
 def test_parse_window_page_short_page_is_the_last() -> None:
@@ -99,7 +99,7 @@ def test_parse_window_page_short_page_is_the_last() -> None:
             }
         }
     }
-    page = query.parse_window_page(response, ["a", "b"])
+    page = bodies.parse_window_page(response, ["a", "b"])
     assert page.terms == [("1", True), ("2", 1)]
     assert page.after is None
 
@@ -107,17 +107,17 @@ def test_parse_window_page_short_page_is_the_last() -> None:
 def test_parse_window_page_full_page_has_a_next() -> None:
     buckets = [_bucket({"a": str(n)}, 1.0, None) for n in range(PAGE_SIZE)]
     response = {"aggregations": {"terms": {"after_key": {"a": "z"}, "buckets": buckets}}}
-    page = query.parse_window_page(response, ["a"])
+    page = bodies.parse_window_page(response, ["a"])
     assert len(page.terms) == PAGE_SIZE
     assert page.after == {"a": "z"}
 
 
 def test_parse_window_page_without_aggregations_is_empty() -> None:
-    assert query.parse_window_page({}, ["a"]) == query.Page([], None)
+    assert bodies.parse_window_page({}, ["a"]) == bodies.Page([], None)
 
 
 def test_history_single_is_exact_and_bounded_by_the_window_start() -> None:
-    body = query.history_single(BASE, PLAIN, WINDOW, "f", ["a", 3, True])
+    body = bodies.history_single(BASE, PLAIN, WINDOW, "f", ["a", 3, True])
     assert body["aggs"] == {
         "seen": {"terms": {"field": "f", "size": 3, "include": ["a", "3", "true"]}}
     }
@@ -126,11 +126,11 @@ def test_history_single_is_exact_and_bounded_by_the_window_start() -> None:
     assert filters[1]["range"]["@timestamp"]["lte"] == "2025-01-15T11:51:00.000Z"
     assert filters[2] == {"terms": {"f": ["a", 3, True]}}
     response = {"aggregations": {"seen": {"buckets": [{"key": "a"}, {"key": 1}]}}}
-    assert query.parse_history_single(response) == ["a", 1]
+    assert bodies.parse_history_single(response) == ["a", 1]
 
 
 def test_history_multi_matches_the_batch() -> None:
-    body = query.history_multi(BASE, PLAIN, WINDOW, ["a", "b"], [("1", "x"), ("2", "y")])
+    body = bodies.history_multi(BASE, PLAIN, WINDOW, ["a", "b"], [("1", "x"), ("2", "y")])
     batch = body["query"]["bool"]["filter"][2]
     assert batch == {
         "bool": {
@@ -149,14 +149,14 @@ def test_history_multi_matches_the_batch() -> None:
             }
         }
     }
-    assert query.parse_history_multi(response, ["a", "b"]) == ([("1", "x")], None)
+    assert bodies.parse_history_multi(response, ["a", "b"]) == ([("1", "x")], None)
 
 
 def test_history_superset_filters_each_field_by_the_batch_values() -> None:
     batch = [("1", "x"), ("2", "x"), ("1", "y")]
-    body = query.history_superset(BASE, PLAIN, WINDOW, ["a", "b"], batch, {"a": "1", "b": "x"})
+    body = bodies.history_superset(BASE, PLAIN, WINDOW, ["a", "b"], batch, {"a": "1", "b": "x"})
     filters = body["query"]["bool"]["filter"]
-    assert filters[1] == query.time_range(PLAIN, WINDOW.history_start, WINDOW.start)
+    assert filters[1] == bodies.time_range(PLAIN, WINDOW.history_start, WINDOW.start)
     assert filters[2:] == [{"terms": {"a": ["1", "2"]}}, {"terms": {"b": ["x", "y"]}}]
     assert not any("should" in clause.get("bool", {}) for clause in filters)
     assert body["aggs"]["terms"]["composite"]["after"] == {"a": "1", "b": "x"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from detector.execution_docs import status_of
+from detector.execution_log.documents import status_of
 from detector.results import ExecutionResult
 
 NOW = datetime(2025, 1, 15, 12, 5, tzinfo=UTC)

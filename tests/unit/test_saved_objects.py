@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from detector import kibana
+from detector.deployment import kibana
 from detector.settings import Settings
 
 KIBANA_8_19 = {  # typeMigrationVersion at or below what Kibana 8.19 knows for each type

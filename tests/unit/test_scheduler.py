@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from detector.rules import Rule
-from detector.scheduler import build_scheduler, run
+from detector.service.scheduler import build_scheduler, run
 from tests.support.rules import make_rule
 
 RULE = make_rule(rule_id="r-1", query="a: b")

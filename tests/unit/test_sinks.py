@@ -10,7 +10,7 @@ import pytest
 
 from detector.results import ExecutionResult
 from detector.rules import builtin_rules
-from detector.sinks import LogSink
+from detector.service.sinks import LogSink
 
 NOW = datetime(2025, 1, 15, 12, 5, tzinfo=UTC)
 
@@ -36,7 +36,7 @@ def test_no_alert_created_hands_over_nothing() -> None:
 
 def test_log_sink_logs_one_line_per_alert_with_its_id(caplog: pytest.LogCaptureFixture) -> None:
     rule = builtin_rules()[0]
-    with caplog.at_level(logging.INFO, logger="detector.sinks"):
+    with caplog.at_level(logging.INFO, logger="detector.service.sinks"):
         LogSink().deliver(rule, [alert("a", "198.51.100.1"), alert("b", "198.51.100.2")])
     assert [record.getMessage() for record in caplog.records] == [
         "alert a: new source 198.51.100.1",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from detector.status import RuleStatus, table
+from detector.execution_log.status import RuleStatus, table
 
 
 def status(holder: str | None, live: bool) -> RuleStatus:

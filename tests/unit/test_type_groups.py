@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector.type_groups import FieldTypes, canonical, describe, holds
+from detector.query.type_groups import FieldTypes, canonical, describe, holds
 
 MIXED = FieldTypes.of(
     ["logs-a", "logs-b", "logs-c", "logs-old"],
@@ -76,7 +76,7 @@ def test_one_type_everywhere_is_one_group() -> None:
 def test_health_reports_a_rule_whose_last_execution_matched_no_index() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from detector.health import RuleRuns, problem
+    from detector.execution_log.health import RuleRuns, problem
 
     ended = "2025-01-15T12:00:01.000Z"
     doc = {"execution": {"status": "partial failure", "ended": ended, "no_index_matched": True}}

@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from detector.errors import RuleError
+from detector.query.window import TimeFields, Window, time_fields, window_for
 from detector.times import from_millis, iso, to_millis, truncate_ms
-from detector.window import TimeFields, Window, time_fields, window_for
 from tests.support.rules import make_rule
 
 NOW = datetime(2025, 1, 15, 12, 0, 0, 123456, tzinfo=UTC)
