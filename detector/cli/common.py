@@ -92,7 +92,7 @@ def select_rules(wanted: Sequence[str], settings: Settings) -> tuple[list[Rule],
 
     loaded = rules_for(settings)
     problems = report_rule_problems(loaded, settings)
-    check_allowlist(settings, [rule.rule_id for rule in loaded.rules])
+    check_exceptions(settings, [rule.rule_id for rule in loaded.rules])
     if not wanted:
         return [rule for rule in loaded.rules if rule.enabled], problems
     by_id = {rule.rule_id: rule for rule in loaded.rules}
@@ -108,16 +108,16 @@ def select_rules(wanted: Sequence[str], settings: Settings) -> tuple[list[Rule],
     return chosen, problems
 
 
-def check_allowlist(settings: Settings, rule_ids: Sequence[str]) -> None:
-    """Load the allowlist before anything connects, so a bad entry stops the command (a
+def check_exceptions(settings: Settings, rule_ids: Sequence[str]) -> None:
+    """Load the exceptions before anything connects, so a bad entry stops the command (a
     `ConfigError`, exit 2) instead of failing every execution; warn about entries for a rule
     id no loaded rule has."""
-    # lazy: start-up (the allowlist reads the settings, pydantic)
+    # lazy: start-up (the exceptions reads the settings, pydantic)
     from detector.rules.exceptions import from_settings, unknown_rule_ids
 
     for item in unknown_rule_ids(from_settings(settings), rule_ids):
         _log.warning(
-            "%s: rule_id %r matches no loaded rule, so it allowlists nothing",
+            "%s: rule_id %r matches no loaded rule, so it exception lists nothing",
             item.origin,
             item.rule_id,
             extra={"rule_id": item.rule_id},

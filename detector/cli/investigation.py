@@ -113,7 +113,7 @@ def explain(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         (rule,), _ = select_rules([args.rule], settings)
-        allowlist = from_settings(settings)
+        exceptions = from_settings(settings)
     except ConfigError as exc:
         return usage_error("; ".join(exc.problems))
     if len(args.values) != len(rule.new_terms_fields):
@@ -132,7 +132,7 @@ def explain(args: argparse.Namespace, settings: Settings) -> int:
                 rule,
                 at,
                 tuple(args.values),
-                allowlist=allowlist,
+                exceptions=exceptions,
                 baseline_mode=settings.baseline,
             )
         except DetectorError as exc:

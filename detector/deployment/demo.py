@@ -205,7 +205,7 @@ def replay(
         end - REPLAY + step,
         end,
         progress=report,
-        allowlist=from_settings(settings),
+        exceptions=from_settings(settings),
     )
     progress.finish()
     return results

@@ -49,7 +49,7 @@ from detector.results import (
     Values,
 )
 from detector.rules import Rule
-from detector.rules.exceptions import EMPTY_ALLOWLIST, Allowlist
+from detector.rules.exceptions import NO_EXCEPTIONS, ExceptionList
 from detector.times import as_utc, iso
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def execute(
     now: datetime,
     *,
     dry_run: bool = False,
-    allowlist: Allowlist = EMPTY_ALLOWLIST,
+    exceptions: ExceptionList = NO_EXCEPTIONS,
     execution_type: str = "scheduled",
     history: TermHistory | None = None,
     execution_id: str | None = None,
@@ -104,9 +104,9 @@ def execute(
             window_start=window.start, window_end=window.end, history_start=window.history_start
         )
         rule_query = kql.to_dsl(rule.query)
-        base = bodies.rule_filter(rule_query, allowlist.must_not(rule.rule_id))
+        base = bodies.rule_filter(rule_query, exceptions.must_not(rule.rule_id))
         plan = Plan(rule, window, time_fields(rule), base)
-        split = type_split.for_plan(elastic, plan, rule_query, allowlist)
+        split = type_split.for_plan(elastic, plan, rule_query, exceptions)
         services = _Services(
             elastic,
             store,

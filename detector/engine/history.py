@@ -2,7 +2,7 @@
 
 `TermHistory` is the seam: the engine asks it, page after page of window terms, for the subset
 that occurs in `[history_start, window start]` (both ends inclusive) under the rule's query and
-allowlist. `AggregationHistory` is Kibana's V1 method without scripts: for one field a `terms`
+exceptions. `AggregationHistory` is Kibana's V1 method without scripts: for one field a `terms`
 filter plus a `terms` aggregation with an explicit `include` list, which counts every listed
 value present however many documents hold it; for several fields, batches of combinations as
 `should` clauses, each paged through a composite aggregation, halved on clause limits as Kibana

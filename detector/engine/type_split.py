@@ -38,7 +38,7 @@ from detector.query.batched import Details
 from detector.query.bodies import Plan, WindowTerm
 from detector.query.type_groups import Group, canonical
 from detector.results import NewTerm, Values
-from detector.rules.exceptions import Allowlist
+from detector.rules.exceptions import ExceptionList
 
 log = logging.getLogger(__name__)
 
@@ -141,17 +141,17 @@ def for_plan(
     elastic: Elastic,
     plan: Plan,
     rule_query: bodies.Body,
-    allowlist: Allowlist,
+    exceptions: ExceptionList,
     cache: TypeCache = SHARED,
 ) -> Split:
     """`plan` split by the types of the rule's new-terms and exception fields (one cached
     `_field_caps`), each group's filter holding only the exception values it can parse."""
     rule = plan.rule
-    fields = tuple(dict.fromkeys([*rule.new_terms_fields, *allowlist.fields(rule.rule_id)]))
+    fields = tuple(dict.fromkeys([*rule.new_terms_fields, *exceptions.fields(rule.rule_id)]))
     types = cache.field_types(elastic, rule.index, fields)
     groups = types.groups(fields)
     bases = [
-        bodies.rule_filter(rule_query, allowlist.must_not(rule.rule_id, group.holds))
+        bodies.rule_filter(rule_query, exceptions.must_not(rule.rule_id, group.holds))
         for group in groups
     ]
     conflicts = types.conflicts(rule.new_terms_fields)

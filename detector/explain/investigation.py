@@ -40,7 +40,7 @@ from detector.query.bodies import Plan
 from detector.query.window import time_fields, window_for
 from detector.results import NewTerm, Values
 from detector.rules import Rule
-from detector.rules.exceptions import EMPTY_ALLOWLIST, Allowlist
+from detector.rules.exceptions import NO_EXCEPTIONS, ExceptionList
 from detector.times import as_utc
 
 
@@ -67,14 +67,14 @@ def explain(
     at: datetime,
     values: Values,
     *,
-    allowlist: Allowlist = EMPTY_ALLOWLIST,
+    exceptions: ExceptionList = NO_EXCEPTIONS,
     baseline_mode: str = ALERT,
 ) -> Explanation:
     """Why `values` of the rule's new-terms fields did or did not alert at `at` (raises
     `DetectorError` when a request fails)."""
     at = as_utc(at)
     window = window_for(rule, at)
-    base = bodies.rule_filter(kql.to_dsl(rule.query), allowlist.must_not(rule.rule_id))
+    base = bodies.rule_filter(kql.to_dsl(rule.query), exceptions.must_not(rule.rule_id))
     plan = Plan(rule, window, time_fields(rule), base)
     facts = _window_facts(elastic, plan, values)
     since = phases.oldest_document(elastic, plan)
@@ -86,14 +86,14 @@ def explain(
         at,
         window,
         last_history=parse_latest_history(_search(elastic, plan, _latest(plan, values))),
-        exceptions=_exceptions(elastic, plan, values, allowlist),
+        exceptions=_exceptions(elastic, plan, values, exceptions),
         alert_id=_episode_alert(elastic, store, plan, values, facts.get("first_seen")),
         baseline=baseline.to_json(),
         held=baseline.holding,
         **facts,
     )
     if explanation.new and explanation.alert_id is None and not explanation.held:
-        overflow = _overflow(elastic, store, rule, at, values, allowlist, baseline_mode)
+        overflow = _overflow(elastic, store, rule, at, values, exceptions, baseline_mode)
         explanation = _with(explanation, overflow=overflow)
     return explanation
 
@@ -121,9 +121,9 @@ def _latest(plan: Plan, values: Values) -> dict[str, Any]:
 
 
 def _exceptions(
-    elastic: Elastic, plan: Plan, values: Values, allowlist: Allowlist
+    elastic: Elastic, plan: Plan, values: Values, exceptions: ExceptionList
 ) -> tuple[ExceptionMatch, ...]:
-    entries = [item for item in allowlist.items if item.applies_to(plan.rule.rule_id)]
+    entries = [item for item in exceptions.items if item.applies_to(plan.rule.rule_id)]
     if not entries:
         return ()
     body = exceptions_body(
@@ -147,7 +147,7 @@ def _overflow(
     rule: Rule,
     at: datetime,
     values: Values,
-    allowlist: Allowlist,
+    exceptions: ExceptionList,
     baseline_mode: str,
 ) -> bool:
     """Whether the execution at `at` left the term beyond `max_signals` (a dry run of it)."""
@@ -157,7 +157,7 @@ def _overflow(
         rule,
         at,
         dry_run=True,
-        allowlist=allowlist,
+        exceptions=exceptions,
         execution_type="manual",
         baseline_mode=baseline_mode,
     )

@@ -18,7 +18,7 @@ from typing import Any
 from detector.query.bodies import Body, terms_clause, time_range
 from detector.query.window import TimeFields, Window
 from detector.results import Values
-from detector.rules.exceptions import AllowlistEntry
+from detector.rules.exceptions import ExceptionItem
 from detector.times import from_millis, iso
 
 NOT_IN_WINDOW = "not in the window"
@@ -228,7 +228,7 @@ def exceptions_body(
     window: Window,
     terms_fields: Sequence[str],
     values: Values,
-    entries: Sequence[AllowlistEntry],
+    entries: Sequence[ExceptionItem],
 ) -> Body:
     """Per exception entry, the term's documents it matches in the window and in the history
     (under the rule's query without the exceptions)."""
@@ -253,7 +253,7 @@ def exceptions_body(
 
 
 def parse_exceptions(
-    response: Mapping[str, Any], entries: Sequence[AllowlistEntry]
+    response: Mapping[str, Any], entries: Sequence[ExceptionItem]
 ) -> tuple[ExceptionMatch, ...]:
     """The entries of an `exceptions_body` answer that matched a document."""
     buckets = response.get("aggregations", {}).get("entries", {}).get("buckets", {})

@@ -52,7 +52,7 @@ class Page:
 @dataclass(frozen=True)
 class Plan:
     """What every phase of one execution shares: the rule, its window and time fields, and the
-    filter of every phase (query and allowlist)."""
+    filter of every phase (query and exceptions)."""
 
     rule: Rule
     window: Window
@@ -174,7 +174,7 @@ def future_documents(base: Body, fields: TimeFields, after: datetime) -> Body:
     Such a document (a producer's clock ahead, a pipeline setting `event.ingested` wrongly)
     falls in no window until the clock reaches it, so it alerts late. `global` escapes the
     window's query so the count rides on phase 1's first page instead of a request of its own;
-    the filter repeats the rule's query and allowlist.
+    the filter repeats the rule's query and exceptions.
     """
     later = {"range": {fields.primary: {"gt": iso(after), "format": "strict_date_optional_time"}}}
     return {"global": {}, "aggs": {"docs": {"filter": {"bool": {"filter": [base, later]}}}}}

@@ -1,8 +1,8 @@
-"""Rule allowlists (Kibana's rule exceptions): field/value pairs a rule never considers. Pure.
+"""Rule exception lists (Kibana's rule exceptions): field/value pairs a rule never considers. Pure.
 
 Kibana turns a rule's exception items into one filter applied with `excludeExceptions: true` to
 EVERY phase, history included (`build_exception_filter.ts`; §1.2 of the Kibana notes). So an
-allowlisted document neither alerts nor counts as history; we keep that meaning.
+excepted document neither alerts nor counts as history; we keep that meaning.
 
 Two sources:
 
@@ -58,7 +58,7 @@ def _any_value(_field: str, _value: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class AllowlistEntry:
+class ExceptionItem:
     """Documents whose `field` holds one of `values`, or an IP inside one of `networks`."""
 
     rule_id: str
@@ -96,10 +96,10 @@ class AllowlistEntry:
 
 
 @dataclass(frozen=True)
-class Allowlist:
+class ExceptionList:
     """Every exception item the detector knows."""
 
-    items: tuple[AllowlistEntry, ...] = ()
+    items: tuple[ExceptionItem, ...] = ()
 
     def must_not(self, rule_id: str, holds: Holds = _any_value) -> list[dict[str, Any]]:
         """The `must_not` clauses for one rule (values kept by `holds`, see `clauses`)."""
@@ -116,12 +116,12 @@ class Allowlist:
         return tuple(dict.fromkeys(found))
 
 
-EMPTY_ALLOWLIST = Allowlist()
+NO_EXCEPTIONS = ExceptionList()
 
 
-def from_settings(settings: Settings) -> Allowlist:
+def from_settings(settings: Settings) -> ExceptionList:
     """The exceptions configured in settings (source addresses, then the exceptions file)."""
-    items: list[AllowlistEntry] = []
+    items: list[ExceptionItem] = []
     if settings.exception_source_addresses:
         origin = env_name("exception_source_addresses")
         addresses = settings.exception_source_addresses
@@ -131,10 +131,10 @@ def from_settings(settings: Settings) -> Allowlist:
             raise ConfigError([f"{origin}: {exc}"]) from None
     if settings.exceptions_file is not None:
         items.extend(load_file(settings.exceptions_file))
-    return Allowlist(tuple(items))
+    return ExceptionList(tuple(items))
 
 
-def load_file(path: Path) -> tuple[AllowlistEntry, ...]:
+def load_file(path: Path) -> tuple[ExceptionItem, ...]:
     """Read an exceptions TOML file; `ConfigError` lists every bad entry with the file name."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -150,7 +150,7 @@ def load_file(path: Path) -> tuple[AllowlistEntry, ...]:
     entries = document.get("exception", [])
     if not isinstance(entries, list):
         raise ConfigError([f"{path}: 'exception' must be an array of tables ([[exception]])"])
-    items: list[AllowlistEntry] = []
+    items: list[ExceptionItem] = []
     for number, entry in enumerate(entries, start=1):
         origin = f"{path}: exception #{number}"
         try:
@@ -162,7 +162,7 @@ def load_file(path: Path) -> tuple[AllowlistEntry, ...]:
     return tuple(items)
 
 
-def _entry(entry: Any, origin: str) -> AllowlistEntry:
+def _entry(entry: Any, origin: str) -> ExceptionItem:
     if not isinstance(entry, dict):
         raise ValueError("must be a table")
     unknown = sorted(set(entry) - _ENTRY_KEYS)
@@ -181,7 +181,7 @@ def _entry(entry: Any, origin: str) -> AllowlistEntry:
     return _item(rule_id.strip(), field.strip(), values, origin)
 
 
-def _item(rule_id: str, field: str, values: list[Any], origin: str) -> AllowlistEntry:
+def _item(rule_id: str, field: str, values: list[Any], origin: str) -> ExceptionItem:
     exact: list[Value] = []
     networks: list[str] = []
     for value in values:
@@ -191,7 +191,7 @@ def _item(rule_id: str, field: str, values: list[Any], origin: str) -> Allowlist
             exact.append(value)
         else:
             networks.append(network)
-    return AllowlistEntry(rule_id, field, tuple(exact), tuple(networks), origin)
+    return ExceptionItem(rule_id, field, tuple(exact), tuple(networks), origin)
 
 
 def _check_exact(field: str, value: Value) -> None:
@@ -210,10 +210,10 @@ def _check_exact(field: str, value: Value) -> None:
             ) from None
 
 
-def unknown_rule_ids(allowlist: Allowlist, rule_ids: Iterable[str]) -> list[AllowlistEntry]:
-    """The entries for a rule id that none of `rule_ids` has (a typo allowlists nothing)."""
+def unknown_rule_ids(exceptions: ExceptionList, rule_ids: Iterable[str]) -> list[ExceptionItem]:
+    """The entries for a rule id that none of `rule_ids` has (a typo exception lists nothing)."""
     known = set(rule_ids)
-    return [item for item in allowlist.items if item.rule_id not in (ANY_RULE, *known)]
+    return [item for item in exceptions.items if item.rule_id not in (ANY_RULE, *known)]
 
 
 def _network(value: Value) -> str | None:

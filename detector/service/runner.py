@@ -47,7 +47,7 @@ from detector.logs import structured
 from detector.query.baseline import ALERT, BaselineCache
 from detector.results import FAILED, PARTIAL_FAILURE, ExecutionResult
 from detector.rules import Rule
-from detector.rules.exceptions import EMPTY_ALLOWLIST, Allowlist, from_settings
+from detector.rules.exceptions import NO_EXCEPTIONS, ExceptionList, from_settings
 from detector.schedule import catchup, leases
 from detector.schedule.catchup import Gap
 from detector.schedule.failed_windows import Skew
@@ -75,7 +75,7 @@ class Runner:
     elastic: Elastic
     store: AlertWriter
     log: ExecutionStore
-    allowlist: Allowlist = EMPTY_ALLOWLIST
+    exceptions: ExceptionList = NO_EXCEPTIONS
     max_catchup: timedelta = DEFAULT_MAX_CATCHUP
     metrics: Metrics | None = None
     sinks: Sequence[AlertSink] = field(default=())
@@ -111,11 +111,11 @@ class Runner:
         if ensure:
             store.ensure_index()
             log.ensure_index()
-        allowlist = from_settings(settings)
+        exceptions = from_settings(settings)
         writer: AlertWriter = store
         if notify:
             writer = marking_writer(store, settings)
-        runner = cls(elastic, writer, log, allowlist, settings.max_catchup_delta, sinks=sinks)
+        runner = cls(elastic, writer, log, exceptions, settings.max_catchup_delta, sinks=sinks)
         runner.replica_id = replica_id(settings)
         runner.window_attempts = settings.window_attempts
         runner.baseline_mode = settings.baseline
@@ -129,7 +129,7 @@ class Runner:
             rule,
             now,
             dry_run=True,
-            allowlist=self.allowlist,
+            exceptions=self.exceptions,
             baseline_mode=self.baseline_mode,
             baselines=self.baselines,
         )
@@ -165,7 +165,7 @@ class Runner:
             self.store,
             rule,
             now,
-            allowlist=self.allowlist,
+            exceptions=self.exceptions,
             execution_type=execution_type,
             execution_id=execution_id,
             baseline_mode=self.baseline_mode,
@@ -444,8 +444,8 @@ def backfill(
     start: datetime,
     end: datetime,
     progress: Progress | None = None,
-    allowlist: Allowlist = EMPTY_ALLOWLIST,
+    exceptions: ExceptionList = NO_EXCEPTIONS,
 ) -> list[ExecutionResult]:
     """`Runner.backfill` on these parts. The caller creates the indices first
     (`store.ensure_index()`, `log.ensure_index()`)."""
-    return Runner(elastic, store, log, allowlist).backfill(rules, start, end, progress)
+    return Runner(elastic, store, log, exceptions).backfill(rules, start, end, progress)

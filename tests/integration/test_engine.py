@@ -19,7 +19,7 @@ from detector.errors import RequestError
 from detector.es.client import Elastic
 from detector.results import ExecutionResult
 from detector.rules import Rule, builtin_rules
-from detector.rules.exceptions import EMPTY_ALLOWLIST, Allowlist, from_settings
+from detector.rules.exceptions import NO_EXCEPTIONS, ExceptionList, from_settings
 from detector.settings import Settings
 from tests.support import cloudtrail as ct
 from tests.support.bruteforce import (
@@ -89,7 +89,7 @@ class Harness:
     store: AlertStore
     rule: Rule
     spec: Spec
-    allowlist: Allowlist = EMPTY_ALLOWLIST
+    exceptions: ExceptionList = NO_EXCEPTIONS
     history: TermHistory | None = None
     docs: list[Doc] = dataclasses.field(default_factory=list)
     created: set[str] = dataclasses.field(default_factory=set)
@@ -108,7 +108,7 @@ class Harness:
         self.docs.extend(Doc(index, doc) for doc in batch)
 
     def execute(self, now: datetime, **options: Any) -> ExecutionResult:
-        options.setdefault("allowlist", self.allowlist)
+        options.setdefault("exceptions", self.exceptions)
         options.setdefault("history", self.history)
         return execution.execute(self.elastic, self.store, self.rule, now, **options)
 
@@ -261,13 +261,13 @@ def test_more_than_one_page_of_window_terms_is_read(harness: Harness, token: str
     assert result.requests == 9
 
 
-def test_allowlisted_sources_neither_alert_nor_count_as_history(
+def test_exceptionsed_sources_neither_alert_nor_count_as_history(
     elastic: Elastic, store: AlertStore, token: str, tmp_path: Path
 ) -> None:
     exceptions_file = tmp_path / "exceptions.toml"
     exceptions_file.write_text(
         f'[[exception]]\nrule_id = "{BUILTIN_ID}"\nfield = "user_agent.original"\n'
-        'values = ["allowlisted-scanner"]\n',
+        'values = ["excepted-scanner"]\n',
         encoding="utf-8",
     )
     settings = Settings(
@@ -279,7 +279,7 @@ def test_allowlisted_sources_neither_alert_nor_count_as_history(
     by_source = excluded_source(settings.exception_source_addresses)
 
     def predicate(source: Mapping[str, Any]) -> bool:
-        by_agent = "allowlisted-scanner" in str(source.get("user_agent"))
+        by_agent = "excepted-scanner" in str(source.get("user_agent"))
         return is_anonymous_s3_access(source) and not by_source(source) and not by_agent
 
     spec = spec_for(rule, predicate=predicate)
@@ -289,8 +289,8 @@ def test_allowlisted_sources_neither_alert_nor_count_as_history(
         [
             event("203.0.113.9", T0 - timedelta(minutes=1)),
             event("2001:db8:aa::1", T0 - timedelta(minutes=1)),
-            # Seen 2 days ago only by an allowlisted client: that is not history.
-            event("198.51.100.99", T0 - timedelta(days=2), user_agent="allowlisted-scanner"),
+            # Seen 2 days ago only by an excepted client: that is not history.
+            event("198.51.100.99", T0 - timedelta(days=2), user_agent="excepted-scanner"),
             event("198.51.100.99", T0 - timedelta(minutes=1)),
         ],
     )

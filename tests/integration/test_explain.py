@@ -29,7 +29,7 @@ from detector.explain.verdict import (
 )
 from detector.results import ExecutionResult
 from detector.rules import Rule
-from detector.rules.exceptions import Allowlist, AllowlistEntry
+from detector.rules.exceptions import ExceptionItem, ExceptionList
 from detector.settings import Settings
 from tests.integration.test_engine import (
     BUILTIN_ID,
@@ -45,9 +45,9 @@ from tests.support.runs import add_events
 
 REPO = Path(__file__).resolve().parents[2]
 BUILTIN_FILE = REPO / "detector" / "builtin" / "aws_s3_unauthenticated_access_rare_source.toml"
-ALLOWLISTED = "203.0.113.9"
-ALLOWLIST = Allowlist(
-    (AllowlistEntry("*", "source.address", (ALLOWLISTED,), (), "the test's allowlist"),)
+EXCEPTIONSED = "203.0.113.9"
+EXCEPTIONS = ExceptionList(
+    (ExceptionItem("*", "source.address", (EXCEPTIONSED,), (), "the test's exceptions"),)
 )
 
 # Documents, indexed as doc-0, doc-1, ... in this order.
@@ -58,8 +58,8 @@ DOCS = [
     event("198.51.100.11", T0 - timedelta(minutes=4)),  # doc-3: new, beyond max_signals 2
     event("198.51.100.3", T0 - timedelta(days=3)),  # doc-4: in the history
     event("198.51.100.3", T0 - timedelta(minutes=2)),  # doc-5
-    event(ALLOWLISTED, T0 - timedelta(days=2)),  # doc-6
-    event(ALLOWLISTED, T0 - timedelta(minutes=2)),  # doc-7
+    event(EXCEPTIONSED, T0 - timedelta(days=2)),  # doc-6
+    event(EXCEPTIONSED, T0 - timedelta(minutes=2)),  # doc-7
 ]
 
 
@@ -71,10 +71,10 @@ class Scene:
     index: str
 
     def explain(self, address: str) -> Explanation:
-        return explain(self.elastic, self.store, self.rule, T0, (address,), allowlist=ALLOWLIST)
+        return explain(self.elastic, self.store, self.rule, T0, (address,), exceptions=EXCEPTIONS)
 
     def execute(self) -> ExecutionResult:
-        return execution.execute(self.elastic, self.store, self.rule, T0, allowlist=ALLOWLIST)
+        return execution.execute(self.elastic, self.store, self.rule, T0, exceptions=EXCEPTIONS)
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ def scene(elastic: Elastic, store: AlertStore, token: str) -> Scene:
 
 
 def oracle_new(scene: Scene) -> set[str]:
-    """The new terms at T0 by the brute force, the allowlist applied."""
-    excluded = bruteforce.excluded_source([ALLOWLISTED])
+    """The new terms at T0 by the brute force, the exceptions applied."""
+    excluded = bruteforce.excluded_source([EXCEPTIONSED])
 
     def predicate(source: Any) -> bool:
         return bruteforce.is_anonymous_s3_access(source) and not excluded(source)
@@ -97,7 +97,7 @@ def oracle_new(scene: Scene) -> set[str]:
 
 
 def test_the_oracle_agrees_on_which_terms_are_new(scene: Scene) -> None:
-    addresses = ["198.51.100.8", "198.51.100.10", "198.51.100.11", "198.51.100.3", ALLOWLISTED]
+    addresses = ["198.51.100.8", "198.51.100.10", "198.51.100.11", "198.51.100.3", EXCEPTIONSED]
     new = {address for address in addresses if scene.explain(address).new}
     assert new == oracle_new(scene) == {"198.51.100.8", "198.51.100.10", "198.51.100.11"}
 
@@ -131,15 +131,15 @@ def test_a_term_seen_only_8_days_before_is_new_and_alerted(scene: Scene) -> None
     assert found.alert_id in created.created_ids
 
 
-def test_an_allowlisted_term_names_the_exception_that_removed_its_documents(
+def test_an_excepted_term_names_the_exception_that_removed_its_documents(
     scene: Scene,
 ) -> None:
-    found = scene.explain(ALLOWLISTED)
+    found = scene.explain(EXCEPTIONSED)
 
     assert (found.new, found.verdict, found.window_count) == (False, EXCLUDED, 0)
     (entry,) = found.exceptions
     assert (entry.origin, entry.field, entry.window, entry.history) == (
-        "the test's allowlist",
+        "the test's exceptions",
         "source.address",
         1,
         1,

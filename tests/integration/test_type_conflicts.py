@@ -18,7 +18,7 @@ from detector.alerts.store import AlertStore
 from detector.engine import field_caps
 from detector.engine.history import AggregationHistory, SupersetHistory
 from detector.es.client import Elastic
-from detector.rules.exceptions import Allowlist, load_file
+from detector.rules.exceptions import ExceptionList, load_file
 from detector.settings import Settings
 from tests.conftest import EsNode
 from tests.integration.test_engine import (
@@ -38,7 +38,7 @@ from tests.support import cloudtrail as ct
 from tests.support.bruteforce import excluded_source, is_anonymous_s3_access
 
 WINDOW, THREE_DAYS_AGO = T0 - timedelta(minutes=2), T0 - timedelta(days=3)
-ALLOWLISTED = ["AWS Internal", "192.0.2.200"]
+EXCEPTIONSED = ["AWS Internal", "192.0.2.200"]
 
 
 def ip_index(token: str) -> str:
@@ -65,13 +65,13 @@ def conflicting(harness: Harness, token: str) -> Harness:
             event("2001:db8::99", WINDOW, action="PutObject"),  # also in the keyword window
             event("192.0.2.77", WINDOW),  # new, in the ip index only
             event("::ffff:192.0.2.88", WINDOW),  # stored (and returned) as 192.0.2.88
-            event("192.0.2.200", WINDOW),  # allowlisted
+            event("192.0.2.200", WINDOW),  # excepted
         ],
     )
     harness.add(
         keyword,
         [
-            event("AWS Internal", WINDOW),  # allowlisted, and no IP for the ip index
+            event("AWS Internal", WINDOW),  # excepted, and no IP for the ip index
             event("", WINDOW),
             event("config.amazonaws.com", WINDOW),  # new: a service name, not an address
             event("198.51.100.3", WINDOW),  # seen 3 days earlier in the ip index
@@ -87,21 +87,21 @@ def conflicting(harness: Harness, token: str) -> Harness:
 def harness_for(
     elastic: Elastic, store: AlertStore, token: str, tmp_path: Path, **changes: Any
 ) -> Harness:
-    """The built-in rule (with `changes`) on this test's indices, allowlisting `ALLOWLISTED`,
+    """The built-in rule (with `changes`) on this test's indices, excepting `EXCEPTIONSED`,
     and its oracle, which compares `source.address` in canonical form."""
     exceptions = tmp_path / "exceptions.toml"
     exceptions.write_text(
         f'[[exception]]\nrule_id = "{BUILTIN_ID}"\nfield = "source.address"\n'
-        f"values = {json.dumps(ALLOWLISTED)}\n"
+        f"values = {json.dumps(EXCEPTIONSED)}\n"
     )
     rule = token_rule(token, **changes)
-    excluded = excluded_source(ALLOWLISTED)
+    excluded = excluded_source(EXCEPTIONSED)
     spec = spec_for(
         rule,
         predicate=lambda source: is_anonymous_s3_access(source) and not excluded(source),
         canonical_ips=frozenset({"source.address"}),
     )
-    return Harness(elastic, store, rule, spec, allowlist=Allowlist(load_file(exceptions)))
+    return Harness(elastic, store, rule, spec, exceptions=ExceptionList(load_file(exceptions)))
 
 
 @pytest.fixture
@@ -266,6 +266,6 @@ def test_an_exception_value_no_ip_field_can_hold_is_left_out_where_all_are_ip(
     harness.created.add(ip_index(token))
     harness.add(ip_index(token), [event("192.0.2.200", WINDOW), event("192.0.2.201", WINDOW)])
 
-    result = harness.step(T0)  # "AWS Internal" in the allowlist used to fail every execution
+    result = harness.step(T0)  # "AWS Internal" in the exceptions used to fail every execution
 
     assert terms_of([result]) == [("192.0.2.201",)]

@@ -145,7 +145,7 @@ def is_anonymous_s3_access(source: Source) -> bool:
 
 
 def excluded_source(addresses: Iterable[str]) -> Callable[[Source], bool]:
-    """A predicate: the document's source is allowlisted (exact address or CIDR on the IP)."""
+    """A predicate: the document's source is excepted (exact address or CIDR on the IP)."""
     exact = {value for value in addresses if "/" not in value}
     networks = [ipaddress.ip_network(value, strict=False) for value in addresses if "/" in value]
 

@@ -164,7 +164,7 @@ def test_check_looks_at_the_index_patterns_of_enabled_rules(tmp_path: Path) -> N
     assert index_patterns(settings) == (["filebeat-*", "logs-aws.cloudtrail*", "x-*"], 0)
 
 
-def test_a_bad_allowlist_entry_stops_once_before_it_connects(
+def test_a_bad_exception_stops_once_before_it_connects(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "exceptions.toml"
@@ -177,7 +177,7 @@ def test_a_bad_allowlist_entry_stops_once_before_it_connects(
     assert "Traceback" not in err
 
 
-def test_an_allowlist_entry_for_an_unknown_rule_is_reported(
+def test_an_exception_for_an_unknown_rule_is_reported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "exceptions.toml"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from detector.explain import verdict
 from detector.explain.verdict import DocRef, ExceptionMatch, Explanation
 from detector.query.window import Window
-from detector.rules.exceptions import AllowlistEntry
+from detector.rules.exceptions import ExceptionItem
 
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 WINDOW = Window(T - timedelta(minutes=9), T, T - timedelta(days=7))
@@ -64,7 +64,7 @@ def test_the_newest_history_document_is_the_later_of_override_and_fallback() -> 
 
 
 def test_exceptions_that_matched_nothing_are_left_out() -> None:
-    entries = [AllowlistEntry("*", "a", ("x",)), AllowlistEntry("*", "b", ("y",), (), "second")]
+    entries = [ExceptionItem("*", "a", ("x",)), ExceptionItem("*", "b", ("y",), (), "second")]
     answer = {
         "aggregations": {
             "entries": {

@@ -4,9 +4,9 @@ import pytest
 
 from detector.errors import ConfigError
 from detector.rules.exceptions import (
-    EMPTY_ALLOWLIST,
-    Allowlist,
-    AllowlistEntry,
+    NO_EXCEPTIONS,
+    ExceptionItem,
+    ExceptionList,
     from_settings,
     load_file,
     unknown_rule_ids,
@@ -21,7 +21,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_no_exceptions_no_clauses() -> None:
-    assert EMPTY_ALLOWLIST.must_not("any") == []
+    assert NO_EXCEPTIONS.must_not("any") == []
 
 
 def test_source_addresses_from_settings_exact_values_and_cidr_on_source_ip() -> None:
@@ -70,7 +70,7 @@ def test_cidr_on_an_address_field_is_matched_on_its_ip_field(tmp_path: Path) -> 
     path = write(
         tmp_path, '[[exception]]\nrule_id="*"\nfield="source.address"\nvalues=["::1/128"]\n'
     )
-    assert Allowlist(load_file(path)).must_not("x") == [{"term": {"source.ip": "::1/128"}}]
+    assert ExceptionList(load_file(path)).must_not("x") == [{"term": {"source.ip": "::1/128"}}]
 
 
 @pytest.mark.parametrize(
@@ -115,9 +115,9 @@ def test_missing_file_is_a_settings_error(tmp_path: Path) -> None:
 
 
 def test_item_applies_to() -> None:
-    item = AllowlistEntry("*", "f", ("v",))
+    item = ExceptionItem("*", "f", ("v",))
     assert item.applies_to("anything")
-    assert not AllowlistEntry("a", "f", ("v",)).applies_to("b")
+    assert not ExceptionItem("a", "f", ("v",)).applies_to("b")
 
 
 @pytest.mark.parametrize(
@@ -153,33 +153,33 @@ def test_ip_fields_take_addresses_and_ranges(tmp_path: Path) -> None:
 
 
 def test_entries_for_unknown_rules_are_found() -> None:
-    allowlist = Allowlist(
+    exceptions = ExceptionList(
         (
-            AllowlistEntry("*", "f", ("v",)),
-            AllowlistEntry("rule-a", "f", ("v",)),
-            AllowlistEntry("rule-typo", "f", ("v",), origin="file: exception #3"),
+            ExceptionItem("*", "f", ("v",)),
+            ExceptionItem("rule-a", "f", ("v",)),
+            ExceptionItem("rule-typo", "f", ("v",), origin="file: exception #3"),
         )
     )
-    assert [item.origin for item in unknown_rule_ids(allowlist, ["rule-a"])] == [
+    assert [item.origin for item in unknown_rule_ids(exceptions, ["rule-a"])] == [
         "file: exception #3"
     ]
 
 
 def test_values_an_index_cannot_hold_are_left_out_of_its_clauses() -> None:
     from detector.query.type_groups import Group
-    from detector.rules.exceptions import ANY_RULE, Allowlist, AllowlistEntry
+    from detector.rules.exceptions import ANY_RULE, ExceptionItem, ExceptionList
 
-    entry = AllowlistEntry(
+    entry = ExceptionItem(
         ANY_RULE, "source.address", ("AWS Internal", "192.0.2.7"), ("10.0.0.0/8",)
     )
     ip_group = Group(("logs-old",), {"source.address": "ip", "source.ip": "ip"})
-    allowlist = Allowlist((entry,))
+    exceptions = ExceptionList((entry,))
 
-    assert allowlist.must_not("r", ip_group.holds) == [
+    assert exceptions.must_not("r", ip_group.holds) == [
         {"terms": {"source.address": ["192.0.2.7"]}},
         {"term": {"source.ip": "10.0.0.0/8"}},
     ]
-    assert allowlist.must_not("r")[0] == {
+    assert exceptions.must_not("r")[0] == {
         "terms": {"source.address": ["AWS Internal", "192.0.2.7"]}
     }
-    assert allowlist.fields("r") == ("source.address", "source.ip")
+    assert exceptions.fields("r") == ("source.address", "source.ip")
