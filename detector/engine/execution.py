@@ -160,7 +160,7 @@ def _run(
     execution: tuple[str, str],
 ) -> dict[str, Any]:
     elastic, store, plan = services.elastic, services.store, split.whole
-    run = type_split.Phases(elastic, services.history, split)
+    run = type_split.SplitPhases(elastic, services.history, split)
     baseline = _baseline(services, run)
     found = run.new_values()
     skipped = found.skipped  # counted on the first phase-1 page
@@ -203,7 +203,7 @@ def _run(
 
 
 def _alertable(
-    run: type_split.Phases,
+    run: type_split.SplitPhases,
     store: AlertWriter,
     plan: Plan,
     new: list[Values],
@@ -245,7 +245,7 @@ def _trust(baseline: Baseline, skipped: Skipped, held: list[WindowTerm]) -> dict
     return trust
 
 
-def _baseline(services: _Services, run: type_split.Phases) -> Baseline:
+def _baseline(services: _Services, run: type_split.SplitPhases) -> Baseline:
     """How far back the rule's data reaches (cached once it reaches the history start)."""
     plan = run.split.whole
     rule_id, window = plan.rule.rule_id, plan.window

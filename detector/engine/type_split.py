@@ -161,7 +161,7 @@ def for_plan(
     return split(plan, groups, canonical_fields, bases)
 
 
-class Phases:
+class SplitPhases:
     """Phases 1 to 3 of one execution over the groups of a `Split`."""
 
     def __init__(self, elastic: Elastic, history: TermHistory, split: Split) -> None:

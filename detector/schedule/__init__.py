@@ -7,11 +7,19 @@
 
 from __future__ import annotations
 
-from detector.schedule.catchup import Gap, backfill_times, default_tolerance, leaves_no_hole, plan
+from detector.schedule.catchup import (
+    Due,
+    Gap,
+    backfill_times,
+    default_tolerance,
+    due_executions,
+    leaves_no_hole,
+)
 from detector.schedule.failed_windows import FailedWindow, Skew, covered, is_skewed
 from detector.schedule.leases import Lease, Version, grid_floor
 
 __all__ = [
+    "Due",
     "FailedWindow",
     "Gap",
     "Lease",
@@ -20,8 +28,8 @@ __all__ = [
     "backfill_times",
     "covered",
     "default_tolerance",
+    "due_executions",
     "grid_floor",
     "is_skewed",
     "leaves_no_hole",
-    "plan",
 ]

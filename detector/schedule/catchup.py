@@ -42,7 +42,7 @@ class Gap:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Due:
     """The `now` of each execution to run, oldest first, and the gap left behind, if any."""
 
     nows: tuple[datetime, ...]
@@ -55,19 +55,19 @@ class Plan:
         return max(len(self.nows) - 1, 0)
 
 
-def plan(
+def due_executions(
     checkpoint: datetime | None,
     current: datetime,
     interval: timedelta,
     max_catchup: timedelta,
     tolerance: timedelta | None = None,
-) -> Plan:
+) -> Due:
     """The executions due at `current` for a rule last covered up to `checkpoint`."""
     _check_positive(interval, "interval")
     if checkpoint is None:
-        return Plan((current,))
+        return Due((current,))
     if current <= checkpoint:
-        return Plan((), behind=True)
+        return Due((), behind=True)
     slack = default_tolerance(interval) if tolerance is None else tolerance
     floor = max(checkpoint, current - max_catchup)
     gap = Gap(checkpoint, floor) if floor > checkpoint else None
@@ -75,7 +75,7 @@ def plan(
     # A missed execution is one whose time is clearly after what is already covered.
     while nows[-1] - interval > floor + slack:
         nows.append(nows[-1] - interval)
-    return Plan(tuple(reversed(nows)), gap)
+    return Due(tuple(reversed(nows)), gap)
 
 
 def leaves_no_hole(

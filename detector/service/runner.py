@@ -2,7 +2,7 @@
 
 `Runner.run_due(rule, current)` is what the scheduler calls with the wall clock (tests call it
 with chosen times): it reads the rule's checkpoint, runs every due execution oldest first
-(`detector.schedule.catchup.plan`), reports a gap beyond `max_catchup` as a warning and in the first
+(`detector.schedule.catchup.due`), reports a gap beyond `max_catchup` as a warning and in the first
 execution's log document, and moves the checkpoint after each success. A failed execution
 stops the catch-up and leaves the checkpoint where it was, so the next one retries its window,
 until its `window_attempts`-th failure: then it is recorded as a failed window to backfill and
@@ -207,7 +207,9 @@ class Runner:
             return [self._unreadable_checkpoint(rule, current, exc)]
         self._reconcile_once(rule)
         checkpoint, skew = guard.distrust(self.records, rule, checkpoint, current)
-        due = catchup.plan(checkpoint, current, parse_interval(rule.interval), self.max_catchup)
+        due = catchup.due_executions(
+            checkpoint, current, parse_interval(rule.interval), self.max_catchup
+        )
         if due.behind:
             log.warning(
                 "rule %s: nothing due, its checkpoint %s is not before %s",
@@ -242,7 +244,7 @@ class Runner:
         checkpoint, skew = guard.distrust(
             self.records, rule, keeper.checkpoint(rule.rule_id), latest
         )
-        due = catchup.plan(checkpoint, latest, interval, self.max_catchup, timedelta(0))
+        due = catchup.due_executions(checkpoint, latest, interval, self.max_catchup, timedelta(0))
         if due.behind:  # this grid time ran already (a nudge, or a firing early in its cell)
             if skew is not None and checkpoint is not None:
                 keeper.move_checkpoint(rule, checkpoint)  # back from the future
@@ -391,7 +393,7 @@ class _First:
     skew: Skew | None = None
 
 
-def _announce(rule: Rule, due: catchup.Plan) -> None:
+def _announce(rule: Rule, due: catchup.Due) -> None:
     if due.gap is not None:
         log.warning(
             "rule %s: %s",
