@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from detector import kql
 from detector.engine import phases
 from detector.engine.field_caps import SHARED, TypeCache
 from detector.engine.history import TermHistory
@@ -37,7 +38,9 @@ from detector.query import bodies
 from detector.query.batched import Details
 from detector.query.bodies import Plan, WindowTerm
 from detector.query.type_groups import Group, canonical
+from detector.query.window import Window, time_fields
 from detector.results import NewTerm, Values
+from detector.rules import Rule
 from detector.rules.exceptions import ExceptionList
 
 log = logging.getLogger(__name__)
@@ -135,6 +138,18 @@ def _largest(patterns: Sequence[str], groups: Sequence[Group]) -> tuple[str, ...
         return groups[0].indices
     others = [f"-{name}" for group in groups[1:] for name in group.indices]
     return (*wildcards, *others, *groups[0].indices)
+
+
+def plan_execution(
+    elastic: Elastic, rule: Rule, window: Window, exceptions: ExceptionList
+) -> Split:
+    """The plan of an execution of `rule` over `window`: the filter of every phase (the rule's
+    query less its exceptions) and the groups of indices of one type per field. `explain` asks
+    through this very plan, so it cannot disagree with an execution."""
+    rule_query = kql.to_dsl(rule.query)
+    base = bodies.rule_filter(rule_query, exceptions.must_not(rule.rule_id))
+    plan = Plan(rule, window, time_fields(rule), base)
+    return for_plan(elastic, plan, rule_query, exceptions)
 
 
 def for_plan(
