@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from detector import kql
 from detector.engine import phases
@@ -45,8 +45,19 @@ from detector.rules.exceptions import ExceptionList
 
 log = logging.getLogger(__name__)
 
+# The group of a split when no index matched: it holds any value.
+_ANY = Group((), {})
 # Raw spellings of each canonical term seen in the window.
 Spellings = Mapping[Values, set[Values]]
+
+
+class Asked(NamedTuple):
+    """A group of indices asked about some terms: its plan, and each spelling of the terms it
+    can hold -> the canonical term."""
+
+    group: Group
+    plan: Plan
+    spellings: dict[Values, Values]
 
 
 @dataclass(frozen=True)
@@ -188,11 +199,7 @@ class SplitPhases:
         split = self.split
         if split.single:
             return phases.new_values(self.elastic, self.history, split.plans[0])
-        found = Found()
-        for plan in split.plans:
-            for page in phases.window_pages(self.elastic, plan, found):
-                for values in page:
-                    self.spellings.setdefault(split.canon(values), set()).add(values)
+        found = self.read_window()
         terms = list(self.spellings)
         found.checked = len(terms)
         for start in range(0, len(terms), bodies.PAGE_SIZE):
@@ -201,20 +208,33 @@ class SplitPhases:
             found.new.extend(term for term in page if term not in seen)
         return found
 
+    def read_window(self) -> Found:
+        """Phase 1 over every group: the spellings of each canonical term in the window (what
+        a `keyword` group is asked), and what phase 1 saw on the way. Nothing to read with one
+        group (its terms are asked as they are)."""
+        found = Found()
+        for plan in self.split.plans if not self.split.single else ():
+            for page in phases.window_pages(self.elastic, plan, found):
+                for values in page:
+                    self.spellings.setdefault(self.split.canon(values), set()).add(values)
+        return found
+
     def _seen(self, terms: list[Values]) -> set[Values]:
         seen: set[Values] = set()
-        for plan, asked in self._per_group(terms):
+        for _, plan, asked in self.per_group(terms):
             found = self.history.seen(plan, list(asked))
             seen.update(asked.get(values, self.split.canon(values)) for values in found)
         return seen
 
-    def _per_group(self, terms: Sequence[Values]) -> list[tuple[Plan, dict[Values, Values]]]:
-        """Each group that can hold some of `terms`, its plan and its spellings of them."""
+    def per_group(self, terms: Sequence[Values]) -> list[Asked]:
+        """Each group that can hold some of `terms` (canonical), with its plan and its
+        spellings of them. No index matched: the one plan, asked every term."""
         split, found = self.split, []
-        for group, plan in zip(split.groups, split.plans, strict=True):
+        groups = split.groups or (_ANY,)
+        for group, plan in zip(groups, split.plans, strict=True):
             asked = split.asked(group, terms, self.spellings)
             if asked:
-                found.append((plan, asked))
+                found.append(Asked(group, plan, asked))
         return found
 
     def first_seen(self, new: Sequence[Values]) -> list[WindowTerm]:
@@ -222,7 +242,7 @@ class SplitPhases:
         if self.split.single:
             return phases.first_seen(self.elastic, self.split.plans[0], new)
         first: dict[Values, datetime] = {}
-        for plan, asked in self._per_group(new):
+        for _, plan, asked in self.per_group(new):
             for term in phases.first_seen(self.elastic, plan, list(asked)):
                 canon = asked[term.values]
                 first[canon] = min(first.get(canon, term.first_seen), term.first_seen)
@@ -247,7 +267,7 @@ class SplitPhases:
             return phases.details(self.elastic, self.split.plans[0], chosen)
         merged: dict[Values, list[Details]] = {term.values: [] for term in chosen}
         when = {term.values: term.first_seen for term in chosen}
-        for plan, asked in self._per_group(list(merged)):
+        for _, plan, asked in self.per_group(list(merged)):
             spelled = [WindowTerm(values, when[canon]) for values, canon in asked.items()]
             answers = phases.detail_answers(self.elastic, plan, spelled)
             for term, answer in zip(spelled, answers, strict=True):

@@ -3,6 +3,7 @@ and the brute-force oracle see them."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -40,6 +41,7 @@ from tests.integration.test_engine import (
     token_rule,
 )
 from tests.support import bruteforce
+from tests.support import cloudtrail as ct
 from tests.support.bruteforce import Doc
 from tests.support.runs import add_events
 
@@ -164,6 +166,36 @@ def test_a_term_beyond_max_signals_is_overflow_at_that_execution(scene: Scene) -
 
     assert (found.new, found.verdict, found.overflow) == (True, OVERFLOW, True)
     assert found.alert_id is None
+
+
+def another_pipelines_index(elastic: Elastic, name: str) -> None:
+    """An index of another pipeline of the rule's patterns: its mapping has no
+    `event.ingested` (the rule's timestamp override)."""
+    body = copy.deepcopy(ct.INDEX_BODY)
+    del body["mappings"]["properties"]["event"]["properties"]["ingested"]
+    elastic.call(lambda es: es.indices.create(index=name, body=body))
+
+
+def test_an_index_without_the_override_field_is_explained_as_the_execution_runs_it(
+    scene: Scene, token: str
+) -> None:
+    other = f"filebeat-8.0-{token}"
+    another_pipelines_index(scene.elastic, other)
+    late = event("198.51.100.12", T0 - timedelta(minutes=1), ingested=None)
+    ct.index_documents(scene.elastic, other, [late, event("198.51.100.3", T0, ingested=None)])
+    scene.elastic.refresh(other)
+    addresses = [*dict.fromkeys(doc["source"]["address"] for doc in DOCS), "198.51.100.12"]
+
+    before = {address: scene.explain(address).verdict for address in addresses}
+    created = scene.execute()
+
+    assert created.status == "partial failure", created.error  # 2 of 4 new: max_signals
+    alerted = {alert["kibana"]["alert"]["new_terms"][0] for alert in created.alerts}
+    left = {values[0] for values in created.overflow_terms}
+    assert {address for address, verdict in before.items() if verdict == WOULD_ALERT} == alerted
+    assert {address for address, verdict in before.items() if verdict == OVERFLOW} == left
+    assert alerted | left == {"198.51.100.8", "198.51.100.10", "198.51.100.11", "198.51.100.12"}
+    assert (before["198.51.100.3"], before[EXCEPTIONSED]) == (SEEN, EXCLUDED)
 
 
 def test_json_has_the_boolean_new_and_the_readable_output_the_verdict(

@@ -18,8 +18,19 @@ from detector.alerts.store import AlertStore
 from detector.engine import field_caps
 from detector.engine.history import AggregationHistory, SupersetHistory
 from detector.es.client import Elastic
+from detector.explain.investigation import explain
+from detector.explain.verdict import (
+    ALERTED,
+    EXCLUDED,
+    NOT_IN_WINDOW,
+    SEEN,
+    WOULD_ALERT,
+    Explanation,
+)
+from detector.query.type_groups import canonical
 from detector.rules.exceptions import ExceptionList, load_file
 from detector.settings import Settings
+from detector.times import iso
 from tests.conftest import EsNode
 from tests.integration.test_engine import (
     BUILTIN_ID,
@@ -269,3 +280,66 @@ def test_an_exception_value_no_ip_field_can_hold_is_left_out_where_all_are_ip(
     result = harness.step(T0)  # "AWS Internal" in the exceptions used to fail every execution
 
     assert terms_of([result]) == [("192.0.2.201",)]
+
+
+# Every value of `conflicting` the execution does not alert, with why, and one in no document.
+NOT_ALERTED = {
+    "AWS Internal": EXCLUDED,
+    "192.0.2.200": EXCLUDED,
+    "198.51.100.3": SEEN,
+    "2001:db8::1": SEEN,
+    "2001:DB8:0:0::1": SEEN,
+    "::ffff:192.0.2.88": SEEN,
+    "192.0.2.88": SEEN,
+    "198.51.100.50": NOT_IN_WINDOW,
+}
+
+
+def every_value(harness: Harness) -> list[str]:
+    """Every `source.address` of the indexed documents, and one no document holds."""
+    held = (doc.source["source"]["address"] for doc in harness.docs)
+    return [*dict.fromkeys(held), "198.51.100.50"]
+
+
+def explain_value(harness: Harness, value: str) -> Explanation:
+    return explain(
+        harness.elastic, harness.store, harness.rule, T0, (value,), exceptions=harness.exceptions
+    )
+
+
+def test_explain_says_would_alert_for_exactly_what_the_execution_then_alerts(
+    harness: Harness, token: str
+) -> None:
+    values = every_value(conflicting(harness, token))
+
+    before = {value: explain_value(harness, value) for value in values}
+    result = harness.step(T0)
+
+    alerted = {canonical(alert["kibana"]["alert"]["new_terms"][0]) for alert in result.alerts}
+    would = {value for value, found in before.items() if found.verdict == WOULD_ALERT}
+    assert would == {value for value in values if canonical(value) in alerted}
+    assert {v: found.verdict for v, found in before.items() if v in NOT_ALERTED} == NOT_ALERTED
+
+
+def test_explain_names_the_alert_of_every_alerted_value_and_why_the_others_are_not(
+    harness: Harness, token: str
+) -> None:
+    values = every_value(conflicting(harness, token))
+    result = harness.step(T0)
+    alerts = {canonical(alert["kibana"]["alert"]["new_terms"][0]): alert for alert in result.alerts}
+
+    after = {value: explain_value(harness, value) for value in values}
+
+    expected = {
+        value: (ALERTED, alerts[canonical(value)]["kibana"]["alert"]["uuid"])
+        if canonical(value) in alerts
+        else (NOT_ALERTED[value], None)
+        for value in values
+    }
+    assert {value: (found.verdict, found.alert_id) for value, found in after.items()} == expected
+    first_seen = {
+        value: alerts[canonical(value)]["detector"]["first_seen"]
+        for value in values
+        if canonical(value) in alerts
+    }
+    assert {v: iso(after[v].first_seen) for v in first_seen} == first_seen

@@ -75,4 +75,4 @@ def test_exceptions_that_matched_nothing_are_left_out() -> None:
             }
         }
     }
-    assert verdict.parse_exceptions(answer, entries) == (ExceptionMatch("second", "b", 1, 3),)
+    assert verdict.parse_exceptions([answer], entries) == (ExceptionMatch("second", "b", 1, 3),)
