@@ -85,6 +85,7 @@ def execute(
     execution_id: str | None = None,
     baseline_mode: str = ALERT,
     baselines: BaselineCache | None = None,
+    quiet: bool = False,
 ) -> ExecutionResult:
     """Run `rule` once at `now`; a failure is reported in the result, never raised.
 
@@ -92,6 +93,7 @@ def execute(
     `execution_id` is the id its alerts carry (default: a new one), also in the result.
     `baseline_mode` applies unless the rule sets its own; `baselines` caches how far back each
     rule's data reaches (`detector.query.baseline`; without one it is asked every execution).
+    `quiet`: the result is not logged (`explain`'s dry run: its caller says what it means).
     """
     meter = Meter.start(elastic)
     execution = ExecutionRef(execution_type, execution_id or str(uuid.uuid4()))
@@ -114,7 +116,8 @@ def execute(
         field_caps.SHARED.clear()
     head = Head(rule, as_utc(now), execution, dry_run, window)
     result = outcome_result(head, outcome, meter.spent(elastic, outcome))
-    _log(rule, result)
+    if not quiet:
+        _log(rule, result)
     return result
 
 

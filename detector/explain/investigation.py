@@ -100,6 +100,7 @@ def explain(
         alert_id=_episode_alert(store, run, facts.get("first_seen")),
         baseline=baseline.to_json(),
         held=baseline.holding,
+        enabled=rule.enabled,
         **facts,
     )
     if explanation.new and explanation.alert_id is None and not explanation.held:
@@ -196,6 +197,7 @@ def _overflow(
         exceptions=exceptions,
         execution_type="manual",
         baseline_mode=baseline_mode,
+        quiet=True,
     )
     if not result.succeeded:
         raise DetectorError(f"the execution at that time fails: {result.error}")

@@ -28,6 +28,12 @@ ALERTED = "alerted"
 OVERFLOW = "beyond max_signals"
 HELD = "held"
 WOULD_ALERT = "would alert"
+DISABLED = "but the rule is disabled (enabled = false): no execution runs it"
+# What an execution at that time does with a new term, once the rule is enabled.
+_WHEN_ENABLED = {
+    WOULD_ALERT: "an execution at that time alerts it",
+    OVERFLOW: "it is beyond max_signals at that execution and a later one alerts it",
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,9 @@ class Explanation:
     overflow: bool = False
     baseline: Mapping[str, Any] | None = None
     held: bool = False
+    # A disabled rule (`enabled = false`) is explained all the same (what an execution at that
+    # time would find: a user asks why it did not alert), and its verdict says no execution runs.
+    enabled: bool = True
 
     @property
     def new(self) -> bool:
@@ -116,7 +125,9 @@ class Explanation:
             "alerts it while it is still new",
             WOULD_ALERT: "new, and no alert exists yet: an execution at that time alerts it",
         }
-        return reasons[self.verdict]
+        if self.enabled or self.verdict not in _WHEN_ENABLED:
+            return reasons[self.verdict]
+        return f"new, and no alert exists yet, {DISABLED}; enabled, {_WHEN_ENABLED[self.verdict]}"
 
     def lines(self) -> list[str]:
         """The readable output."""
@@ -134,6 +145,8 @@ class Explanation:
             f"{item.history} history document(s)"
             for item in self.exceptions
         ] or ["  exceptions: none removed a document of it"]
+        if not self.enabled:
+            lines.insert(2, "  rule: disabled (enabled = false); below, what an execution finds")
         lines.append(f"  alert of this episode: {self.alert_id or 'none'}")
         if self.new and self.alert_id is None:
             lines.append(f"  max_signals: {'beyond it' if self.overflow else 'within it'}")
@@ -169,6 +182,7 @@ class Explanation:
             "overflow": self.overflow,
             "held": self.held,
             "baseline": dict(self.baseline) if self.baseline is not None else None,
+            "enabled": self.enabled,
         }
 
 
