@@ -32,12 +32,13 @@ from detector.engine import phases
 from detector.engine.field_caps import SHARED, TypeCache
 from detector.engine.history import TermHistory
 from detector.engine.phases import Found
+from detector.errors import DetectorError
 from detector.es.client import Elastic
 from detector.logs import structured
 from detector.query import bodies
 from detector.query.batched import Details
 from detector.query.bodies import Plan, WindowTerm
-from detector.query.type_groups import Group, canonical
+from detector.query.type_groups import FieldTypes, Group, canonical, unaggregatable_text
 from detector.query.window import Window, time_fields
 from detector.results import NewTerm, Values
 from detector.rules import Rule
@@ -175,6 +176,7 @@ def for_plan(
     rule = plan.rule
     fields = tuple(dict.fromkeys([*rule.new_terms_fields, *exceptions.fields(rule.rule_id)]))
     types = cache.field_types(elastic, rule.index, fields)
+    _refuse_text(types, rule.new_terms_fields)
     groups = types.groups(fields)
     bases = [
         bodies.rule_filter(rule_query, exceptions.must_not(rule.rule_id, group.holds))
@@ -185,6 +187,16 @@ def for_plan(
         n for n, name in enumerate(rule.new_terms_fields) if "ip" in conflicts.get(name, {})
     )
     return split(plan, groups, canonical_fields, bases)
+
+
+def _refuse_text(types: FieldTypes, fields: Sequence[str]) -> None:
+    """Fail the execution when an index maps a new-terms field `text`, naming the indices and
+    the fix. Not skipping those indices instead: a term whose history sits only there would
+    alert as new (a false alarm), and their window terms would be lost for good once the window
+    moves on; a failed window is retried, so it is alerted once the mapping is fixed."""
+    found = types.unaggregatable(fields)
+    if found:
+        raise DetectorError("; ".join(unaggregatable_text(*item) for item in found.items()))
 
 
 class SplitPhases:

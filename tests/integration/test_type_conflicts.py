@@ -343,3 +343,47 @@ def test_explain_names_the_alert_of_every_alerted_value_and_why_the_others_are_n
         if canonical(value) in alerts
     }
     assert {v: iso(after[v].first_seen) for v in first_seen} == first_seen
+
+
+def dynamic_index(harness: Harness, token: str) -> str:
+    """An index created by a first document, without Elastic's template: dynamic mapping makes
+    every string `text` (with a `.keyword` sub-field)."""
+    name = f"filebeat-7.0-dynamic-{token}"
+    harness.created.add(name)
+    harness.add(name, [event("203.0.113.60", WINDOW)])
+    return name
+
+
+def test_a_new_terms_field_mapped_text_fails_the_execution_naming_index_field_and_fix(
+    harness: Harness, token: str
+) -> None:
+    harness.add(cloudtrail_index(token), [event("203.0.113.5", WINDOW)])
+    text_index = dynamic_index(harness, token)
+
+    result = harness.execute(T0)
+
+    assert (result.status, result.alerts_written) == ("failed", 0)
+    assert result.error == (
+        f"source.address is mapped as text in {text_index}: a new-terms field is aggregated, "
+        "which a text field cannot be (Elasticsearch: fielddata is disabled); map it keyword "
+        "or ip there (an index template for its pattern, then reindex or roll over)"
+    )
+
+
+def test_check_names_a_new_terms_field_mapped_text_as_an_error(
+    harness: Harness, es_node: EsNode, token: str, tmp_path: Path
+) -> None:
+    harness.add(cloudtrail_index(token), [event("203.0.113.5", WINDOW)])
+    text_index = dynamic_index(harness, token)
+    rules = rule_file(tmp_path, [f"logs-aws.cloudtrail*-{token}", f"filebeat-*-{token}"])
+    variables = node_variables(
+        es_node, DETECTOR_BUILTIN_RULES="false", DETECTOR_RULES_PATH=str(rules)
+    )
+
+    run = detector_command(tmp_path, ["check"], **variables)
+
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert (
+        f"error: rule {BUILTIN_ID} (AWS S3 Unauthenticated Bucket Access by Rare Source): "
+        f"source.address is mapped as text in {text_index}: a new-terms field is aggregated"
+    ) in run.stdout
