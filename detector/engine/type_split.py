@@ -193,7 +193,7 @@ def _refuse_text(types: FieldTypes, fields: Sequence[str]) -> None:
     """Fail the execution when an index maps a new-terms field `text`, naming the indices and
     the fix. Not skipping those indices instead: a term whose history sits only there would
     alert as new (a false alarm), and their window terms would be lost for good once the window
-    moves on; a failed window is retried, so it is alerted once the mapping is fixed."""
+    moves on; a failed window is retried, then recorded with the backfill that covers it."""
     found = types.unaggregatable(fields)
     if found:
         raise DetectorError("; ".join(unaggregatable_text(*item) for item in found.items()))
