@@ -84,6 +84,17 @@ class Split:
             for n, value in enumerate(values)
         )
 
+    def as_found(self, values: Values) -> Values:
+        """A term as a user writes it, in the form the phases find it: an address in canonical
+        form where a group maps its field `ip` (as an `ip` field's aggregation returns it)."""
+        fields = self.whole.terms_fields
+        ip = {
+            n
+            for n, name in enumerate(fields)
+            if any(g.kinds.get(name) == "ip" for g in self.groups)
+        }
+        return tuple(canonical(v) if n in ip else v for n, v in enumerate(values))
+
     def asked(
         self, group: Group, terms: Sequence[Values], spellings: Spellings
     ) -> dict[Values, Values]:

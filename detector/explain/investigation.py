@@ -110,8 +110,8 @@ def explain(
 
 
 class _Term:
-    """The term asked about, in the execution's plan: its canonical form, as the engine's
-    terms are (`type_split.Split.canon`), and each group of indices with its spellings of it.
+    """The term asked about, in the execution's plan: in the form the engine's terms have
+    (`type_split.Split.as_found`), and each group of indices with its spellings of it.
 
     With fields of conflicting types, phase 1 is read first, as the engine reads it: a
     `keyword` group is asked every spelling of the address the window holds."""
@@ -119,7 +119,7 @@ class _Term:
     def __init__(self, phases: type_split.SplitPhases, values: Values) -> None:
         self.phases, self.elastic = phases, phases.elastic
         self.whole = phases.split.whole
-        self.canonical = phases.split.canon(values)
+        self.canonical = phases.split.as_found(values)
         if phases.split.canonical_fields:
             phases.read_window()
         self.groups = phases.per_group([self.canonical])
@@ -137,6 +137,8 @@ class _Term:
 
 def _window_facts(run: _Term) -> dict[str, Any]:
     """Count, first-seen time and first document of the term in the window (phase 3's)."""
+    if not run.groups:  # no index can hold it (`AWS Internal` where the field is `ip`)
+        return {}
     found = run.phases.first_seen([run.canonical])
     if not found:
         return {}

@@ -387,3 +387,32 @@ def test_check_names_a_new_terms_field_mapped_text_as_an_error(
         f"error: rule {BUILTIN_ID} (AWS S3 Unauthenticated Bucket Access by Rare Source): "
         f"source.address is mapped as text in {text_index}: a new-terms field is aggregated"
     ) in run.stdout
+
+
+def test_explain_of_a_value_no_ip_field_can_hold_is_not_in_the_window_where_all_are_ip(
+    harness: Harness, token: str
+) -> None:
+    harness.rule = dataclasses.replace(harness.rule, index=(f"filebeat-*-{token}",))
+    create_ip_index(harness.elastic, ip_index(token))
+    harness.created.add(ip_index(token))
+    harness.add(ip_index(token), [event("192.0.2.201", WINDOW)])
+
+    found = explain_value(harness, "config.amazonaws.com")
+
+    assert (found.verdict, found.window_count, found.exceptions) == (NOT_IN_WINDOW, 0, ())
+
+
+def test_explain_finds_the_alert_of_an_address_written_otherwise_where_all_are_ip(
+    harness: Harness, token: str
+) -> None:
+    ip_only = dataclasses.replace(harness.rule, index=(f"filebeat-*-{token}",))
+    harness.rule = ip_only
+    harness.spec = dataclasses.replace(harness.spec, index_patterns=ip_only.index)
+    create_ip_index(harness.elastic, ip_index(token))
+    harness.created.add(ip_index(token))
+    harness.add(ip_index(token), [event("2001:DB8::99", WINDOW)])
+    (alert,) = harness.step(T0).alerts
+
+    found = explain_value(harness, "2001:DB8:0::99")
+
+    assert (found.verdict, found.alert_id) == (ALERTED, alert["kibana"]["alert"]["uuid"])
