@@ -38,6 +38,15 @@ class NewTerm:
 
 
 @dataclass(frozen=True)
+class ExecutionRef:
+    """Which execution: its type and id (the execution-log document's id and its alerts'
+    `kibana.alert.rule.execution.uuid`)."""
+
+    type: str  # "scheduled", or "manual" (backfill / --at)
+    id: str
+
+
+@dataclass(frozen=True)
 class ExecutionContext:
     """What one rule execution knows about itself."""
 

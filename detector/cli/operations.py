@@ -35,16 +35,17 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
         enabled = _enabled(settings)
         misnested = [line for rule in enabled for line in _nesting(elastic, rule)]
         notes = [line for rule in enabled for line in _mapping_notes(elastic, rule)]
+        unaggregatable = [line for rule in enabled for line in _text_fields(elastic, rule)]
         misplaced = _alerts_index(elastic, settings)
     for line in notes:
         print(f"warning: {line}")
-    for line in misnested + misplaced:
+    for line in misnested + unaggregatable + misplaced:
         print(f"error: {line}")
     if unreadable is None:
         print("read privileges: not checked (security is off or the API is not available)")
     for pattern in unreadable or ():
         print(f"error: no read privilege on {pattern}: searches would silently leave it out")
-    return max(problems, 1 if unreadable or misnested or misplaced else 0)
+    return max(problems, 1 if unreadable or misnested or unaggregatable or misplaced else 0)
 
 
 def _alerts_index(elastic: Elastic, settings: Settings) -> list[str]:
@@ -128,6 +129,17 @@ def _mapping_notes(elastic: Elastic, rule: Rule) -> list[str]:
         f"{head}: {describe(field, kinds)}: each type is searched apart and IP addresses are "
         "compared in canonical form"
         for field, kinds in found.conflicts(rule.new_terms_fields).items()
+    ]
+
+
+def _text_fields(elastic: Elastic, rule: Rule) -> list[str]:
+    """A line per new-terms field some index maps `text`: every execution fails (type_split)."""
+    from detector.query.type_groups import FieldTypes, unaggregatable_text  # lazy: start-up
+
+    found = FieldTypes.of(*elastic.field_types(rule.index, rule.new_terms_fields))
+    return [
+        f"rule {rule.rule_id} ({rule.name}): {unaggregatable_text(field, indices)}"
+        for field, indices in found.unaggregatable(rule.new_terms_fields).items()
     ]
 
 

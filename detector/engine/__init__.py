@@ -2,7 +2,9 @@
 
 - `execution`: `execute(rule, now, ...)`: window, phases 1-3, dedup, `max_signals`, the write.
 - `phases`: the requests of phases 1 to 3 (bodies from `detector.query`).
-- `type_split`: the phases run once per group of indices that map a field with one type.
+- `outcome`: what the phases found (`Findings`, `Trust`), typed, into an `ExecutionResult`.
+- `type_split`: the execution's plan (`plan_execution`, shared with `explain`); the phases run
+  once per group of indices that map a field with one type.
 - `field_caps`: the mapping types of a rule's fields (`_field_caps`), cached briefly.
 - `history`: phase 2 behind the `TermHistory` seam (Kibana's batches, or one superset).
 """

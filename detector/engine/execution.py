@@ -21,29 +21,27 @@ overflow: counted, listed and logged, and alerted by a later execution while sti
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from detector import kql
 from detector.alerts.document import build_alert
 from detector.engine import field_caps, type_split
 from detector.engine.history import TermHistory, default_history
+from detector.engine.outcome import Findings, Head, Meter, Trust
+from detector.engine.outcome import result as outcome_result
 from detector.errors import DetectorError
 from detector.es.client import BulkResult, Elastic
 from detector.logs import structured
-from detector.query import bodies
-from detector.query.baseline import ALERT, HELD_TERMS_RECORDED, Baseline, BaselineCache
+from detector.query.baseline import ALERT, Baseline, BaselineCache
 from detector.query.bodies import Plan, WindowTerm
 from detector.query.skipped import Skipped
-from detector.query.window import time_fields, window_for
+from detector.query.window import Window, time_fields, window_for
 from detector.results import (
-    PARTIAL_FAILURE,
-    SUCCEEDED,
     ExecutionContext,
+    ExecutionRef,
     ExecutionResult,
     NewTerm,
     Values,
@@ -87,6 +85,7 @@ def execute(
     execution_id: str | None = None,
     baseline_mode: str = ALERT,
     baselines: BaselineCache | None = None,
+    quiet: bool = False,
 ) -> ExecutionResult:
     """Run `rule` once at `now`; a failure is reported in the result, never raised.
 
@@ -94,19 +93,15 @@ def execute(
     `execution_id` is the id its alerts carry (default: a new one), also in the result.
     `baseline_mode` applies unless the rule sets its own; `baselines` caches how far back each
     rule's data reaches (`detector.query.baseline`; without one it is asked every execution).
+    `quiet`: the result is not logged (`explain`'s dry run: its caller says what it means).
     """
-    started, requests, waited = time.monotonic(), elastic.stats.requests, elastic.stats.seconds
-    execution_id = execution_id or str(uuid.uuid4())
-    outcome: dict[str, Any] = {"dry_run": dry_run, "execution_id": execution_id}
+    meter = Meter.start(elastic)
+    execution = ExecutionRef(execution_type, execution_id or str(uuid.uuid4()))
+    window: Window | None = None
+    outcome: Findings | str
     try:
         window = window_for(rule, now)
-        outcome.update(
-            window_start=window.start, window_end=window.end, history_start=window.history_start
-        )
-        rule_query = kql.to_dsl(rule.query)
-        base = bodies.rule_filter(rule_query, exceptions.must_not(rule.rule_id))
-        plan = Plan(rule, window, time_fields(rule), base)
-        split = type_split.for_plan(elastic, plan, rule_query, exceptions)
+        split = type_split.plan_execution(elastic, rule, window, exceptions)
         services = _Services(
             elastic,
             store,
@@ -114,23 +109,15 @@ def execute(
             rule.baseline or baseline_mode,
             baselines if baselines is not None else BaselineCache(),
         )
-        outcome.update(_run(services, split, now, dry_run, (execution_type, execution_id)))
-        outcome["status"] = PARTIAL_FAILURE if _warned(outcome) else SUCCEEDED
+        outcome = _run(services, split, now, dry_run, execution)
     except DetectorError as exc:
-        outcome.update(status="failed", error=str(exc))
+        outcome = str(exc)
         # A mapping may have changed under the cached `_field_caps`: the retry asks again.
         field_caps.SHARED.clear()
-    searched = elastic.stats.seconds - waited - outcome.pop("index_seconds", 0.0)
-    result = ExecutionResult(
-        rule_id=rule.rule_id,
-        rule_name=rule.name,
-        now=as_utc(now),
-        duration_ms=round((time.monotonic() - started) * 1000),
-        search_ms=round(max(searched, 0.0) * 1000),
-        requests=elastic.stats.requests - requests,
-        **outcome,
-    )
-    _log(rule, result)
+    head = Head(rule, as_utc(now), execution, dry_run, window)
+    result = outcome_result(head, outcome, meter.spent(elastic, outcome))
+    if not quiet:
+        _log(rule, result)
     return result
 
 
@@ -145,39 +132,31 @@ class _Services:
     baselines: BaselineCache = field(default_factory=BaselineCache)
 
 
-def _warned(outcome: Mapping[str, Any]) -> bool:
-    """A success with a warning (`partial failure`): terms left over, or no index matched (as
-    Kibana's "no index matching" warning). Documents in the future are only noted: the window
-    was covered, they alert once the clock reaches them."""
-    return bool(outcome["overflow"] or outcome["no_index_matched"])
-
-
 def _run(
     services: _Services,
     split: type_split.Split,
     now: datetime,
     dry_run: bool,
-    execution: tuple[str, str],
-) -> dict[str, Any]:
+    execution: ExecutionRef,
+) -> Findings:
     elastic, store, plan = services.elastic, services.store, split.whole
     run = type_split.SplitPhases(elastic, services.history, split)
     baseline = _baseline(services, run)
     found = run.new_values()
     skipped = found.skipped  # counted on the first phase-1 page
-    terms, rest, duplicates, trust = _alertable(run, store, plan, found.new, (baseline, skipped))
-    execution_type, execution_id = execution
+    chosen = _alertable(run, store, plan, found.new, (baseline, skipped))
     context = ExecutionContext(
-        execution_uuid=execution_id,
+        execution_uuid=execution.id,
         started_at=datetime.now(UTC),
         now=as_utc(now),
         window_start=plan.window.start,
         window_end=plan.window.end,
         history_start=plan.window.history_start,
-        execution_type=execution_type,
+        execution_type=execution.type,
         baseline_coverage=baseline.coverage,
         baseline_since=baseline.since,
     )
-    built = (build_alert(plan.rule, term, context) for term in terms)
+    built = (build_alert(plan.rule, term, context) for term in chosen.terms)
     alerts = {alert["kibana"]["alert"]["uuid"]: alert for alert in built}  # `alert_id`
     created: tuple[str, ...] = ()
     index_seconds = 0.0
@@ -185,21 +164,29 @@ def _run(
         before = elastic.stats.seconds
         created = tuple(store.write(alerts).created)
         index_seconds = elastic.stats.seconds - before
-    return {
-        "terms_checked": found.checked,
-        "new_terms": len(found.new),
-        "already_alerted": duplicates,
-        "alerts_written": len(created),
-        "alerts": tuple(alerts.values()),
-        "created_ids": created,
-        "overflow": len(rest),
-        "overflow_terms": rest,
-        "index_ms": round(index_seconds * 1000),
-        "index_seconds": index_seconds,
-        "no_index_matched": found.shards == 0,
-        "future_documents": found.future,
-        **trust,
-    }
+    return Findings(
+        terms_checked=found.checked,
+        new_terms=len(found.new),
+        already_alerted=chosen.duplicates,
+        alerts=tuple(alerts.values()),
+        created_ids=created,
+        overflow_terms=chosen.rest,
+        index_seconds=index_seconds,
+        no_index_matched=found.shards == 0,
+        future_documents=found.future,
+        trust=chosen.trust,
+    )
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """The new terms to alert with their details, the overflow's values, how many were alerted
+    already, and what the result says of the baseline and the skipped documents."""
+
+    terms: list[NewTerm]
+    rest: tuple[Values, ...]
+    duplicates: int
+    trust: Trust
 
 
 def _alertable(
@@ -208,22 +195,21 @@ def _alertable(
     plan: Plan,
     new: list[Values],
     known: tuple[Baseline, Skipped],
-) -> tuple[list[NewTerm], tuple[Values, ...], int, dict[str, Any]]:
-    """The new terms to alert with their details, the overflow's values, the duplicates, and
-    what the result says of the baseline and the skipped documents (`_trust`)."""
+) -> _Chosen:
+    """The new terms to alert (`_Chosen`)."""
     baseline, skipped = known
     if baseline.holding:  # nothing alerts: the fresh terms are held, no phase 3
         fresh, duplicates = _drop_alerted(store, plan, _oldest_first(run.first_seen(new)))
-        return [], (), duplicates, _trust(baseline, skipped, fresh)
+        return _Chosen([], (), duplicates, _trust(baseline, skipped, fresh))
     trust = _trust(baseline, skipped, [])
     if len(new) <= plan.rule.max_signals:
         # All of them are alerted (less the duplicates): no first-seen request needed first.
         unseen = _oldest_first(run.details_unseen(new))
         terms, rest, duplicates = _choose(store, plan, unseen)
-        return terms, tuple(term.values for term in rest), duplicates, trust
+        return _Chosen(terms, tuple(term.values for term in rest), duplicates, trust)
     ordered = _oldest_first(run.first_seen(new))
     chosen, left, duplicates = _choose(store, plan, ordered)
-    return run.details(chosen), tuple(t.values for t in left), duplicates, trust
+    return _Chosen(run.details(chosen), tuple(t.values for t in left), duplicates, trust)
 
 
 def _oldest_first(terms: list[_Term]) -> list[_Term]:
@@ -231,18 +217,14 @@ def _oldest_first(terms: list[_Term]) -> list[_Term]:
     return sorted(terms, key=lambda term: (term.first_seen, _sortable(term.values)))
 
 
-def _trust(baseline: Baseline, skipped: Skipped, held: list[WindowTerm]) -> dict[str, Any]:
-    """What the result says of the baseline, the skipped documents and the terms held (with
-    `hold` and an immature baseline, every fresh term is held instead of alerted)."""
-    trust: dict[str, Any] = {
-        "skipped_documents": skipped.count,
-        "skipped_example": skipped.example(),
-        "baseline": baseline.to_json(),
-    }
-    if baseline.holding:
-        values = tuple(term.values for term in held)
-        trust.update(held=len(values), held_terms=values[:HELD_TERMS_RECORDED])
-    return trust
+def _trust(baseline: Baseline, skipped: Skipped, held: list[WindowTerm]) -> Trust:
+    """What the result says of the baseline, the skipped documents and the terms held."""
+    return Trust(
+        skipped_documents=skipped.count,
+        skipped_example=skipped.example(),
+        baseline=baseline.to_json(),
+        held_terms=tuple(term.values for term in held),
+    )
 
 
 def _baseline(services: _Services, run: type_split.SplitPhases) -> Baseline:

@@ -25,25 +25,40 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from detector import kql
 from detector.engine import phases
 from detector.engine.field_caps import SHARED, TypeCache
 from detector.engine.history import TermHistory
 from detector.engine.phases import Found
+from detector.errors import DetectorError
 from detector.es.client import Elastic
 from detector.logs import structured
 from detector.query import bodies
 from detector.query.batched import Details
 from detector.query.bodies import Plan, WindowTerm
-from detector.query.type_groups import Group, canonical
+from detector.query.type_groups import FieldTypes, Group, canonical, unaggregatable_text
+from detector.query.window import Window, time_fields
 from detector.results import NewTerm, Values
+from detector.rules import Rule
 from detector.rules.exceptions import ExceptionList
 
 log = logging.getLogger(__name__)
 
+# The group of a split when no index matched: it holds any value.
+_ANY = Group((), {})
 # Raw spellings of each canonical term seen in the window.
 Spellings = Mapping[Values, set[Values]]
+
+
+class Asked(NamedTuple):
+    """A group of indices asked about some terms: its plan, and each spelling of the terms it
+    can hold -> the canonical term."""
+
+    group: Group
+    plan: Plan
+    spellings: dict[Values, Values]
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,17 @@ class Split:
             canonical(value) if n in self.canonical_fields else value
             for n, value in enumerate(values)
         )
+
+    def as_found(self, values: Values) -> Values:
+        """A term as a user writes it, in the form the phases find it: an address in canonical
+        form where a group maps its field `ip` (as an `ip` field's aggregation returns it)."""
+        fields = self.whole.terms_fields
+        ip = {
+            n
+            for n, name in enumerate(fields)
+            if any(g.kinds.get(name) == "ip" for g in self.groups)
+        }
+        return tuple(canonical(v) if n in ip else v for n, v in enumerate(values))
 
     def asked(
         self, group: Group, terms: Sequence[Values], spellings: Spellings
@@ -137,6 +163,18 @@ def _largest(patterns: Sequence[str], groups: Sequence[Group]) -> tuple[str, ...
     return (*wildcards, *others, *groups[0].indices)
 
 
+def plan_execution(
+    elastic: Elastic, rule: Rule, window: Window, exceptions: ExceptionList
+) -> Split:
+    """The plan of an execution of `rule` over `window`: the filter of every phase (the rule's
+    query less its exceptions) and the groups of indices of one type per field. `explain` asks
+    through this very plan, so it cannot disagree with an execution."""
+    rule_query = kql.to_dsl(rule.query)
+    base = bodies.rule_filter(rule_query, exceptions.must_not(rule.rule_id))
+    plan = Plan(rule, window, time_fields(rule), base)
+    return for_plan(elastic, plan, rule_query, exceptions)
+
+
 def for_plan(
     elastic: Elastic,
     plan: Plan,
@@ -149,6 +187,7 @@ def for_plan(
     rule = plan.rule
     fields = tuple(dict.fromkeys([*rule.new_terms_fields, *exceptions.fields(rule.rule_id)]))
     types = cache.field_types(elastic, rule.index, fields)
+    _refuse_text(types, rule.new_terms_fields)
     groups = types.groups(fields)
     bases = [
         bodies.rule_filter(rule_query, exceptions.must_not(rule.rule_id, group.holds))
@@ -159,6 +198,16 @@ def for_plan(
         n for n, name in enumerate(rule.new_terms_fields) if "ip" in conflicts.get(name, {})
     )
     return split(plan, groups, canonical_fields, bases)
+
+
+def _refuse_text(types: FieldTypes, fields: Sequence[str]) -> None:
+    """Fail the execution when an index maps a new-terms field `text`, naming the indices and
+    the fix. Not skipping those indices instead: a term whose history sits only there would
+    alert as new (a false alarm), and their window terms would be lost for good once the window
+    moves on; a failed window is retried, then recorded with the backfill that covers it."""
+    found = types.unaggregatable(fields)
+    if found:
+        raise DetectorError("; ".join(unaggregatable_text(*item) for item in found.items()))
 
 
 class SplitPhases:
@@ -173,11 +222,7 @@ class SplitPhases:
         split = self.split
         if split.single:
             return phases.new_values(self.elastic, self.history, split.plans[0])
-        found = Found()
-        for plan in split.plans:
-            for page in phases.window_pages(self.elastic, plan, found):
-                for values in page:
-                    self.spellings.setdefault(split.canon(values), set()).add(values)
+        found = self.read_window()
         terms = list(self.spellings)
         found.checked = len(terms)
         for start in range(0, len(terms), bodies.PAGE_SIZE):
@@ -186,20 +231,33 @@ class SplitPhases:
             found.new.extend(term for term in page if term not in seen)
         return found
 
+    def read_window(self) -> Found:
+        """Phase 1 over every group: the spellings of each canonical term in the window (what
+        a `keyword` group is asked), and what phase 1 saw on the way. Nothing to read with one
+        group (its terms are asked as they are)."""
+        found = Found()
+        for plan in self.split.plans if not self.split.single else ():
+            for page in phases.window_pages(self.elastic, plan, found):
+                for values in page:
+                    self.spellings.setdefault(self.split.canon(values), set()).add(values)
+        return found
+
     def _seen(self, terms: list[Values]) -> set[Values]:
         seen: set[Values] = set()
-        for plan, asked in self._per_group(terms):
+        for _, plan, asked in self.per_group(terms):
             found = self.history.seen(plan, list(asked))
             seen.update(asked.get(values, self.split.canon(values)) for values in found)
         return seen
 
-    def _per_group(self, terms: Sequence[Values]) -> list[tuple[Plan, dict[Values, Values]]]:
-        """Each group that can hold some of `terms`, its plan and its spellings of them."""
+    def per_group(self, terms: Sequence[Values]) -> list[Asked]:
+        """Each group that can hold some of `terms` (canonical), with its plan and its
+        spellings of them. No index matched: the one plan, asked every term."""
         split, found = self.split, []
-        for group, plan in zip(split.groups, split.plans, strict=True):
+        groups = split.groups or (_ANY,)
+        for group, plan in zip(groups, split.plans, strict=True):
             asked = split.asked(group, terms, self.spellings)
             if asked:
-                found.append((plan, asked))
+                found.append(Asked(group, plan, asked))
         return found
 
     def first_seen(self, new: Sequence[Values]) -> list[WindowTerm]:
@@ -207,7 +265,7 @@ class SplitPhases:
         if self.split.single:
             return phases.first_seen(self.elastic, self.split.plans[0], new)
         first: dict[Values, datetime] = {}
-        for plan, asked in self._per_group(new):
+        for _, plan, asked in self.per_group(new):
             for term in phases.first_seen(self.elastic, plan, list(asked)):
                 canon = asked[term.values]
                 first[canon] = min(first.get(canon, term.first_seen), term.first_seen)
@@ -232,7 +290,7 @@ class SplitPhases:
             return phases.details(self.elastic, self.split.plans[0], chosen)
         merged: dict[Values, list[Details]] = {term.values: [] for term in chosen}
         when = {term.values: term.first_seen for term in chosen}
-        for plan, asked in self._per_group(list(merged)):
+        for _, plan, asked in self.per_group(list(merged)):
             spelled = [WindowTerm(values, when[canon]) for values, canon in asked.items()]
             answers = phases.detail_answers(self.elastic, plan, spelled)
             for term, answer in zip(spelled, answers, strict=True):

@@ -28,6 +28,12 @@ ALERTED = "alerted"
 OVERFLOW = "beyond max_signals"
 HELD = "held"
 WOULD_ALERT = "would alert"
+DISABLED = "but the rule is disabled (enabled = false): no execution runs it"
+# What an execution at that time does with a new term, once the rule is enabled.
+_WHEN_ENABLED = {
+    WOULD_ALERT: "an execution at that time alerts it",
+    OVERFLOW: "it is beyond max_signals at that execution and a later one alerts it",
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,9 @@ class Explanation:
     overflow: bool = False
     baseline: Mapping[str, Any] | None = None
     held: bool = False
+    # A disabled rule (`enabled = false`) is explained all the same (what an execution at that
+    # time would find: a user asks why it did not alert), and its verdict says no execution runs.
+    enabled: bool = True
 
     @property
     def new(self) -> bool:
@@ -116,7 +125,9 @@ class Explanation:
             "alerts it while it is still new",
             WOULD_ALERT: "new, and no alert exists yet: an execution at that time alerts it",
         }
-        return reasons[self.verdict]
+        if self.enabled or self.verdict not in _WHEN_ENABLED:
+            return reasons[self.verdict]
+        return f"new, and no alert exists yet, {DISABLED}; enabled, {_WHEN_ENABLED[self.verdict]}"
 
     def lines(self) -> list[str]:
         """The readable output."""
@@ -134,6 +145,8 @@ class Explanation:
             f"{item.history} history document(s)"
             for item in self.exceptions
         ] or ["  exceptions: none removed a document of it"]
+        if not self.enabled:
+            lines.insert(2, "  rule: disabled (enabled = false); below, what an execution finds")
         lines.append(f"  alert of this episode: {self.alert_id or 'none'}")
         if self.new and self.alert_id is None:
             lines.append(f"  max_signals: {'beyond it' if self.overflow else 'within it'}")
@@ -169,6 +182,7 @@ class Explanation:
             "overflow": self.overflow,
             "held": self.held,
             "baseline": dict(self.baseline) if self.baseline is not None else None,
+            "enabled": self.enabled,
         }
 
 
@@ -186,26 +200,32 @@ def _baseline_text(baseline: Mapping[str, Any] | None) -> str:
 # --- requests -----------------------------------------------------------------------------
 
 
-def latest_history_body(
-    base: Body, fields: TimeFields, window: Window, terms_fields: Sequence[str], values: Values
-) -> Body:
-    """The term's most recent history document in `[history_start, start]`, by combined time:
-    the newest by the override, and (with a fallback) the newest of those lacking it."""
-    newest = {"top_hits": {"size": 1, "_source": False, "sort": [{fields.primary: "desc"}]}}
+def spelled(terms_fields: Sequence[str], spellings: Sequence[Values]) -> Body:
+    """Documents holding the term in any of its spellings (one, unless a field is `ip` in some
+    indices and a string elsewhere: `detector.engine.type_split`)."""
+    clauses = [terms_clause(terms_fields, values) for values in spellings]
+    if len(clauses) == 1:
+        return clauses[0]
+    return {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+
+def latest_history_body(base: Body, fields: TimeFields, window: Window, term: Body) -> Body:
+    """The newest document of `term` (a `spelled` clause) in `[history_start, start]`, by
+    combined time: the newest by the override, and (with a fallback) the newest of those
+    lacking it. `unmapped_type`: an index of the patterns may not map the override (another
+    pipeline's), and a sort on a field a shard does not map fails that shard."""
     aggs: Body = {"override": {"filter": {"exists": {"field": fields.primary}}, "aggs": {}}}
-    aggs["override"]["aggs"]["doc"] = newest
+    aggs["override"]["aggs"]["doc"] = _newest(fields.primary)
     if fields.fallback is not None:
         lacking = {"bool": {"must_not": {"exists": {"field": fields.primary}}}}
-        by_fallback = {
-            "top_hits": {"size": 1, "_source": False, "sort": [{fields.fallback: "desc"}]}
-        }
-        aggs["fallback"] = {"filter": lacking, "aggs": {"doc": by_fallback}}
-    filters = [
-        base,
-        time_range(fields, window.history_start, window.start),
-        terms_clause(terms_fields, values),
-    ]
+        aggs["fallback"] = {"filter": lacking, "aggs": {"doc": _newest(fields.fallback)}}
+    filters = [base, time_range(fields, window.history_start, window.start), term]
     return {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": aggs}
+
+
+def _newest(field: str) -> Body:
+    sort = {field: {"order": "desc", "unmapped_type": "date"}}
+    return {"top_hits": {"size": 1, "_source": False, "sort": [sort]}}
 
 
 def parse_latest_history(response: Mapping[str, Any]) -> DocRef | None:
@@ -217,34 +237,37 @@ def parse_latest_history(response: Mapping[str, Any]) -> DocRef | None:
             stamp = (hit.get("sort") or [None])[0]
             moment = from_millis(stamp) if isinstance(stamp, int | float) else None
             found.append(DocRef(moment, str(hit["_index"]), str(hit["_id"])))
-    if not found:
+    return newest(found)
+
+
+def newest(found: Sequence[DocRef | None]) -> DocRef | None:
+    """The newest of some documents (None: there is none)."""
+    docs = [doc for doc in found if doc is not None]
+    if not docs:
         return None
-    return max(found, key=lambda doc: doc.time.timestamp() if doc.time else float("-inf"))
+    return max(docs, key=lambda doc: doc.time.timestamp() if doc.time else float("-inf"))
 
 
 def exceptions_body(
     query: Body,
     fields: TimeFields,
     window: Window,
-    terms_fields: Sequence[str],
-    values: Values,
-    entries: Sequence[ExceptionItem],
+    term: Body,
+    clauses: Sequence[Sequence[Body]],
 ) -> Body:
-    """Per exception entry, the term's documents it matches in the window and in the history
-    (under the rule's query without the exceptions)."""
+    """Per exception entry (its `must_not` clauses as the searched indices can hold them; an
+    entry with none there is left out), the documents of `term` it matches in the window and
+    in the history, under the rule's query without the exceptions."""
     buckets = {
-        str(number): {"bool": {"should": entry.clauses(), "minimum_should_match": 1}}
-        for number, entry in enumerate(entries)
+        str(number): {"bool": {"should": list(entry), "minimum_should_match": 1}}
+        for number, entry in enumerate(clauses)
+        if entry
     }
     split = {
         "window": {"filter": time_range(fields, window.start, window.end)},
         "history": {"filter": time_range(fields, window.history_start, window.start)},
     }
-    filters = [
-        query,
-        time_range(fields, window.history_start, window.end),
-        terms_clause(terms_fields, values),
-    ]
+    filters = [query, time_range(fields, window.history_start, window.end), term]
     return {
         "size": 0,
         "query": {"bool": {"filter": filters}},
@@ -253,15 +276,18 @@ def exceptions_body(
 
 
 def parse_exceptions(
-    response: Mapping[str, Any], entries: Sequence[ExceptionItem]
+    responses: Sequence[Mapping[str, Any]], entries: Sequence[ExceptionItem]
 ) -> tuple[ExceptionMatch, ...]:
-    """The entries of an `exceptions_body` answer that matched a document."""
-    buckets = response.get("aggregations", {}).get("entries", {}).get("buckets", {})
+    """The entries that matched a document in `exceptions_body` answers (one per group of
+    indices), their counts summed."""
     found = []
     for number, entry in enumerate(entries):
-        bucket = buckets.get(str(number), {})
-        in_window = int(bucket.get("window", {}).get("doc_count", 0))
-        in_history = int(bucket.get("history", {}).get("doc_count", 0))
+        in_window = in_history = 0
+        for response in responses:
+            buckets = response.get("aggregations", {}).get("entries", {}).get("buckets", {})
+            bucket = buckets.get(str(number), {})
+            in_window += int(bucket.get("window", {}).get("doc_count", 0))
+            in_history += int(bucket.get("history", {}).get("doc_count", 0))
         if in_window or in_history:
             found.append(ExceptionMatch(entry.origin, entry.field, in_window, in_history))
     return tuple(found)

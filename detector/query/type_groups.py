@@ -24,6 +24,10 @@ from typing import Any
 _KEYWORD_LIKE = frozenset({"keyword", "constant_keyword", "wildcard"})
 _INTEGERS = frozenset({"long", "integer", "short", "byte", "unsigned_long"})
 _NUMBERS = _INTEGERS | {"double", "float", "half_float", "scaled_float"}
+# Types with no doc values: a terms or composite aggregation on them fails the shard ("Fielddata
+# is disabled on [field]", unless the mapping sets `fielddata: true`, which Elastic's templates
+# never do). A string indexed without a template, by dynamic mapping, is `text`.
+UNAGGREGATABLE = frozenset({"text", "match_only_text", "annotated_text", "search_as_you_type"})
 
 
 def family(kind: str) -> str:
@@ -105,12 +109,24 @@ class FieldTypes:
         return cls(tuple(indices), kinds)
 
     def conflicts(self, fields: Iterable[str]) -> dict[str, dict[str, tuple[str, ...]]]:
-        """The fields with more than one type family, each with type -> indices."""
+        """The fields with more than one type family, each with type -> indices (types no
+        aggregation reads left out: `unaggregatable`)."""
         found: dict[str, dict[str, tuple[str, ...]]] = {}
         for field in fields:
-            kinds = self.types.get(field, {})
+            kinds = {k: n for k, n in self.types.get(field, {}).items() if k not in UNAGGREGATABLE}
             if len({family(kind) for kind in kinds}) > 1:
                 found[field] = {kind: tuple(sorted(names)) for kind, names in kinds.items()}
+        return found
+
+    def unaggregatable(self, fields: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """The fields some indices map with a type no aggregation reads (`text`), each with
+        those indices."""
+        found: dict[str, tuple[str, ...]] = {}
+        for field in fields:
+            kinds = self.types.get(field, {})
+            names = {name for kind in UNAGGREGATABLE for name in kinds.get(kind, ())}
+            if names:
+                found[field] = tuple(sorted(names))
         return found
 
     def groups(self, fields: Sequence[str]) -> list[Group]:
@@ -153,3 +169,13 @@ def describe(field: str, kinds: Mapping[str, Sequence[str]]) -> str:
     """One line naming each type of a conflicting field and the indices mapping it so."""
     parts = [f"{kind} in {', '.join(names)}" for kind, names in sorted(kinds.items())]
     return f"{field} is mapped as {'; as '.join(parts)}"
+
+
+def unaggregatable_text(field: str, indices: Sequence[str]) -> str:
+    """What is wrong with a new-terms field mapped `text` (`FieldTypes.unaggregatable`) in
+    `indices`, and the fix."""
+    return (
+        f"{field} is mapped as text in {', '.join(indices)}: a new-terms field is aggregated, "
+        "which a text field cannot be (Elasticsearch: fielddata is disabled); map it keyword or "
+        "ip there (an index template for its pattern, then reindex or roll over)"
+    )

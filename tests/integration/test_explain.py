@@ -3,6 +3,7 @@ and the brute-force oracle see them."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -40,6 +41,7 @@ from tests.integration.test_engine import (
     token_rule,
 )
 from tests.support import bruteforce
+from tests.support import cloudtrail as ct
 from tests.support.bruteforce import Doc
 from tests.support.runs import add_events
 
@@ -166,18 +168,40 @@ def test_a_term_beyond_max_signals_is_overflow_at_that_execution(scene: Scene) -
     assert found.alert_id is None
 
 
+def another_pipelines_index(elastic: Elastic, name: str) -> None:
+    """An index of another pipeline of the rule's patterns: its mapping has no
+    `event.ingested` (the rule's timestamp override)."""
+    body = copy.deepcopy(ct.INDEX_BODY)
+    del body["mappings"]["properties"]["event"]["properties"]["ingested"]
+    elastic.call(lambda es: es.indices.create(index=name, body=body))
+
+
+def test_an_index_without_the_override_field_is_explained_as_the_execution_runs_it(
+    scene: Scene, token: str
+) -> None:
+    other = f"filebeat-8.0-{token}"
+    another_pipelines_index(scene.elastic, other)
+    late = event("198.51.100.12", T0 - timedelta(minutes=1), ingested=None)
+    ct.index_documents(scene.elastic, other, [late, event("198.51.100.3", T0, ingested=None)])
+    scene.elastic.refresh(other)
+    addresses = [*dict.fromkeys(doc["source"]["address"] for doc in DOCS), "198.51.100.12"]
+
+    before = {address: scene.explain(address).verdict for address in addresses}
+    created = scene.execute()
+
+    assert created.status == "partial failure", created.error  # 2 of 4 new: max_signals
+    alerted = {alert["kibana"]["alert"]["new_terms"][0] for alert in created.alerts}
+    left = {values[0] for values in created.overflow_terms}
+    assert {address for address, verdict in before.items() if verdict == WOULD_ALERT} == alerted
+    assert {address for address, verdict in before.items() if verdict == OVERFLOW} == left
+    assert alerted | left == {"198.51.100.8", "198.51.100.10", "198.51.100.11", "198.51.100.12"}
+    assert (before["198.51.100.3"], before[EXCEPTIONSED]) == (SEEN, EXCLUDED)
+
+
 def test_json_has_the_boolean_new_and_the_readable_output_the_verdict(
     scene: Scene, es_settings: Settings, tmp_path: Path, token: str
 ) -> None:
-    rule_file = tmp_path / "rule.toml"
-    rule_file.write_text(
-        BUILTIN_FILE.read_text(encoding="utf-8").replace(
-            'index = ["filebeat-*", "logs-aws.cloudtrail*"]',
-            f'index = ["logs-aws.cloudtrail*-{token}"]',
-        ),
-        encoding="utf-8",
-    )
-    at = ["--rule", str(rule_file), "--at", "2025-01-15T12:00:00Z"]
+    at = ["--rule", str(rule_file(tmp_path, token)), "--at", "2025-01-15T12:00:00Z"]
 
     as_json = detector(es_settings, tmp_path, ["explain", *at, "--json", "198.51.100.3"])
     readable = detector(es_settings, tmp_path, ["explain", *at, "198.51.100.10"])
@@ -193,6 +217,54 @@ def test_json_has_the_boolean_new_and_the_readable_output_the_verdict(
     assert wrong.returncode == 2
     assert "give one VALUE for each" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_a_new_term_prints_only_the_answer_no_log_line_of_the_engine(
+    scene: Scene, es_settings: Settings, tmp_path: Path, token: str
+) -> None:
+    # A new term not alerted: explain runs the execution at that time as a dry run.
+    at = ["--rule", str(rule_file(tmp_path, token)), "--at", "2025-01-15T12:00:00Z"]
+
+    readable = detector(es_settings, tmp_path, ["explain", *at, "198.51.100.10"])
+    as_json = detector(es_settings, tmp_path, ["explain", *at, "--json", "198.51.100.11"])
+
+    assert (readable.returncode, as_json.returncode) == (0, 0), readable.stderr + as_json.stderr
+    assert readable.stdout.startswith(f"rule {BUILTIN_ID} at 2025-01-15T12:00:00.000Z: ")
+    assert json.loads(as_json.stdout)["verdict"] == WOULD_ALERT  # one JSON object, no more
+    assert (readable.stderr, as_json.stderr) == ("", "")
+
+
+def test_a_disabled_rule_is_explained_and_said_to_be_disabled(
+    scene: Scene, es_settings: Settings, tmp_path: Path, token: str
+) -> None:
+    disabled = rule_file(tmp_path, token, "enabled = false\n")
+    at = ["--rule", str(disabled), "--at", "2025-01-15T12:00:00Z"]
+
+    readable = detector(es_settings, tmp_path, ["explain", *at, "198.51.100.10"])
+    as_json = detector(es_settings, tmp_path, ["explain", *at, "--json", "198.51.100.10"])
+
+    assert (readable.returncode, as_json.returncode) == (0, 0), readable.stderr + as_json.stderr
+    lines = readable.stdout.splitlines()
+    assert lines[1] == (
+        "  verdict: new, and no alert exists yet, but the rule is disabled (enabled = false): "
+        "no execution runs it; enabled, an execution at that time alerts it"
+    )
+    assert lines[2] == "  rule: disabled (enabled = false); below, what an execution finds"
+    answer = json.loads(as_json.stdout)
+    assert (answer["enabled"], answer["verdict"], answer["new"]) == (False, WOULD_ALERT, True)
+
+
+def rule_file(tmp_path: Path, token: str, extra: str = "") -> Path:
+    """The built-in rule on this test's CloudTrail indices, with `extra` lines in `[rule]`."""
+    path = tmp_path / "rule.toml"
+    path.write_text(
+        BUILTIN_FILE.read_text(encoding="utf-8").replace(
+            'index = ["filebeat-*", "logs-aws.cloudtrail*"]\n',
+            f'index = ["logs-aws.cloudtrail*-{token}"]\n{extra}',
+        ),
+        encoding="utf-8",
+    )
+    return path
 
 
 def detector(settings: Settings, cwd: Path, args: list[str]) -> subprocess.CompletedProcess[str]:

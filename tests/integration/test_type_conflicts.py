@@ -18,8 +18,19 @@ from detector.alerts.store import AlertStore
 from detector.engine import field_caps
 from detector.engine.history import AggregationHistory, SupersetHistory
 from detector.es.client import Elastic
+from detector.explain.investigation import explain
+from detector.explain.verdict import (
+    ALERTED,
+    EXCLUDED,
+    NOT_IN_WINDOW,
+    SEEN,
+    WOULD_ALERT,
+    Explanation,
+)
+from detector.query.type_groups import canonical
 from detector.rules.exceptions import ExceptionList, load_file
 from detector.settings import Settings
+from detector.times import iso
 from tests.conftest import EsNode
 from tests.integration.test_engine import (
     BUILTIN_ID,
@@ -269,3 +280,139 @@ def test_an_exception_value_no_ip_field_can_hold_is_left_out_where_all_are_ip(
     result = harness.step(T0)  # "AWS Internal" in the exceptions used to fail every execution
 
     assert terms_of([result]) == [("192.0.2.201",)]
+
+
+# Every value of `conflicting` the execution does not alert, with why, and one in no document.
+NOT_ALERTED = {
+    "AWS Internal": EXCLUDED,
+    "192.0.2.200": EXCLUDED,
+    "198.51.100.3": SEEN,
+    "2001:db8::1": SEEN,
+    "2001:DB8:0:0::1": SEEN,
+    "::ffff:192.0.2.88": SEEN,
+    "192.0.2.88": SEEN,
+    "198.51.100.50": NOT_IN_WINDOW,
+}
+
+
+def every_value(harness: Harness) -> list[str]:
+    """Every `source.address` of the indexed documents, and one no document holds."""
+    held = (doc.source["source"]["address"] for doc in harness.docs)
+    return [*dict.fromkeys(held), "198.51.100.50"]
+
+
+def explain_value(harness: Harness, value: str) -> Explanation:
+    return explain(
+        harness.elastic, harness.store, harness.rule, T0, (value,), exceptions=harness.exceptions
+    )
+
+
+def test_explain_says_would_alert_for_exactly_what_the_execution_then_alerts(
+    harness: Harness, token: str
+) -> None:
+    values = every_value(conflicting(harness, token))
+
+    before = {value: explain_value(harness, value) for value in values}
+    result = harness.step(T0)
+
+    alerted = {canonical(alert["kibana"]["alert"]["new_terms"][0]) for alert in result.alerts}
+    would = {value for value, found in before.items() if found.verdict == WOULD_ALERT}
+    assert would == {value for value in values if canonical(value) in alerted}
+    assert {v: found.verdict for v, found in before.items() if v in NOT_ALERTED} == NOT_ALERTED
+
+
+def test_explain_names_the_alert_of_every_alerted_value_and_why_the_others_are_not(
+    harness: Harness, token: str
+) -> None:
+    values = every_value(conflicting(harness, token))
+    result = harness.step(T0)
+    alerts = {canonical(alert["kibana"]["alert"]["new_terms"][0]): alert for alert in result.alerts}
+
+    after = {value: explain_value(harness, value) for value in values}
+
+    expected = {
+        value: (ALERTED, alerts[canonical(value)]["kibana"]["alert"]["uuid"])
+        if canonical(value) in alerts
+        else (NOT_ALERTED[value], None)
+        for value in values
+    }
+    assert {value: (found.verdict, found.alert_id) for value, found in after.items()} == expected
+    first_seen = {
+        value: alerts[canonical(value)]["detector"]["first_seen"]
+        for value in values
+        if canonical(value) in alerts
+    }
+    assert {v: iso(after[v].first_seen) for v in first_seen} == first_seen
+
+
+def dynamic_index(harness: Harness, token: str) -> str:
+    """An index created by a first document, without Elastic's template: dynamic mapping makes
+    every string `text` (with a `.keyword` sub-field)."""
+    name = f"filebeat-7.0-dynamic-{token}"
+    harness.created.add(name)
+    harness.add(name, [event("203.0.113.60", WINDOW)])
+    return name
+
+
+def test_a_new_terms_field_mapped_text_fails_the_execution_naming_index_field_and_fix(
+    harness: Harness, token: str
+) -> None:
+    harness.add(cloudtrail_index(token), [event("203.0.113.5", WINDOW)])
+    text_index = dynamic_index(harness, token)
+
+    result = harness.execute(T0)
+
+    assert (result.status, result.alerts_written) == ("failed", 0)
+    assert result.error == (
+        f"source.address is mapped as text in {text_index}: a new-terms field is aggregated, "
+        "which a text field cannot be (Elasticsearch: fielddata is disabled); map it keyword "
+        "or ip there (an index template for its pattern, then reindex or roll over)"
+    )
+
+
+def test_check_names_a_new_terms_field_mapped_text_as_an_error(
+    harness: Harness, es_node: EsNode, token: str, tmp_path: Path
+) -> None:
+    harness.add(cloudtrail_index(token), [event("203.0.113.5", WINDOW)])
+    text_index = dynamic_index(harness, token)
+    rules = rule_file(tmp_path, [f"logs-aws.cloudtrail*-{token}", f"filebeat-*-{token}"])
+    variables = node_variables(
+        es_node, DETECTOR_BUILTIN_RULES="false", DETECTOR_RULES_PATH=str(rules)
+    )
+
+    run = detector_command(tmp_path, ["check"], **variables)
+
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert (
+        f"error: rule {BUILTIN_ID} (AWS S3 Unauthenticated Bucket Access by Rare Source): "
+        f"source.address is mapped as text in {text_index}: a new-terms field is aggregated"
+    ) in run.stdout
+
+
+def test_explain_of_a_value_no_ip_field_can_hold_is_not_in_the_window_where_all_are_ip(
+    harness: Harness, token: str
+) -> None:
+    harness.rule = dataclasses.replace(harness.rule, index=(f"filebeat-*-{token}",))
+    create_ip_index(harness.elastic, ip_index(token))
+    harness.created.add(ip_index(token))
+    harness.add(ip_index(token), [event("192.0.2.201", WINDOW)])
+
+    found = explain_value(harness, "config.amazonaws.com")
+
+    assert (found.verdict, found.window_count, found.exceptions) == (NOT_IN_WINDOW, 0, ())
+
+
+def test_explain_finds_the_alert_of_an_address_written_otherwise_where_all_are_ip(
+    harness: Harness, token: str
+) -> None:
+    ip_only = dataclasses.replace(harness.rule, index=(f"filebeat-*-{token}",))
+    harness.rule = ip_only
+    harness.spec = dataclasses.replace(harness.spec, index_patterns=ip_only.index)
+    create_ip_index(harness.elastic, ip_index(token))
+    harness.created.add(ip_index(token))
+    harness.add(ip_index(token), [event("2001:DB8::99", WINDOW)])
+    (alert,) = harness.step(T0).alerts
+
+    found = explain_value(harness, "2001:DB8:0::99")
+
+    assert (found.verdict, found.alert_id) == (ALERTED, alert["kibana"]["alert"]["uuid"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from detector.execution_log import documents, health
 from detector.execution_log.health import RuleRuns
@@ -14,25 +16,27 @@ T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 TIMING = documents.Timing(T + timedelta(seconds=1), T + timedelta(seconds=3, milliseconds=250))
 
 
-def result(**changes: object) -> ExecutionResult:
-    values: dict[str, object] = {
-        "rule_id": "r1",
-        "rule_name": "Rule one",
-        "now": T,
-        "status": "succeeded",
-        "window_start": T - timedelta(minutes=9),
-        "window_end": T,
-        "history_start": T - timedelta(days=7),
-        "terms_checked": 12,
-        "new_terms": 3,
-        "already_alerted": 1,
-        "alerts_written": 2,
-        "search_ms": 40,
-        "index_ms": 7,
-        "requests": 5,
-    }
-    values.update(changes)
-    return ExecutionResult(**values)  # type: ignore[arg-type]
+# A succeeded execution; each test changes what it is about (`result(overflow=4)`).
+SUCCEEDED = ExecutionResult(
+    rule_id="r1",
+    rule_name="Rule one",
+    now=T,
+    status="succeeded",
+    window_start=T - timedelta(minutes=9),
+    window_end=T,
+    history_start=T - timedelta(days=7),
+    terms_checked=12,
+    new_terms=3,
+    already_alerted=1,
+    alerts_written=2,
+    search_ms=40,
+    index_ms=7,
+    requests=5,
+)
+
+
+def result(**changes: Any) -> ExecutionResult:
+    return dataclasses.replace(SUCCEEDED, **changes)
 
 
 def doc(res: ExecutionResult, gap: Gap | None = None) -> dict[str, object]:

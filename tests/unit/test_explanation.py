@@ -37,6 +37,18 @@ def test_the_verdicts_of_a_new_term_alerted_held_and_beyond_max_signals() -> Non
     assert dataclasses.replace(NEW, overflow=True).verdict == verdict.OVERFLOW
 
 
+def test_a_disabled_rule_keeps_its_verdict_and_says_no_execution_runs_it() -> None:
+    disabled = dataclasses.replace(NEW, enabled=False)
+    seen = dataclasses.replace(disabled, last_history=FIRST)
+
+    assert (disabled.verdict, disabled.to_json()["enabled"]) == (verdict.WOULD_ALERT, False)
+    assert "the rule is disabled (enabled = false): no execution runs it" in disabled.reason()
+    assert "is disabled" in dataclasses.replace(disabled, overflow=True).reason()
+    assert seen.reason() == dataclasses.replace(seen, enabled=True).reason()
+    assert "  rule: disabled (enabled = false); below, what an execution finds" in seen.lines()
+    assert not any("disabled" in line for line in NEW.lines())
+
+
 def test_no_window_document_is_excluded_only_when_an_exception_removed_one() -> None:
     absent = dataclasses.replace(NEW, window_count=0, first_seen=None, first_document=None)
     assert absent.verdict == verdict.NOT_IN_WINDOW
@@ -75,4 +87,4 @@ def test_exceptions_that_matched_nothing_are_left_out() -> None:
             }
         }
     }
-    assert verdict.parse_exceptions(answer, entries) == (ExceptionMatch("second", "b", 1, 3),)
+    assert verdict.parse_exceptions([answer], entries) == (ExceptionMatch("second", "b", 1, 3),)

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from detector.query.type_groups import FieldTypes, canonical, describe, holds
+from detector.query.type_groups import (
+    FieldTypes,
+    canonical,
+    describe,
+    holds,
+    unaggregatable_text,
+)
 
 MIXED = FieldTypes.of(
     ["logs-a", "logs-b", "logs-c", "logs-old"],
@@ -54,6 +60,25 @@ def test_string_types_are_one_family_and_no_conflict() -> None:
     types = FieldTypes.of(["a", "b"], {"f": {"keyword": ["a"], "constant_keyword": ["b"]}})
     assert types.conflicts(["f"]) == {}
     assert [group.indices for group in types.groups(["f"])] == [("a", "b")]
+
+
+def test_a_text_mapping_is_unaggregatable_naming_its_indices_and_no_conflict() -> None:
+    dynamic = FieldTypes.of(
+        ["logs-a", "logs-b", "logs-c"],
+        {
+            "source.address": {"keyword": ["logs-a"], "text": ["logs-c", "logs-b"]},
+            "user.name": {"keyword": ["logs-a", "logs-b", "logs-c"]},
+        },
+    )
+
+    assert dynamic.unaggregatable(["source.address", "user.name"]) == {
+        "source.address": ("logs-b", "logs-c")
+    }
+    assert dynamic.conflicts(["source.address"]) == {}
+    assert MIXED.unaggregatable(["source.address"]) == {}
+    assert unaggregatable_text("source.address", ["logs-b"]).endswith(
+        "map it keyword or ip there (an index template for its pattern, then reindex or roll over)"
+    )
 
 
 def test_groups_split_by_type_and_an_unmapping_index_joins_the_commonest() -> None:
