@@ -157,6 +157,7 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
         print("unhealthy: no enabled rule", file=sys.stderr)
         return 1
     with Elastic(settings) as elastic:
+        _refreshed(elastic, settings.execution_log_index)
         log = ExecutionStore(elastic, settings.execution_log_index)
         runs = [health_runs(log, rule, settings.health_max_failures) for rule in rules]
         channels = _failing_channels(elastic, settings)
@@ -178,6 +179,7 @@ def _failing_channels(elastic: Elastic, settings: Settings) -> list[str]:
         return []
     from detector.notify import notifier, routing  # lazy: only with notifications
 
+    _refreshed(elastic, settings.alerts_index)  # the delivery marks of the last pass
     found = notifier.failing(elastic, settings, routing.from_settings(settings))
     return [str(channel) for channel in found]
 
@@ -190,6 +192,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
 
     rules, problems = select_rules([], settings)
     with Elastic(settings) as elastic:
+        _refreshed(elastic, settings.execution_log_index)
         found = rule_status.rule_statuses(
             elastic, settings.execution_log_index, rules, datetime.now(UTC)
         )
@@ -199,6 +202,28 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(rule_status.table(found))
     return problems
+
+
+def _refreshed(elastic: Elastic, index: str) -> None:
+    """Make every write to `index` searchable before `health` or `status` reads it.
+
+    A search sees what the last refresh made visible; it waits for a pending refresh only on a
+    search-idle shard (none searched for 30 s), and `once` itself searches the execution log,
+    so `health` right after it read the execution before. Refreshing here, not writing with
+    `refresh="wait_for"`: the runner writes several documents an execution (running, final,
+    checkpoint, failed windows, reconciled ones; delivery marks in the alerts) and `wait_for`
+    would hold each up to a refresh interval (1 s by default, for ever at `-1`) whether anyone
+    reads or not, while these commands run now and then and a refresh with nothing new is
+    nearly free. The detector's role has `maintenance` (refresh); a user without it reads what
+    the last scheduled refresh shows.
+    """
+    from detector.errors import RequestError  # lazy: start-up
+
+    try:
+        elastic.refresh(index)
+    except RequestError as exc:
+        if exc.status != 403:
+            raise
 
 
 def add_commands(commands: Commands) -> None:

@@ -155,6 +155,45 @@ def test_health_after_successes_failures_and_old_successes(
     assert checkpoint["checkpoint"] > "2025-01-16"  # `once --at` (manual) did not move it
 
 
+def test_health_reads_the_execution_that_just_ended_success_or_failure(
+    elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    """`detector health` right after `detector once` judges that execution, never the one
+    before it (nor "never ran"), whatever the log index's refresh has done meanwhile."""
+    log_index = f"detector-executions-{token}"
+    ExecutionStore(elastic, log_index).ensure_index()
+    # A refresh far away (a loaded cluster, or an operator's setting): what `once` wrote last
+    # is not searchable unless someone refreshes.
+    elastic.client.indices.put_settings(
+        index=log_index, settings={"index": {"refresh_interval": "1h"}}
+    )
+    good = cloudtrail_index(token)
+    ct.create_index(elastic, good)
+    rules = rule_file(tmp_path, [good])
+    env = {
+        "DETECTOR_ALERTS_INDEX": es_settings.alerts_index,
+        "DETECTOR_EXECUTION_LOG_INDEX": log_index,
+        "DETECTOR_BUILTIN_RULES": "false",
+        "DETECTOR_RULES_PATH": str(rules),
+    }
+    succeeding, failing = (
+        rules.read_text(),
+        rules.read_text().replace(good, bad_index(elastic, token)),
+    )
+    for attempt in range(3):
+        rules.write_text(succeeding)
+        assert detector(es_node, env, "once").returncode == 0
+        healthy = detector(es_node, env, "health")
+        assert healthy.returncode == 0, (attempt, healthy.stdout)
+        rules.write_text(failing)
+        assert detector(es_node, env, "once").returncode == 1
+        failed = detector(es_node, env, "health")
+        assert failed.returncode == 1, (attempt, failed.stdout)
+        assert ": last execution failed at " in failed.stdout
+    shown = json.loads(detector(es_node, env, "status", "--json").stdout)
+    assert shown["last_status"] == "failed"
+
+
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text: str = response.read().decode()
