@@ -161,13 +161,19 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
         log = ExecutionStore(elastic, settings.execution_log_index)
         runs = [health_runs(log, rule, settings.health_max_failures) for rule in rules]
         channels = _failing_channels(elastic, settings)
-    lines = verdict.problems(runs, datetime.now(UTC), max_age, settings.health_max_failures)
+    required = args.require_data
+    now = datetime.now(UTC)
+    lines = verdict.problems(
+        runs, now, max_age, settings.health_max_failures, require_data=required
+    )
     lines += channels
     for line in lines:
         print(f"unhealthy: {line}")
     if not lines and not problems:
         print(f"healthy: {len(rules)} rule(s) succeeded within {max_age.total_seconds():.0f} s")
-    # After the verdict: a thin baseline is worth knowing, not a health problem.
+    # After the verdict: no data yet and a thin baseline are worth knowing, not health problems.
+    for note in [] if required else verdict.no_index_notes(runs):
+        print(f"note: {note} (yet? --require-data counts it unhealthy)")
     for note in verdict.baseline_notes(runs):
         print(f"note: {note}")
     return 1 if lines else problems
@@ -252,7 +258,8 @@ def add_commands(commands: Commands) -> None:
         "notification channel that failed to receive alerts). A rule is also unhealthy when "
         "its last DETECTOR_HEALTH_MAX_FAILURES executions failed, it has a failed window not "
         "backfilled, its checkpoint trails the clock by more than two intervals, or its "
-        "checkpoint or last execution is ahead of this host's clock (skew).",
+        "checkpoint or last execution is ahead of this host's clock (skew). A rule whose index "
+        "patterns matched no index is a note, unhealthy with --require-data.",
     )
     probe.add_argument(
         "--max-age",
@@ -260,6 +267,12 @@ def add_commands(commands: Commands) -> None:
         default=None,
         metavar="SECONDS",
         help="how recent the last success must be (default: DETECTOR_HEALTH_MAX_AGE)",
+    )
+    probe.add_argument(
+        "--require-data",
+        action="store_true",
+        help="a rule whose index patterns matched no index at its last execution is unhealthy "
+        "(default: a note, as on a new stack before its first CloudTrail log)",
     )
     probe.set_defaults(handler=health)
     show = commands.add_parser(

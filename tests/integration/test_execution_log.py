@@ -15,9 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from detector.alerts.store import AlertStore
 from detector.es.client import Elastic
 from detector.execution_log.store import ExecutionStore
 from detector.metrics import Metrics
+from detector.notify.channels import url_name
 from detector.results import ExecutionResult
 from detector.settings import Settings
 from detector.times import iso, parse_iso
@@ -192,6 +194,72 @@ def test_health_reads_the_execution_that_just_ended_success_or_failure(
         assert ": last execution failed at " in failed.stdout
     shown = json.loads(detector(es_node, env, "status", "--json").stdout)
     assert shown["last_status"] == "failed"
+
+
+def command_env(es_settings: Settings, rules: Path) -> dict[str, str]:
+    return {
+        "DETECTOR_ALERTS_INDEX": es_settings.alerts_index,
+        "DETECTOR_EXECUTION_LOG_INDEX": es_settings.execution_log_index,
+        "DETECTOR_BUILTIN_RULES": "false",
+        "DETECTOR_RULES_PATH": str(rules),
+    }
+
+
+def test_an_index_not_there_yet_is_a_note_unless_health_requires_data(
+    es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    env = command_env(es_settings, rule_file(tmp_path, [cloudtrail_index(token)]))
+    assert detector(es_node, env, "once").returncode == 0  # no index: a warning, as in Kibana
+
+    lenient = detector(es_node, env, "health")
+    assert lenient.returncode == 0, lenient.stdout
+    assert lenient.stdout.startswith("healthy: 1 rule(s) succeeded within 900 s\n")
+    assert "\nnote: rule 59bf26c2-bcbe-11ef-a215-f661ea17fbce (" in lenient.stdout
+    assert "matched no index at its last execution" in lenient.stdout
+    strict = detector(es_node, env, "health", "--require-data")
+    assert strict.returncode == 1
+    assert strict.stdout.startswith("unhealthy: rule 59bf26c2-bcbe-11ef-a215-f661ea17fbce (")
+    assert "matched no index at its last execution" in strict.stdout
+
+
+def alert_marked(channel: str, status: str, at: datetime) -> dict[str, Any]:
+    mark: dict[str, Any] = {"status": status, "attempts": 0, "updated_at": iso(at)}
+    if status == "failed":
+        mark.update(attempts=1, last_error="connection refused")
+    return {
+        "@timestamp": iso(at),
+        "kibana": {"alert": {"rule": {"rule_id": "r1"}}},
+        "detector": {"notifications": {channel: mark}},
+    }
+
+
+def test_health_counts_every_alert_a_failing_channel_has_not_received(
+    elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    url = "webhook+http://127.0.0.1:9/hook"
+    channel = url_name(url)
+    store = AlertStore(elastic, es_settings.alerts_index)
+    store.ensure_index()
+    # Marks not refreshed yet (a delivery pass writes them without waiting): still counted.
+    elastic.client.indices.put_settings(
+        index=store.index, settings={"index": {"refresh_interval": "1h"}}
+    )
+    now = datetime.now(UTC)
+    statuses = ["failed"] + ["pending"] * 24 + ["sent"] * 3
+    operations: list[dict[str, Any]] = []
+    for number, status in enumerate(statuses):
+        at = now - timedelta(seconds=number)
+        operations += [{"create": {"_id": f"a{number}"}}, alert_marked(channel, status, at)]
+    assert not elastic.client.bulk(index=store.index, operations=operations)["errors"]
+    env = command_env(es_settings, rule_file(tmp_path, [cloudtrail_index(token)]))
+
+    done = detector(es_node, {**env, "DETECTOR_NOTIFY_URLS": url}, "health")
+
+    assert done.returncode == 1
+    assert (
+        f"unhealthy: notification channel {channel}: 25 alert(s) not delivered (24 pending, "
+        f"1 failed); last attempt at {iso(now)} failed: connection refused\n"
+    ) in done.stdout
 
 
 def scrape(port: int) -> str:
