@@ -203,9 +203,10 @@ def baseline_notes(runs: Sequence[RuleRuns]) -> list[str]:
         if not baseline or baseline.get("mature"):
             continue
         effect = "new terms are held" if baseline.get("mode") == "hold" else "alerts carry it"
+        since = baseline.get("since")
+        data = f"data since {since}" if since else "no data in it"
         lines.append(
             f"rule {rule.rule_id} ({rule.rule_name}): baseline covers "
-            f"{float(baseline.get('coverage') or 0.0):.0%} of its history (data since "
-            f"{baseline.get('since') or 'none'}); {effect}"
+            f"{float(baseline.get('coverage') or 0.0):.0%} of its history ({data}); {effect}"
         )
     return lines

@@ -124,7 +124,7 @@ def test_health_after_successes_failures_and_old_successes(
     assert healthy.returncode == 0, healthy.stdout
     assert healthy.stdout.startswith("healthy: 1 rule(s) succeeded within 900 s\n")
     # The rule's index is empty: its baseline covers nothing (a note, not a health problem).
-    assert "baseline covers 0% of its history (data since none)" in healthy.stdout
+    assert "baseline covers 0% of its history (no data in it)" in healthy.stdout
     time.sleep(0.3)
     stale = run("health", "--max-age", "0.2")
     assert stale.returncode == 1
