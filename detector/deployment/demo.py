@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from detector.alerts.store import AlertStore
+from detector.cloudtrail import template
 from detector.datemath import parse_interval
 from detector.deployment import scenario
 from detector.errors import DemoError, RequestError
@@ -162,7 +163,8 @@ def load(
     Only documents tagged by the demo are deleted: anything else in the index stays.
     """
     _check_index_is_ours(elastic, index)
-    elastic.put_index_template(scenario.template_name(index), scenario.index_template(index))
+    marked = template.index_template(index, {"managed_by": scenario.DEMO_MARKER})
+    elastic.put_index_template(scenario.template_name(index), marked)
     if not elastic.create_index(index):
         _delete_own_documents(elastic, index)
     for start in range(0, len(docs), BATCH):
