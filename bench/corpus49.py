@@ -16,7 +16,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from detector.deployment.scenario import ECS_MAPPINGS
+from detector.cloudtrail.template import ECS_MAPPINGS
 from detector.rules import Rule
 
 INDEX = "logs-aws.cloudtrail-bench-rules49"

@@ -94,9 +94,10 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     with executions_at_debug():  # one line per execution would drown the progress line
         result = demo.run(settings, force=args.force)
     alerted = sum(r.alerts_written for r in result.executions)
+    kind = "scheduled" if result.execution_type == "scheduled" else "manual (backfill)"
     print(
         f"\nLoaded {result.documents} CloudTrail events into {scenario.INDEX} (8 days up "
-        f"to {result.end:%Y-%m-%d %H:%M} UTC); ran {len(result.executions)} scheduled "
+        f"to {result.end:%Y-%m-%d %H:%M} UTC); ran {len(result.executions)} {kind} "
         f"execution(s): {alerted} new alert(s) written to {settings.alerts_index}.\n"
     )
     for failure in result.failed:

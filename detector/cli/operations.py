@@ -169,16 +169,23 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
         print("unhealthy: no enabled rule", file=sys.stderr)
         return 1
     with Elastic(settings) as elastic:
+        _refreshed(elastic, settings.execution_log_index)
         log = ExecutionStore(elastic, settings.execution_log_index)
         runs = [health_runs(log, rule, settings.health_max_failures) for rule in rules]
         channels = _failing_channels(elastic, settings)
-    lines = verdict.problems(runs, datetime.now(UTC), max_age, settings.health_max_failures)
+    required = args.require_data
+    now = datetime.now(UTC)
+    lines = verdict.problems(
+        runs, now, max_age, settings.health_max_failures, require_data=required
+    )
     lines += channels
     for line in lines:
         print(f"unhealthy: {line}")
     if not lines and not problems:
         print(f"healthy: {len(rules)} rule(s) succeeded within {max_age.total_seconds():.0f} s")
-    # After the verdict: a thin baseline is worth knowing, not a health problem.
+    # After the verdict: no data yet and a thin baseline are worth knowing, not health problems.
+    for note in [] if required else verdict.no_index_notes(runs):
+        print(f"note: {note} (yet? --require-data counts it unhealthy)")
     for note in verdict.baseline_notes(runs):
         print(f"note: {note}")
     return 1 if lines else problems
@@ -190,6 +197,7 @@ def _failing_channels(elastic: Elastic, settings: Settings) -> list[str]:
         return []
     from detector.notify import notifier, routing  # lazy: only with notifications
 
+    _refreshed(elastic, settings.alerts_index)  # the delivery marks of the last pass
     found = notifier.failing(elastic, settings, routing.from_settings(settings))
     return [str(channel) for channel in found]
 
@@ -202,6 +210,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
 
     rules, problems = select_rules([], settings)
     with Elastic(settings) as elastic:
+        _refreshed(elastic, settings.execution_log_index)
         found = rule_status.rule_statuses(
             elastic, settings.execution_log_index, rules, datetime.now(UTC)
         )
@@ -211,6 +220,28 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(rule_status.table(found))
     return problems
+
+
+def _refreshed(elastic: Elastic, index: str) -> None:
+    """Make every write to `index` searchable before `health` or `status` reads it.
+
+    A search sees what the last refresh made visible; it waits for a pending refresh only on a
+    search-idle shard (none searched for 30 s), and `once` itself searches the execution log,
+    so `health` right after it read the execution before. Refreshing here, not writing with
+    `refresh="wait_for"`: the runner writes several documents an execution (running, final,
+    checkpoint, failed windows, reconciled ones; delivery marks in the alerts) and `wait_for`
+    would hold each up to a refresh interval (1 s by default, for ever at `-1`) whether anyone
+    reads or not, while these commands run now and then and a refresh with nothing new is
+    nearly free. The detector's role has `maintenance` (refresh); a user without it reads what
+    the last scheduled refresh shows.
+    """
+    from detector.errors import RequestError  # lazy: start-up
+
+    try:
+        elastic.refresh(index)
+    except RequestError as exc:
+        if exc.status != 403:
+            raise
 
 
 def add_commands(commands: Commands) -> None:
@@ -239,7 +270,8 @@ def add_commands(commands: Commands) -> None:
         "notification channel that failed to receive alerts). A rule is also unhealthy when "
         "its last DETECTOR_HEALTH_MAX_FAILURES executions failed, it has a failed window not "
         "backfilled, its checkpoint trails the clock by more than two intervals, or its "
-        "checkpoint or last execution is ahead of this host's clock (skew).",
+        "checkpoint or last execution is ahead of this host's clock (skew). A rule whose index "
+        "patterns matched no index is a note, unhealthy with --require-data.",
     )
     probe.add_argument(
         "--max-age",
@@ -247,6 +279,12 @@ def add_commands(commands: Commands) -> None:
         default=None,
         metavar="SECONDS",
         help="how recent the last success must be (default: DETECTOR_HEALTH_MAX_AGE)",
+    )
+    probe.add_argument(
+        "--require-data",
+        action="store_true",
+        help="a rule whose index patterns matched no index at its last execution is unhealthy "
+        "(default: a note, as on a new stack before its first CloudTrail log)",
     )
     probe.set_defaults(handler=health)
     show = commands.add_parser(

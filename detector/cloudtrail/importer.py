@@ -5,9 +5,9 @@ in batches with `op_type: create` under `_id = eventID`, so importing the same f
 nothing and a document already there is never overwritten.
 
 The target index:
-- missing: created from a template of the detector's own for exactly that name (a plain index
-  with the integration's mapping, `_meta.managed_by` marking it), above Fleet's and the built-in
-  `logs` templates, which would make it a data stream;
+- missing: created from the CloudTrail template of `detector.cloudtrail.template` for exactly
+  that name (a plain index with the integration's mapping, `_meta` marking it as the import's),
+  above Fleet's and the built-in `logs` templates, which would make it a data stream;
 - an index the detector did not create: documents are only added (never overwritten, nothing
   deleted, the mapping left as it is);
 - a data stream or an alias (a real Fleet cluster's data): refused, because the documents would
@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from detector.cloudtrail import template
 from detector.cloudtrail.ecs import index_name, parse_iso8601, to_ecs
 from detector.cloudtrail.files import (
     DEFAULT_NAMESPACE,
@@ -33,10 +34,9 @@ from detector.cloudtrail.files import (
     log_files,
     read_records,
 )
-from detector.deployment.scenario import ECS_MAPPINGS
 from detector.errors import BulkError, ImportRefusedError, RecordError, RequestError
 from detector.es.client import Elastic
-from detector.es.templates import MANAGED_BY, template_priority
+from detector.es.templates import MANAGED_BY
 
 BATCH = 1000
 # Bulk requests also stop growing at about this size (records can hold 100 kB policies; a
@@ -84,17 +84,8 @@ class ImportReport:
 
 
 def index_template(index: str) -> dict[str, Any]:
-    """The template giving exactly `index` the integration's mapping, as a plain index."""
-    meta = {"managed_by": MANAGED_BY, "purpose": PURPOSE}
-    return {
-        "index_patterns": [index],
-        "priority": template_priority(index),
-        "template": {
-            "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1"},
-            "mappings": {"_meta": meta, **ECS_MAPPINGS},
-        },
-        "_meta": meta,
-    }
+    """The CloudTrail template for exactly `index`, marked as the import's."""
+    return template.index_template(index, {"managed_by": MANAGED_BY, "purpose": PURPOSE})
 
 
 def template_name(index: str) -> str:

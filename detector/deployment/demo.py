@@ -2,13 +2,17 @@
 
 1. the demo index `logs-aws.cloudtrail-detectordemo` (a namespace of its own) is created from
    the demo template, which matches that one name only, or its tagged documents are replaced,
-   with `detector.deployment.scenario.scenario(end)`; documents it did not write are never deleted,
-   an
-   index of that name it did not create is never touched, and a cluster whose CloudTrail
-   indices hold data it did not write is refused unless forced;
-2. every scheduled execution of the built-in rules over the last hour, oldest first (`end` is
-   the current time rounded down to the rule interval), is replayed with
-   `detector.service.runner.backfill`: alerts to the alerts index, executions to the execution log;
+   with `detector.deployment.scenario.scenario(end)`; documents it did not write are never
+   deleted, an index of that name it did not create is never touched, and a cluster whose
+   CloudTrail indices hold data it did not write is refused unless forced;
+2. every scheduled execution of the built-in rules over the last hour (`end` is the current
+   time rounded down to the rule interval) runs oldest first, each once the events ingested by
+   its time are loaded, as a live cluster would have held them (so none lies in its future):
+   alerts to the alerts index, executions to the execution log as the demo's scheduled ones
+   (`replica.id` `detector-demo`), which `status` and `health` show. The demo moves no
+   checkpoint and takes no lease; when the execution log already holds scheduled executions of
+   these rules by someone else (a deployment), it records its own as `manual` (a backfill), so
+   it never stands in for that deployment's state;
 3. the alerts of the demo's sources are read back and printed as a table.
 
 Run twice, it creates no duplicate: alert ids are deterministic and the store drops a term that
@@ -24,21 +28,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from detector.alerts.store import AlertStore
+from detector.cloudtrail import template
 from detector.datemath import parse_interval
 from detector.deployment import scenario
 from detector.errors import DemoError, RequestError
 from detector.es.client import Elastic
+from detector.execution_log.documents import EXECUTION, MANUAL, SCHEDULED
 from detector.execution_log.store import ExecutionStore
 from detector.results import ExecutionResult
 from detector.rules import Rule, builtin_rules
 from detector.rules.exceptions import from_settings
 from detector.service import runner
 from detector.settings import Settings
+from detector.times import parse_iso
 
 REPLAY = timedelta(hours=1)
 BATCH = 500
 # The demo's documents: each carries its tag (`demo_data`), so it deletes only its own.
 OWN_DOCUMENTS: dict[str, Any] = {"term": {"tags": scenario.DEMO_MARKER}}
+# Who ran the demo's executions (`replica.id` in the execution log, the `by` of `status`).
+DEMO_REPLICA = "detector-demo"
 
 
 class Progress:
@@ -75,6 +84,8 @@ class DemoResult:
     documents: int
     executions: list[ExecutionResult]
     alerts: list[dict[str, Any]]
+    # `scheduled`, or `manual` when a deployment's executions of the rules were in the log.
+    execution_type: str = SCHEDULED
 
     @property
     def failed(self) -> list[ExecutionResult]:
@@ -104,44 +115,68 @@ def run(
     progress = progress or Progress()
     rules = demo_rules()
     end = _align(now or datetime.now(UTC), rules)
+    plan = sorted(runner.backfill_plan(rules, end - REPLAY + _step(rules), end), key=_at)
+    docs = scenario.scenario(end)
+    first = [doc for doc in docs if _ingested(doc) <= plan[0][1]]
+    later = [doc for doc in docs if _ingested(doc) > plan[0][1]]
     with Elastic(settings) as elastic:
         elastic.wait_ready()
         _check_index_is_ours(elastic, index)
         if not force:
             _check_no_real_data(elastic, rules)
-        count = load(elastic, end, progress, index)
-        store = AlertStore(elastic, settings.alerts_index)
-        store.ensure_index()
-        results = replay(elastic, settings, rules, end, progress)
+        load(elastic, first, progress, index)
+        replayer, kind = _replayer(elastic, settings, rules)
+        results = replay(replayer, plan, later, kind, progress, index)
         elastic.refresh(settings.alerts_index)
         alerts = demo_alerts(elastic, settings.alerts_index, rules)
-    return DemoResult(end, count, results, alerts)
+    return DemoResult(end, len(docs), results, alerts, kind)
+
+
+def _step(rules: Sequence[Rule]) -> timedelta:
+    return min((parse_interval(rule.interval) for rule in rules), default=timedelta(minutes=5))
 
 
 def _align(moment: datetime, rules: Sequence[Rule]) -> datetime:
-    step = min((parse_interval(rule.interval) for rule in rules), default=timedelta(minutes=5))
     epoch = datetime(2000, 1, 1, tzinfo=UTC)
     moment = moment.astimezone(UTC)
-    return moment - (moment - epoch) % step
+    return moment - (moment - epoch) % _step(rules)
 
 
-def load(elastic: Elastic, end: datetime, progress: Progress, index: str = scenario.INDEX) -> int:
-    """Replace the demo's own documents in its index by the story's; returns how many.
+def _at(item: tuple[Rule, datetime]) -> datetime:
+    return item[1]
+
+
+def _ingested(doc: dict[str, Any]) -> datetime:
+    moment = parse_iso(doc["event"]["ingested"])
+    assert moment is not None  # the scenario stamps every document
+    return moment
+
+
+def load(
+    elastic: Elastic,
+    docs: Sequence[dict[str, Any]],
+    progress: Progress,
+    index: str = scenario.INDEX,
+) -> int:
+    """Replace the demo's own documents in its index by `docs`; returns how many.
 
     Only documents tagged by the demo are deleted: anything else in the index stays.
     """
     _check_index_is_ours(elastic, index)
-    elastic.put_index_template(scenario.template_name(index), scenario.index_template(index))
+    marked = template.index_template(index, {"managed_by": scenario.DEMO_MARKER})
+    elastic.put_index_template(scenario.template_name(index), marked)
     if not elastic.create_index(index):
         _delete_own_documents(elastic, index)
-    docs = scenario.scenario(end)
     for start in range(0, len(docs), BATCH):
-        batch = {doc["event"]["id"]: doc for doc in docs[start : start + BATCH]}
-        elastic.bulk_create(index, batch, refresh=False)
+        _add(elastic, index, docs[start : start + BATCH])
         progress.step("loading CloudTrail events", min(start + BATCH, len(docs)), len(docs))
     progress.finish()
     elastic.refresh(index)
     return len(docs)
+
+
+def _add(elastic: Elastic, index: str, docs: Sequence[dict[str, Any]]) -> None:
+    elastic.bulk_create(index, {doc["event"]["id"]: doc for doc in docs}, refresh=False)
 
 
 def _delete_own_documents(elastic: Elastic, index: str) -> None:
@@ -185,28 +220,57 @@ def _check_index_is_ours(elastic: Elastic, index: str) -> None:
         )
 
 
-def replay(
-    elastic: Elastic, settings: Settings, rules: Sequence[Rule], end: datetime, progress: Progress
-) -> list[ExecutionResult]:
-    """Every scheduled execution of the last hour, oldest first (`detector backfill`'s replay);
-    each one is recorded in the execution log."""
+def _replayer(
+    elastic: Elastic, settings: Settings, rules: Sequence[Rule]
+) -> tuple[runner.Runner, str]:
+    """The runner of the demo's executions (its indices created), and their execution type."""
+    store = AlertStore(elastic, settings.alerts_index)
+    store.ensure_index()
     log = ExecutionStore(elastic, settings.execution_log_index)
     log.ensure_index()
-    step = min(parse_interval(rule.interval) for rule in rules)
+    kind = MANUAL if _deployed(elastic, log, rules) else SCHEDULED
+    exceptions = from_settings(settings)
+    return runner.Runner(elastic, store, log, exceptions, replica_id=DEMO_REPLICA), kind
 
-    def report(done: int, total: int, _result: ExecutionResult) -> None:
-        progress.step("running the scheduled executions of the last hour", done, total)
 
-    results = runner.backfill(
-        elastic,
-        AlertStore(elastic, settings.alerts_index),
-        log,
-        rules,
-        end - REPLAY + step,
-        end,
-        progress=report,
-        exceptions=from_settings(settings),
-    )
+def _deployed(elastic: Elastic, log: ExecutionStore, rules: Sequence[Rule]) -> bool:
+    """Whether the execution log holds scheduled executions of these rules the demo did not
+    run: a deployment's, which `health` and `status` must go on showing."""
+    log.refresh()
+    query = {
+        "bool": {
+            "filter": [
+                {"term": {"kind": EXECUTION}},
+                {"term": {"execution.type": SCHEDULED}},
+                {"terms": {"rule.id": [rule.rule_id for rule in rules]}},
+            ],
+            "must_not": [{"term": {"replica.id": DEMO_REPLICA}}],
+        }
+    }
+    return elastic.count([log.index], query) > 0
+
+
+def replay(
+    replayer: runner.Runner,
+    plan: Sequence[tuple[Rule, datetime]],
+    arriving: Sequence[dict[str, Any]],
+    execution_type: str,
+    progress: Progress,
+    index: str = scenario.INDEX,
+) -> list[ExecutionResult]:
+    """Each execution of `plan` (oldest first) once the documents of `arriving` ingested by its
+    time are loaded; each one is recorded in the execution log as `execution_type`. Neither
+    checkpoint nor lease is moved: the demo is not the rules' schedule."""
+    waiting = sorted(arriving, key=_ingested)
+    results = []
+    for rule, now in plan:
+        due = [doc for doc in waiting if _ingested(doc) <= now]
+        if due:
+            _add(replayer.elastic, index, due)
+            replayer.elastic.refresh(index)
+            waiting = waiting[len(due) :]
+        results.append(replayer.execute(rule, now, execution_type))
+        progress.step("running the scheduled executions of the last hour", len(results), len(plan))
     progress.finish()
     return results
 

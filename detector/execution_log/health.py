@@ -5,11 +5,12 @@ failure`: it ran, with a warning) ended within the maximum age, its newest
 `DETECTOR_HEALTH_MAX_FAILURES` scheduled executions did not all fail, it has no failed window
 waiting for a backfill, its checkpoint trails the clock by at most two intervals (plus the
 catch-up tolerance), nothing says the clocks disagree (a checkpoint or an execution in this
-host's future, or skew found by the last execution), and its last execution matched an index (a
-typo'd index name succeeds with nothing searched, so it must not look healthy). Otherwise one
-short line says why (errors cut to `HEALTH_ERROR` characters; the execution log has them whole).
-Backfills and `once --at` (execution type `manual`) say nothing about the schedule and are not
-looked at.
+host's future, or skew found by the last execution), and, when data is required, its last
+execution matched an index (a typo'd index name succeeds with nothing searched). Without that
+requirement an index not there yet is a note: a stack started before its first CloudTrail log
+is not broken. Otherwise one short line says why (errors cut to `HEALTH_ERROR` characters; the
+execution log has them whole). Backfills and `once --at` (execution type `manual`) say
+nothing about the schedule and are not looked at.
 """
 
 from __future__ import annotations
@@ -50,9 +51,15 @@ LAG_INTERVALS = 2
 
 
 def problem(
-    runs: RuleRuns, current: datetime, max_age: timedelta, max_failures: int = 1
+    runs: RuleRuns,
+    current: datetime,
+    max_age: timedelta,
+    max_failures: int = 1,
+    *,
+    require_data: bool = True,
 ) -> str | None:
-    """Why the rule is unhealthy (its reasons joined by `; `), or None when it is healthy."""
+    """Why the rule is unhealthy (its reasons joined by `; `), or None when it is healthy;
+    matching no index is a reason only when `require_data`."""
     head = f"rule {runs.rule_id} ({runs.rule_name})"
     if runs.last is None:
         return f"{head}: never ran"
@@ -63,7 +70,7 @@ def problem(
             _failed_windows(runs.failed_windows),
             _lag(runs, current),
             _skew(runs, current),
-            _no_index(runs),
+            _no_index(runs) if require_data else None,
         )
         if reason is not None
     ]
@@ -71,11 +78,29 @@ def problem(
 
 
 def problems(
-    runs: Sequence[RuleRuns], current: datetime, max_age: timedelta, max_failures: int = 1
+    runs: Sequence[RuleRuns],
+    current: datetime,
+    max_age: timedelta,
+    max_failures: int = 1,
+    *,
+    require_data: bool = True,
 ) -> list[str]:
     """One line per unhealthy rule, in the given order."""
-    found = (problem(rule, current, max_age, max_failures) for rule in runs)
+    found = (
+        problem(rule, current, max_age, max_failures, require_data=require_data) for rule in runs
+    )
     return [line for line in found if line is not None]
+
+
+def no_index_notes(runs: Sequence[RuleRuns]) -> list[str]:
+    """One line per rule whose last execution matched no index: what `problem` says of it
+    when data is required."""
+    found = ((rule, _no_index(rule)) for rule in runs if rule.last is not None)
+    return [
+        f"rule {rule.rule_id} ({rule.rule_name}): {reason}"
+        for rule, reason in found
+        if reason is not None
+    ]
 
 
 def _no_index(runs: RuleRuns) -> str | None:
@@ -178,9 +203,10 @@ def baseline_notes(runs: Sequence[RuleRuns]) -> list[str]:
         if not baseline or baseline.get("mature"):
             continue
         effect = "new terms are held" if baseline.get("mode") == "hold" else "alerts carry it"
+        since = baseline.get("since")
+        data = f"data since {since}" if since else "no data in it"
         lines.append(
             f"rule {rule.rule_id} ({rule.rule_name}): baseline covers "
-            f"{float(baseline.get('coverage') or 0.0):.0%} of its history (data since "
-            f"{baseline.get('since') or 'none'}); {effect}"
+            f"{float(baseline.get('coverage') or 0.0):.0%} of its history ({data}); {effect}"
         )
     return lines

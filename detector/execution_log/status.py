@@ -49,7 +49,9 @@ class RuleStatus:
 
     def row(self) -> tuple[str, ...]:
         """The table row."""
-        holder = self.holder if self.lease_live else f"({self.holder or 'none'}, expired)"
+        holder = self.holder if self.lease_live else f"({self.holder}, expired)"
+        if self.holder is None:  # never leased: `once` or the demo ran it, or nothing yet
+            holder = "no lease yet"
         cells = (
             self.rule_id,
             holder,
@@ -67,7 +69,9 @@ class RuleStatus:
             return None
         if self.baseline_coverage >= 1:
             return "mature"
-        return f"{self.baseline_coverage:.0%} since {self.baseline_since or '-'}"
+        if self.baseline_since is None:
+            return f"{self.baseline_coverage:.0%}, no data"
+        return f"{self.baseline_coverage:.0%} since {self.baseline_since}"
 
 
 def rule_statuses(

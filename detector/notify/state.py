@@ -118,25 +118,18 @@ def pending_hits(response: Mapping[str, Any]) -> tuple[list[Pending], list[Any] 
 
 
 def failing_query(channels: Sequence[str], since: datetime) -> dict[str, Any]:
-    """Per channel: how many alerts since `since` it failed to receive, and the latest error."""
+    """Per channel: how many alerts since `since` it has not received, by status (`pending`
+    ones too: a failing channel is paused, its later alerts wait unattempted), and its latest
+    error."""
     aggs = {
         name: {
-            "filter": {"term": {_status_field(name): FAILED}},
+            "filter": {"terms": {_status_field(name): list(UNSENT)}},
             "aggs": {
-                "latest": {
-                    "top_hits": {
-                        "size": 1,
-                        "sort": [
-                            {
-                                f"{FIELD}.{name}.updated_at": {
-                                    "order": "desc",
-                                    "unmapped_type": "date",
-                                }
-                            }
-                        ],
-                        "_source": [f"{FIELD}.{name}"],
-                    }
-                }
+                "statuses": {"terms": {"field": _status_field(name), "size": len(UNSENT)}},
+                "failed": {
+                    "filter": {"term": {_status_field(name): FAILED}},
+                    "aggs": {"latest": _latest(name)},
+                },
             },
         }
         for name in channels
@@ -151,19 +144,39 @@ def failing_query(channels: Sequence[str], since: datetime) -> dict[str, Any]:
     }
 
 
+def _latest(channel: str) -> dict[str, Any]:
+    """The channel's state in its most recently updated alert."""
+    order = {"order": "desc", "unmapped_type": "date"}
+    return {
+        "top_hits": {
+            "size": 1,
+            "sort": [{f"{FIELD}.{channel}.updated_at": order}],
+            "_source": [f"{FIELD}.{channel}"],
+        }
+    }
+
+
 @dataclass(frozen=True)
 class Failing:
-    """A channel that has alerts it failed to receive."""
+    """A channel that failed to receive alerts: how many it has not received, by status."""
 
     channel: str
-    alerts: int
+    statuses: Mapping[str, int]
     last_error: str
     updated_at: str
 
+    @property
+    def alerts(self) -> int:
+        """The alerts it has not received, every status together."""
+        return sum(self.statuses.values())
+
     def __str__(self) -> str:
+        counts = ", ".join(
+            f"{self.statuses[name]} {name}" for name in UNSENT if self.statuses.get(name)
+        )
         return (
-            f"notification channel {self.channel}: {self.alerts} alert(s) not delivered; "
-            f"last attempt at {self.updated_at} failed: {self.last_error}"
+            f"notification channel {self.channel}: {self.alerts} alert(s) not delivered "
+            f"({counts}); last attempt at {self.updated_at} failed: {self.last_error}"
         )
 
 
@@ -173,12 +186,13 @@ def failing_channels(response: Mapping[str, Any], channels: Sequence[str]) -> li
     aggregations = response.get("aggregations", {})
     for name in channels:
         bucket = aggregations.get(name, {})
-        if not bucket.get("doc_count"):
-            continue
-        hits = bucket.get("latest", {}).get("hits", {}).get("hits", [])
+        failed = bucket.get("failed", {})
+        if not failed.get("doc_count"):
+            continue  # pending alone: waiting for the next pass, not failing
+        buckets = bucket.get("statuses", {}).get("buckets", [])
+        statuses = {str(item["key"]): int(item["doc_count"]) for item in buckets}
+        hits = failed.get("latest", {}).get("hits", {}).get("hits", [])
         state = channel_state(hits[0].get("_source", {}), name) if hits else {}
         error = str(state.get("last_error", "unknown error"))
-        found.append(
-            Failing(name, int(bucket["doc_count"]), error, str(state.get("updated_at", "?")))
-        )
+        found.append(Failing(name, statuses, error, str(state.get("updated_at", "?"))))
     return found

@@ -6,6 +6,12 @@ thinner than the rule says and every term looks new. The oldest document matchin
 query and exceptions (one `min` aggregation on the combined time, `oldest_body`) tells how far
 back the data reaches: the coverage is the part of `[history_start, start]` it spans.
 
+Only data near the history counts: the oldest document is looked for from one history length
+before `history_start` (`oldest_body`). Older documents say nothing about the data flowing into
+this history: logs of 2023 imported into a cluster whose live data starts today leave a live
+execution's history empty (coverage 0, or the part since today), not mature. They are history
+for the executions whose history covers them: a backfill over the imported range.
+
 Two modes, globally (`DETECTOR_BASELINE`) or per rule (`baseline` in the rule file's
 `[detector]` table): `alert` alerts as usual and marks each alert with the coverage; `hold`
 writes no alert while the coverage is below 1 and records the held terms in the execution log.
@@ -13,9 +19,10 @@ Held terms are not alerted later: once the data covers the history, an execution
 new at its own time, and a term held earlier is then in its history (the brute-force oracle's
 answer for that execution).
 
-Once a rule's data is known to reach a history start, it reaches every later one:
-`BaselineCache` keeps the oldest time per rule and asks again only for an earlier history start
-(or while the data does not reach it yet: older data may be imported meanwhile).
+Once a rule's data is known to reach a history start, it reaches every later one within a
+history length: `BaselineCache` keeps the oldest time per rule and asks again for an earlier
+history start, for one whose lookback no longer reaches that time, or while the data does not
+reach it yet (older data may be imported meanwhile).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from detector.query.bodies import Body, first_seen_aggs, first_seen_of
 from detector.query.window import TimeFields, Window
@@ -40,7 +47,9 @@ HELD_TERMS_RECORDED = 100
 class Baseline:
     """How far back the rule's data reaches at one execution, and what that means."""
 
-    since: datetime | None  # the oldest matching document at or before the window end
+    # The oldest matching document from one history length before the history start up to
+    # the window end (`oldest_body`).
+    since: datetime | None
     history_start: datetime
     window_start: datetime
     mode: str = ALERT
@@ -61,6 +70,11 @@ class Baseline:
         return self.since is not None and self.since <= self.history_start
 
     @property
+    def lookback(self) -> datetime:
+        """How far back data counts: one history length before the history start."""
+        return self.history_start - (self.window_start - self.history_start)
+
+    @property
     def holding(self) -> bool:
         """Whether this execution writes no alert because of the baseline."""
         return self.mode == HOLD and not self.mature
@@ -76,13 +90,15 @@ class Baseline:
 
     def describe(self) -> str:
         """A short readable phrase."""
-        since = iso(self.since) if self.since is not None else "none"
-        return f"baseline covers {self.coverage:.0%} of the history (data since {since})"
+        data = f"data since {iso(self.since)}" if self.since is not None else "no data in it"
+        return f"baseline covers {self.coverage:.0%} of the history ({data})"
 
 
 def oldest_body(base: Body, fields: TimeFields, window: Window) -> Body:
-    """The oldest combined time of the documents matching `base` up to the window end."""
-    bounds = {"lte": iso(window.end), "format": "strict_date_optional_time"}
+    """The oldest combined time of the documents matching `base` from one history length
+    before the history start (older ones are not this history's data) up to the window end."""
+    lookback = window.history_start - window.history_length
+    bounds = {"gte": iso(lookback), "lte": iso(window.end), "format": "strict_date_optional_time"}
     primary = {"range": {fields.primary: dict(bounds)}}
     up_to: Body = primary
     if fields.fallback is not None:
@@ -114,14 +130,18 @@ class BaselineCache:
     """The oldest time known per rule, and which rules were seen immature (thread-safe)."""
 
     oldest: dict[str, datetime] = field(default_factory=dict)
+    # Per rule, its history length: the cached time counts only within one of the history start.
+    lengths: dict[str, timedelta] = field(default_factory=dict)
     immature: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def known(self, rule_id: str, history_start: datetime) -> datetime | None:
         """The cached oldest time when it reaches `history_start` (no need to ask), else None."""
         with self.lock:
-            since = self.oldest.get(rule_id)
-        return since if since is not None and since <= history_start else None
+            since, length = self.oldest.get(rule_id), self.lengths.get(rule_id)
+        if since is None or length is None:
+            return None
+        return since if history_start - length <= since <= history_start else None
 
     def remember(self, rule_id: str, baseline: Baseline) -> bool:
         """Record an execution's baseline; True when the rule was seen immature before and now
@@ -129,7 +149,10 @@ class BaselineCache:
         with self.lock:
             if baseline.since is not None:
                 previous = self.oldest.get(rule_id)
-                self.oldest[rule_id] = min(previous or baseline.since, baseline.since)
+                if previous is None or previous < baseline.lookback:
+                    previous = baseline.since  # beyond this execution's lookback: not its data
+                self.oldest[rule_id] = min(previous, baseline.since)
+                self.lengths[rule_id] = baseline.window_start - baseline.history_start
             if not baseline.mature:
                 self.immature.add(rule_id)
                 return False

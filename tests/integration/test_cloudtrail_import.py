@@ -3,6 +3,7 @@ alerts equal the brute-force oracle's."""
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from detector.cloudtrail import template
 from detector.cloudtrail.importer import import_files, prepare_index, template_name
+from detector.deployment import demo, scenario
 from detector.errors import ImportRefusedError
 from detector.es.client import Elastic
 from detector.schedule.catchup import backfill_times
@@ -203,3 +206,45 @@ def test_indexed_documents_equal_the_real_pipeline_outputs(elastic: Elastic, tok
         assert {key: ours.get(key) for key in theirs} == theirs, name
         compared += 1
     assert compared == 9
+
+
+def _template(elastic: Elastic, name: str) -> dict[str, Any]:
+    body = elastic.client.indices.get_index_template(name=name).body
+    template: dict[str, Any] = body["index_templates"][0]["index_template"]
+    return template
+
+
+def test_the_import_and_the_demo_create_their_index_from_one_template_above_fleets(
+    elastic: Elastic, token: str
+) -> None:
+    # Fleet's `logs-aws.cloudtrail` template (priority 200) would make these names a data
+    # stream with its own mapping; a stand-in for it (this node has no data streams module).
+    fleet = f"fleet-aws-cloudtrail-{token}"
+    elastic.put_index_template(
+        fleet,
+        {
+            "index_patterns": [f"logs-aws.cloudtrail-*{token}"],
+            "priority": 200,
+            "template": {"mappings": {"properties": {"fleet_only": {"type": "keyword"}}}},
+        },
+    )
+    imported = f"logs-aws.cloudtrail-{_namespace(token)}"
+    shown = f"logs-aws.cloudtrail-detectordemo-{token}"
+
+    assert prepare_index(elastic, imported) == (True, True)
+    demo.load(elastic, [], demo.Progress(io.StringIO()), shown)
+
+    ours = _template(elastic, template_name(imported))
+    theirs = _template(elastic, scenario.template_name(shown))
+    assert ours["priority"] == theirs["priority"] == template.PRIORITY > 200
+    assert ours["template"]["mappings"]["_meta"]["purpose"] == "detector import cloudtrail"
+    assert theirs["template"]["mappings"]["_meta"] == {"managed_by": scenario.DEMO_MARKER}
+    for body in (ours, theirs):
+        del body["_meta"], body["template"]["mappings"]["_meta"], body["index_patterns"]
+        body.pop("created_date_millis", None)  # 9.x says when each was put
+        body.pop("modified_date_millis", None)
+    assert ours == theirs  # one template, told apart by its `_meta` only
+    for index in (imported, shown):
+        mapping = elastic.get_mapping(index)[index]["mappings"]
+        assert "fleet_only" not in mapping["properties"], index
+        assert mapping["properties"]["source"]["properties"]["address"] == {"type": "keyword"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +14,11 @@ from detector.cli import main
 from detector.deployment import demo, provision, scenario
 from detector.errors import DemoError
 from detector.es.client import Elastic
+from detector.execution_log import documents
+from detector.execution_log.store import ExecutionStore
+from detector.results import ExecutionResult
 from detector.settings import Settings
+from detector.times import iso
 
 NOW = datetime(2026, 3, 2, 10, 7, 30, tzinfo=UTC)
 
@@ -48,6 +54,62 @@ def test_demo_alerts_on_returning_and_new_sources_only_and_is_idempotent(
     assert again.alerts == first.alerts
     assert _count(elastic, settings.alerts_index) == written
     assert _count(elastic, settings.execution_log_index) >= 24
+
+
+def test_demo_data_is_never_in_the_future_of_an_execution(
+    settings: Settings, elastic: Elastic, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    index = f"logs-aws.cloudtrail-detectordemo-{token}"
+    with caplog.at_level(logging.WARNING, logger="detector.engine.execution"):
+        result = demo.run(settings, NOW, _quiet(), index)
+    assert [execution.future_documents for execution in result.executions] == [0] * 12
+    assert "in the future" not in caplog.text
+
+
+def test_status_and_health_show_the_demos_scheduled_executions(
+    settings: Settings,
+    elastic: Elastic,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    index = f"logs-aws.cloudtrail-detectordemo-{token}"
+    result = demo.run(settings, datetime.now(UTC), _quiet(), index)
+    assert result.execution_type == "scheduled"
+    _env(monkeypatch, settings)
+    capsys.readouterr()
+
+    assert main(["status", "--json"]) == 0
+    [shown] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert shown["last_scheduled"] == iso(result.end)
+    assert (shown["last_status"], shown["last_replica"]) == ("succeeded", demo.DEMO_REPLICA)
+    assert shown["checkpoint"] is None and shown["holder"] is None  # the schedule's, untouched
+    assert main(["health"]) == 0
+    assert capsys.readouterr().out.startswith("healthy: 1 rule(s) succeeded within 900 s\n")
+
+
+def test_demo_leaves_a_deployments_state_alone_recording_its_executions_as_manual(
+    settings: Settings, elastic: Elastic, token: str
+) -> None:
+    index = f"logs-aws.cloudtrail-detectordemo-{token}"
+    log = ExecutionStore(elastic, settings.execution_log_index)
+    log.ensure_index()
+    [rule] = demo.demo_rules()
+    deployed = ExecutionResult(rule.rule_id, rule.name, NOW, "failed", error="boom")
+    timing = documents.Timing(NOW, NOW)
+    doc = documents.execution_doc(
+        deployed,
+        execution_id="deployed",
+        execution_type="scheduled",
+        timing=timing,
+        interval=rule.interval,
+    )
+    log.write("deployed", doc)
+
+    result = demo.run(settings, NOW, _quiet(), index)
+
+    assert result.execution_type == "manual" and not result.failed
+    assert log.last_runs(rule).last == doc  # health and status still see the deployment's
 
 
 def test_demo_keeps_documents_it_did_not_write_and_refuses_to_mix_with_them(

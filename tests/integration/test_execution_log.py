@@ -15,9 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from detector.alerts.store import AlertStore
 from detector.es.client import Elastic
 from detector.execution_log.store import ExecutionStore
 from detector.metrics import Metrics
+from detector.notify.channels import url_name
 from detector.results import ExecutionResult
 from detector.settings import Settings
 from detector.times import iso, parse_iso
@@ -122,7 +124,7 @@ def test_health_after_successes_failures_and_old_successes(
     assert healthy.returncode == 0, healthy.stdout
     assert healthy.stdout.startswith("healthy: 1 rule(s) succeeded within 900 s\n")
     # The rule's index is empty: its baseline covers nothing (a note, not a health problem).
-    assert "baseline covers 0% of its history (data since none)" in healthy.stdout
+    assert "baseline covers 0% of its history (no data in it)" in healthy.stdout
     time.sleep(0.3)
     stale = run("health", "--max-age", "0.2")
     assert stale.returncode == 1
@@ -153,6 +155,111 @@ def test_health_after_successes_failures_and_old_successes(
     assert sorted(kinds, key=str) == sorted(expected, key=str)
     checkpoint = next(doc for doc in sources if doc["kind"] == "checkpoint")
     assert checkpoint["checkpoint"] > "2025-01-16"  # `once --at` (manual) did not move it
+
+
+def test_health_reads_the_execution_that_just_ended_success_or_failure(
+    elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    """`detector health` right after `detector once` judges that execution, never the one
+    before it (nor "never ran"), whatever the log index's refresh has done meanwhile."""
+    log_index = f"detector-executions-{token}"
+    ExecutionStore(elastic, log_index).ensure_index()
+    # A refresh far away (a loaded cluster, or an operator's setting): what `once` wrote last
+    # is not searchable unless someone refreshes.
+    elastic.client.indices.put_settings(
+        index=log_index, settings={"index": {"refresh_interval": "1h"}}
+    )
+    good = cloudtrail_index(token)
+    ct.create_index(elastic, good)
+    rules = rule_file(tmp_path, [good])
+    env = {
+        "DETECTOR_ALERTS_INDEX": es_settings.alerts_index,
+        "DETECTOR_EXECUTION_LOG_INDEX": log_index,
+        "DETECTOR_BUILTIN_RULES": "false",
+        "DETECTOR_RULES_PATH": str(rules),
+    }
+    succeeding, failing = (
+        rules.read_text(),
+        rules.read_text().replace(good, bad_index(elastic, token)),
+    )
+    for attempt in range(3):
+        rules.write_text(succeeding)
+        assert detector(es_node, env, "once").returncode == 0
+        healthy = detector(es_node, env, "health")
+        assert healthy.returncode == 0, (attempt, healthy.stdout)
+        rules.write_text(failing)
+        assert detector(es_node, env, "once").returncode == 1
+        failed = detector(es_node, env, "health")
+        assert failed.returncode == 1, (attempt, failed.stdout)
+        assert ": last execution failed at " in failed.stdout
+    shown = json.loads(detector(es_node, env, "status", "--json").stdout)
+    assert shown["last_status"] == "failed"
+
+
+def command_env(es_settings: Settings, rules: Path) -> dict[str, str]:
+    return {
+        "DETECTOR_ALERTS_INDEX": es_settings.alerts_index,
+        "DETECTOR_EXECUTION_LOG_INDEX": es_settings.execution_log_index,
+        "DETECTOR_BUILTIN_RULES": "false",
+        "DETECTOR_RULES_PATH": str(rules),
+    }
+
+
+def test_an_index_not_there_yet_is_a_note_unless_health_requires_data(
+    es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    env = command_env(es_settings, rule_file(tmp_path, [cloudtrail_index(token)]))
+    assert detector(es_node, env, "once").returncode == 0  # no index: a warning, as in Kibana
+
+    lenient = detector(es_node, env, "health")
+    assert lenient.returncode == 0, lenient.stdout
+    assert lenient.stdout.startswith("healthy: 1 rule(s) succeeded within 900 s\n")
+    assert "\nnote: rule 59bf26c2-bcbe-11ef-a215-f661ea17fbce (" in lenient.stdout
+    assert "matched no index at its last execution" in lenient.stdout
+    strict = detector(es_node, env, "health", "--require-data")
+    assert strict.returncode == 1
+    assert strict.stdout.startswith("unhealthy: rule 59bf26c2-bcbe-11ef-a215-f661ea17fbce (")
+    assert "matched no index at its last execution" in strict.stdout
+
+
+def alert_marked(channel: str, status: str, at: datetime) -> dict[str, Any]:
+    mark: dict[str, Any] = {"status": status, "attempts": 0, "updated_at": iso(at)}
+    if status == "failed":
+        mark.update(attempts=1, last_error="connection refused")
+    return {
+        "@timestamp": iso(at),
+        "kibana": {"alert": {"rule": {"rule_id": "r1"}}},
+        "detector": {"notifications": {channel: mark}},
+    }
+
+
+def test_health_counts_every_alert_a_failing_channel_has_not_received(
+    elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    url = "webhook+http://127.0.0.1:9/hook"
+    channel = url_name(url)
+    store = AlertStore(elastic, es_settings.alerts_index)
+    store.ensure_index()
+    # Marks not refreshed yet (a delivery pass writes them without waiting): still counted.
+    elastic.client.indices.put_settings(
+        index=store.index, settings={"index": {"refresh_interval": "1h"}}
+    )
+    now = datetime.now(UTC)
+    statuses = ["failed"] + ["pending"] * 24 + ["sent"] * 3
+    operations: list[dict[str, Any]] = []
+    for number, status in enumerate(statuses):
+        at = now - timedelta(seconds=number)
+        operations += [{"create": {"_id": f"a{number}"}}, alert_marked(channel, status, at)]
+    assert not elastic.client.bulk(index=store.index, operations=operations)["errors"]
+    env = command_env(es_settings, rule_file(tmp_path, [cloudtrail_index(token)]))
+
+    done = detector(es_node, {**env, "DETECTOR_NOTIFY_URLS": url}, "health")
+
+    assert done.returncode == 1
+    assert (
+        f"unhealthy: notification channel {channel}: 25 alert(s) not delivered (24 pending, "
+        f"1 failed); last attempt at {iso(now)} failed: connection refused\n"
+    ) in done.stdout
 
 
 def scrape(port: int) -> str:

@@ -261,3 +261,26 @@ def test_a_rule_file_can_hold_while_the_setting_alerts(
         "mature": False,
         "mode": "hold",
     }
+
+
+def test_logs_imported_from_long_ago_are_history_only_for_executions_whose_history_covers_them(
+    elastic: Elastic, make_runner: MakeRunner, token: str
+) -> None:
+    imported = T0 - 900 * DAY  # e.g. CloudTrail of 2023 imported into today's cluster
+    add_events(
+        elastic,
+        cloudtrail_index(token),
+        [
+            event("198.51.100.1", imported),
+            event("198.51.100.2", imported + 3 * DAY),
+            event("198.51.100.3", imported + 8 * DAY - timedelta(minutes=2)),
+        ],
+    )
+    runner = make_runner("imported")  # one runner: its baseline cache serves both executions
+
+    backfilled = runner.once(token_rule(token), imported + 8 * DAY, manual=True)
+    live = runner.once(token_rule(token), T0, manual=True)
+
+    assert backfilled.baseline is not None and backfilled.baseline["mature"] is True
+    assert backfilled.alerts_written == 1
+    assert live.baseline == {"since": None, "coverage": 0.0, "mature": False, "mode": "alert"}

@@ -1,7 +1,7 @@
 """CloudTrail test data in ECS form, as Elastic's AWS integration indexes it.
 
 - `INDEX_BODY`: settings and mappings of a CloudTrail index; the mappings are the package's
-  `detector.deployment.scenario.ECS_MAPPINGS` (the integration's fields, typed as it types them;
+  `detector.cloudtrail.template.ECS_MAPPINGS` (the integration's fields, typed as it types them;
   other
   strings map to keyword like ECS dynamic fields).
 - `anonymous_s3_event(...)`: one S3 data event shaped like the integration's output.
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detector.cloudtrail.javamap import clean, to_java_string
-from detector.deployment.scenario import ECS_MAPPINGS
+from detector.cloudtrail.template import ECS_MAPPINGS
 
 if TYPE_CHECKING:
     from detector.es.client import Elastic

@@ -43,6 +43,7 @@ PURE_MODULES_OF_IO_PACKAGES = (
     "detector.cloudtrail.ecs",
     "detector.cloudtrail.files",
     "detector.cloudtrail.javamap",
+    "detector.cloudtrail.template",
     "detector.deployment.scenario",
     "detector.es.templates",
     "detector.execution_log.documents",

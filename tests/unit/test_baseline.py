@@ -12,6 +12,7 @@ T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 START = T - timedelta(minutes=9)
 HISTORY_START = T - timedelta(days=7)
 WINDOW = Window(START, T, HISTORY_START)
+DAY = timedelta(days=1)
 
 
 def at(since: datetime | None, mode: str = ALERT) -> Baseline:
@@ -67,7 +68,17 @@ def test_the_cache_keeps_the_oldest_time_seen() -> None:
     assert cache.known("r", HISTORY_START) == HISTORY_START - timedelta(days=2)
 
 
-def test_the_oldest_request_uses_the_combined_time_up_to_the_window_end() -> None:
+def test_the_cache_forgets_a_time_beyond_the_lookback_of_a_later_history() -> None:
+    cache = BaselineCache()
+    imported = HISTORY_START - timedelta(days=900)  # logs of long ago, imported
+    cache.remember("r", Baseline(imported, imported + timedelta(days=1), imported + 8 * DAY))
+    assert cache.known("r", HISTORY_START) is None  # a live history: ask the node
+    cache.remember("r", at(START - timedelta(days=1)))  # live data since yesterday
+    assert cache.known("r", HISTORY_START) is None
+    assert cache.oldest["r"] == START - timedelta(days=1)
+
+
+def test_the_oldest_request_looks_from_a_history_before_up_to_the_window_end() -> None:
     body = baseline.oldest_body(
         {"match_all": {}}, TimeFields("event.ingested", "@timestamp"), WINDOW
     )
@@ -75,6 +86,7 @@ def test_the_oldest_request_uses_the_combined_time_up_to_the_window_end() -> Non
     assert up_to[0] == {
         "range": {
             "event.ingested": {
+                "gte": "2025-01-01T12:09:00.000Z",  # 7 days before the history start
                 "lte": "2025-01-15T12:00:00.000Z",
                 "format": "strict_date_optional_time",
             }

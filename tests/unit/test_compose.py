@@ -125,6 +125,16 @@ def test_healthchecks(compose: dict[str, Any]) -> None:
     assert detector[2] in _subcommands()
 
 
+def test_the_detector_is_healthy_on_a_stack_without_cloudtrail_data_yet(
+    compose: dict[str, Any],
+) -> None:
+    probe = [str(part) for part in _services(compose)["detector"]["healthcheck"]["test"][1:]]
+    assert probe[:2] == ["detector", "health"]
+    # No index yet is a note in `health`; only --require-data makes it a failure.
+    assert build_parser().parse_args(probe[1:]).require_data is False
+    assert build_parser().parse_args(["health", "--require-data"]).require_data is True
+
+
 def test_env_example_pins_a_9x_stack_and_sets_every_variable_compose_uses() -> None:
     example = dict(
         line.split("=", 1)

@@ -103,3 +103,17 @@ def test_several_reasons_share_one_short_line() -> None:
     assert len(line) < 700
     assert line.count("; ") == 2
     assert "x" * 20 not in line
+
+
+def test_no_index_matched_is_a_note_unless_data_is_required() -> None:
+    empty = execution("partial failure", 1)
+    empty["execution"]["no_index_matched"] = True
+    found = runs(empty)
+    assert health.problem(found, T, MAX, require_data=False) is None
+    (note,) = health.no_index_notes([found, runs(execution("succeeded", 1))])
+    assert note == (
+        "rule r1 (Rule one): its index patterns matched no index at its last execution "
+        "(2025-01-15T11:59:00.000Z): nothing is searched"
+    )
+    line = health.problem(found, T, MAX, require_data=True)
+    assert line == note

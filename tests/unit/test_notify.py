@@ -242,17 +242,25 @@ def test_the_pending_search_asks_for_unsent_alerts_of_the_channels_oldest_first(
     assert {"terms": {"kibana.alert.rule.rule_id": ["r1"]}} in body["query"]["bool"]["filter"]
 
 
-def test_failing_channels_come_from_the_aggregation_with_their_latest_error() -> None:
+def test_failing_channels_count_every_undelivered_alert_by_status_with_the_latest_error() -> None:
     latest = {"detector": {"notifications": {"a": {"last_error": "refused", "updated_at": "T"}}}}
+    statuses = {"buckets": [{"key": "pending", "doc_count": 24}, {"key": "failed", "doc_count": 1}]}
+    pending_only = {"buckets": [{"key": "pending", "doc_count": 3}]}
     response = {
         "aggregations": {
-            "a": {"doc_count": 4, "latest": {"hits": {"hits": [{"_source": latest}]}}},
-            "b": {"doc_count": 0, "latest": {"hits": {"hits": []}}},
+            "a": {
+                "doc_count": 25,
+                "statuses": statuses,
+                "failed": {"doc_count": 1, "latest": {"hits": {"hits": [{"_source": latest}]}}},
+            },
+            "b": {"doc_count": 0, "statuses": {"buckets": []}, "failed": {"doc_count": 0}},
+            "c": {"doc_count": 3, "statuses": pending_only, "failed": {"doc_count": 0}},
         }
     }
-    [found] = state.failing_channels(response, ["a", "b"])
+    [found] = state.failing_channels(response, ["a", "b", "c"])
     assert str(found) == (
-        "notification channel a: 4 alert(s) not delivered; last attempt at T failed: refused"
+        "notification channel a: 25 alert(s) not delivered (24 pending, 1 failed); "
+        "last attempt at T failed: refused"
     )
 
 
