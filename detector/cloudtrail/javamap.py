@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -102,11 +103,14 @@ def java_double(value: float) -> str:
         text = repr(value)  # shortest round-trip digits, as Double.toString (JDK 19+)
         return text if "." in text else f"{text}.0"
     exponent = math.floor(math.log10(abs(value)))
+    # Exact decimal arithmetic: `10**exponent` as a float underflows to 0 below about 1e-308
+    # (a subnormal such as 5e-324, which Java prints as 4.9E-324).
+    exact = Decimal(value)
     for precision in range(1, 18):
-        mantissa = round(value / 10**exponent, precision)
+        mantissa = round(exact.scaleb(-exponent), precision)
         if float(f"{mantissa}e{exponent}") == value:
             break
-    return f"{mantissa!r}E{exponent}"
+    return f"{mantissa}E{exponent}"
 
 
 def java_length(text: str) -> int:

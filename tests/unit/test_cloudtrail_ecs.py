@@ -195,6 +195,12 @@ def test_java_strings_and_hashmap_order() -> None:
     ]
 
 
+def test_subnormal_doubles_print_as_java_prints_them() -> None:
+    # Double.MIN_VALUE: Java's Double.toString gives "4.9E-324" (two digits at least).
+    assert java_double(5e-324) == "4.9E-324"
+    assert java_double(-2.5e-310) == "-2.5E-310"
+
+
 def test_index_name_is_the_fleet_data_stream_name() -> None:
     assert index_name("imported") == "logs-aws.cloudtrail-imported"
 
