@@ -194,7 +194,9 @@ def _baseline_text(baseline: Mapping[str, Any] | None) -> str:
     if baseline is None:
         return "unknown"
     coverage = float(baseline.get("coverage") or 0.0)
-    return f"covers {coverage:.0%} of the history (data since {baseline.get('since') or 'none'})"
+    since = baseline.get("since")
+    data = f"data since {since}" if since else "no data in it"
+    return f"covers {coverage:.0%} of the history ({data})"
 
 
 # --- requests -----------------------------------------------------------------------------

@@ -88,3 +88,11 @@ def test_exceptions_that_matched_nothing_are_left_out() -> None:
         }
     }
     assert verdict.parse_exceptions([answer], entries) == (ExceptionMatch("second", "b", 1, 3),)
+
+
+def test_a_baseline_without_data_says_so() -> None:
+    empty = dataclasses.replace(NEW, baseline={"coverage": 0.0, "since": None})
+    covered = dataclasses.replace(NEW, baseline={"coverage": 0.5, "since": "2025-01-11"})
+
+    assert "  baseline: covers 0% of the history (no data in it)" in empty.lines()
+    assert "  baseline: covers 50% of the history (data since 2025-01-11)" in covered.lines()
