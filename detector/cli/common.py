@@ -8,11 +8,12 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeAlias
 
-from detector.errors import ConfigError, RuleError, UnsupportedRuleError
+from detector.datemath import parse_duration
+from detector.errors import ConfigError, DateMathError, RuleError, UnsupportedRuleError
 
 if TYPE_CHECKING:
     from detector.rules import LoadResult, Rule
@@ -36,14 +37,22 @@ def parse_time(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def positive_seconds(text: str) -> float:
-    """A positive number of seconds."""
+def duration(text: str) -> timedelta:
+    """A duration option, in the settings' convention: seconds, or a number with s, m, h or d."""
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+        value = parse_duration(text)
+    except DateMathError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r} is a negative duration")
+    return value
+
+
+def positive_duration(text: str) -> timedelta:
+    """A duration option that must be more than zero."""
+    value = duration(text)
+    if not value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration")
     return value
 
 

@@ -96,7 +96,7 @@ def _notify(settings: Settings, routing: Routing, rule_ids: list[str]) -> None:
 
     with Elastic(settings) as elastic:
         delivery = notifier.delivery(elastic, settings, routing)
-        report = delivery.deliver(rule_ids, settings.notify_pass_seconds)
+        report = delivery.deliver(rule_ids, settings.notify_pass_seconds.total_seconds())
     for line in notifier.summary(report):
         print(line, file=sys.stderr)
 

@@ -9,7 +9,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from detector.cli.common import Commands, positive_seconds, report_rule_problems, select_rules
+from detector.cli.common import (
+    Commands,
+    duration,
+    positive_duration,
+    report_rule_problems,
+    select_rules,
+)
 
 if TYPE_CHECKING:
     from detector.es.client import Elastic
@@ -23,7 +29,7 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
     from detector.es.client import Elastic
 
     with Elastic(settings) as elastic:
-        info = elastic.wait_ready(args.wait)
+        info = elastic.wait_ready(None if args.wait is None else args.wait.total_seconds())
         print(f"connected to {', '.join(settings.es_url)}")
         print(f"cluster: {info.name}  version: {info.version}")
         patterns, problems = index_patterns(settings)
@@ -151,7 +157,7 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
     from detector.execution_log.records import health_runs
     from detector.execution_log.store import ExecutionStore
 
-    max_age = timedelta(seconds=args.max_age or settings.health_max_age)
+    max_age: timedelta = args.max_age or settings.health_max_age
     rules, problems = select_rules([], settings)
     if not rules:
         print("unhealthy: no enabled rule", file=sys.stderr)
@@ -213,17 +219,18 @@ def add_commands(commands: Commands) -> None:
     )
     connection.add_argument(
         "--wait",
-        type=float,
+        type=duration,
         default=None,
-        metavar="SECONDS",
-        help="how long to wait for Elasticsearch (default: DETECTOR_ES_READY_TIMEOUT)",
+        metavar="DURATION",
+        help="how long to wait for Elasticsearch, e.g. 30s or 2m (default: "
+        "DETECTOR_ES_READY_TIMEOUT)",
     )
     connection.set_defaults(handler=check)
     probe = commands.add_parser(
         "health",
         help="exit 0 if every enabled rule succeeded recently (container healthcheck)",
         description="Read the execution log: exit 0 when every enabled rule's last scheduled "
-        "execution succeeded within --max-age seconds, else 1 with one line per rule (and per "
+        "execution succeeded within --max-age, else 1 with one line per rule (and per "
         "notification channel that failed to receive alerts). A rule is also unhealthy when "
         "its last DETECTOR_HEALTH_MAX_FAILURES executions failed, it has a failed window not "
         "backfilled, its checkpoint trails the clock by more than two intervals, or its "
@@ -231,10 +238,11 @@ def add_commands(commands: Commands) -> None:
     )
     probe.add_argument(
         "--max-age",
-        type=positive_seconds,
+        type=positive_duration,
         default=None,
-        metavar="SECONDS",
-        help="how recent the last success must be (default: DETECTOR_HEALTH_MAX_AGE)",
+        metavar="DURATION",
+        help="how recent the last success must be, e.g. 900 or 15m (default: "
+        "DETECTOR_HEALTH_MAX_AGE)",
     )
     probe.set_defaults(handler=health)
     show = commands.add_parser(

@@ -168,7 +168,7 @@ def _translate_api_error(exc: elasticsearch.ApiError) -> ElasticsearchError:
 def build_client(settings: Settings) -> Elasticsearch:
     """An `Elasticsearch` client configured from settings, with its own retries switched off."""
     options: dict[str, Any] = {
-        "request_timeout": settings.es_request_timeout,
+        "request_timeout": settings.es_request_timeout.total_seconds(),
         "max_retries": 0,
         "retry_on_timeout": False,
         "verify_certs": settings.es_verify_certs,
@@ -213,7 +213,7 @@ class Elastic:
             # `stop_before_delay`: never sleep past the bound (`stop_after_delay` only looks
             # after the sleep, so 30 s could become 31).
             stop=stop_after_attempt(self.settings.es_retry_attempts)
-            | stop_before_delay(self.settings.es_retry_max_seconds),
+            | stop_before_delay(self.settings.es_retry_max_seconds.total_seconds()),
             wait=_backoff(10.0),
             before_sleep=_log_retry("Elasticsearch request failed"),
             reraise=True,
@@ -242,7 +242,7 @@ class Elastic:
 
     def wait_ready(self, timeout: float | None = None) -> ClusterInfo:
         """Wait until the cluster answers and is at least yellow, for at most `timeout` seconds."""
-        budget = self.settings.es_ready_timeout if timeout is None else timeout
+        budget = self.settings.es_ready_timeout.total_seconds() if timeout is None else timeout
         started = time.monotonic()
         try:
             return self._ready_once()
