@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeAlias
@@ -16,6 +17,7 @@ from detector.datemath import parse_duration
 from detector.errors import ConfigError, DateMathError, RuleError, UnsupportedRuleError
 
 if TYPE_CHECKING:
+    from detector.notify.routing import Routing
     from detector.rules import LoadResult, Rule
     from detector.settings import Settings
 
@@ -115,6 +117,45 @@ def select_rules(wanted: Sequence[str], settings: Settings) -> tuple[list[Rule],
             known = ", ".join(sorted(by_id)) or "none"
             raise ConfigError([f"--rule {name!r}: no such rule id or file (rules: {known})"])
     return chosen, problems
+
+
+@dataclass(frozen=True)
+class Startup:
+    """What a command that runs rules validated before it connects."""
+
+    rules: list[Rule]  # the selected rules (default: the enabled ones)
+    problems: int  # the exit code the rule problems call for (0, or 2: skipped broken files)
+    routing: Routing | None  # the notification routing (None when not asked for)
+
+
+NO_RULES = "no enabled rule to run"
+
+
+def validate_startup(
+    settings: Settings, wanted: Sequence[str] = (), *, notifications: bool = True
+) -> Startup:
+    """Everything `run`, `once` and `check` validate before they connect, the same for each:
+    the rules (each problem logged), the exceptions, `--rule`, the notification channels. Raises
+    `ConfigError` (exit 2) listing every problem of the exceptions and channels at once."""
+    config: list[str] = []
+    rules: list[Rule] = []
+    problems = 2
+    try:
+        rules, problems = select_rules(wanted, settings)
+    except ConfigError as exc:
+        config.extend(exc.problems)
+    routing = None
+    if notifications:
+        # lazy: apprise is slow to import
+        from detector.notify.notifier import validated
+
+        try:
+            routing = validated(settings)
+        except ConfigError as exc:
+            config.extend(exc.problems)
+    if config:
+        raise ConfigError(config)
+    return Startup(rules, problems, routing)
 
 
 def check_exceptions(settings: Settings, rule_ids: Sequence[str]) -> None:

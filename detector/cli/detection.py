@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
 from detector.cli.common import (
+    NO_RULES,
     Bar,
     Commands,
     executions_at_debug,
@@ -22,8 +23,8 @@ from detector.cli.common import (
     select_rules,
     text,
     usage_error,
+    validate_startup,
 )
-from detector.errors import ConfigError
 
 if TYPE_CHECKING:
     from detector.notify.routing import Routing
@@ -49,13 +50,11 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
     from detector.service.runner import Runner
     from detector.service.serve import warn_unreadable
 
-    try:
-        rules, problems = select_rules(args.rule, settings)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 2
-    routing = None if args.dry_run else _notifications(settings)
+    startup = validate_startup(settings, args.rule, notifications=not args.dry_run)
+    rules, problems, routing = startup.rules, startup.problems, startup.routing
+    if not rules:
+        print(f"error: {NO_RULES}", file=sys.stderr)
+        return max(problems, 1)
     now = args.at or datetime.now(UTC)
     if now > datetime.now(UTC) + FUTURE_SLACK:
         _log.warning(
@@ -80,13 +79,6 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
     if routing:
         _notify(settings, routing, [rule.rule_id for rule in rules])
     return max(problems, 1 if failed else 0)
-
-
-def _notifications(settings: Settings) -> Routing:
-    """The notification routing, validated before anything runs (`ConfigError`: exit 2)."""
-    from detector.notify.notifier import validated  # lazy: apprise is slow to import
-
-    return validated(settings)
 
 
 def _notify(settings: Settings, routing: Routing, rule_ids: list[str]) -> None:
@@ -125,11 +117,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
     from detector.service import serve
 
-    rules, _ = select_rules([], settings)
+    rules = validate_startup(settings).rules
     if not rules:
-        print("error: no enabled rule to run", file=sys.stderr)
+        print(f"error: {NO_RULES}", file=sys.stderr)
         return 1
-    _notifications(settings)  # a bad channel is a configuration error before anything starts
     return serve(settings, rules)
 
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from detector.cli.common import (
+    NO_RULES,
     Commands,
     duration,
     positive_duration,
-    report_rule_problems,
     select_rules,
+    validate_startup,
 )
 
 if TYPE_CHECKING:
@@ -24,24 +26,29 @@ if TYPE_CHECKING:
 
 
 def check(args: argparse.Namespace, settings: Settings) -> int:
-    """Connect, print the cluster, and say which rule index patterns match anything."""
+    """Validate what `run` validates, then connect, print the cluster, and say which rule index
+    patterns match anything."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
     from detector.es.client import Elastic
 
+    startup = validate_startup(settings)  # a configuration error exits 2, as `run` does
+    enabled, problems = startup.rules, startup.problems
+    if not enabled:
+        print(f"error: {NO_RULES}: `detector run` would exit 1")
+    patterns = index_patterns(enabled)
+    wait = None if args.wait is None else args.wait.total_seconds()
     with Elastic(settings) as elastic:
-        info = elastic.wait_ready(None if args.wait is None else args.wait.total_seconds())
+        info = elastic.wait_ready(wait)
         print(f"connected to {', '.join(settings.es_url)}")
         print(f"cluster: {info.name}  version: {info.version}")
-        patterns, problems = index_patterns(settings)
         for pattern in patterns:
             names = elastic.matching_indices(pattern)
             found = f"{len(names)} index(es)" if names else "no index yet"
             print(f"  {pattern}: {found}")
         unreadable = elastic.unreadable(patterns)
-        enabled = _enabled(settings)
         misnested = [line for rule in enabled for line in _nesting(elastic, rule)]
         notes = [line for rule in enabled for line in _mapping_notes(elastic, rule)]
-        misplaced = _alerts_index(elastic, settings)
+        misplaced = _alerts_index(elastic, settings, enabled)
     for line in notes:
         print(f"warning: {line}")
     for line in misnested + misplaced:
@@ -50,10 +57,11 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
         print("read privileges: not checked (security is off or the API is not available)")
     for pattern in unreadable or ():
         print(f"error: no read privilege on {pattern}: searches would silently leave it out")
-    return max(problems, 1 if unreadable or misnested or misplaced else 0)
+    failed = unreadable or misnested or misplaced or not enabled
+    return max(problems, 1 if failed else 0)
 
 
-def _alerts_index(elastic: Elastic, settings: Settings) -> list[str]:
+def _alerts_index(elastic: Elastic, settings: Settings, enabled: list[Rule]) -> list[str]:
     """Print what the alerts index is and who reads it; the errors (it must be a plain index)."""
     from detector.alerts import promotion  # lazy: start-up
 
@@ -61,7 +69,7 @@ def _alerts_index(elastic: Elastic, settings: Settings) -> list[str]:
     kind = _index_kind(elastic, index)
     print(f"alerts index {index}: {kind}")
     print(f"  {promotion.promotion_line(index)}")
-    for line in promotion.rules_reading(_enabled(settings), index):
+    for line in promotion.rules_reading(enabled, index):
         print(f"warning: {line}")
     if kind != "a data stream":
         return []
@@ -86,12 +94,6 @@ def _index_kind(elastic: Elastic, index: str) -> str:
     if any(item["name"] == index for item in resolved.get("indices", [])):
         return "an index"
     return "not created yet (`detector setup` or the first run creates it)"
-
-
-def _enabled(settings: Settings) -> list[Rule]:
-    from detector.rules import rules_for  # lazy: start-up
-
-    return [rule for rule in rules_for(settings).rules if rule.enabled]
 
 
 def _nesting(elastic: Elastic, rule: Rule) -> list[str]:
@@ -137,16 +139,9 @@ def _mapping_notes(elastic: Elastic, rule: Rule) -> list[str]:
     ]
 
 
-def index_patterns(settings: Settings) -> tuple[list[str], int]:
-    """The index patterns of the enabled rules, in order, without repeats; and the exit code
-    the rule problems call for."""
-    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
-    from detector.rules import rules_for
-
-    result = rules_for(settings)
-    problems = report_rule_problems(result, settings)
-    patterns = [pattern for rule in result.rules if rule.enabled for pattern in rule.index]
-    return list(dict.fromkeys(patterns)), problems
+def index_patterns(rules: Sequence[Rule]) -> list[str]:
+    """The index patterns of these rules, in order, without repeats."""
+    return list(dict.fromkeys(pattern for rule in rules for pattern in rule.index))
 
 
 def health(args: argparse.Namespace, settings: Settings) -> int:
@@ -212,10 +207,12 @@ def add_commands(commands: Commands) -> None:
     connection = commands.add_parser(
         "check",
         help="check the connection to Elasticsearch",
-        description="Connect, print the cluster's name and version and, for each index "
-        "pattern of the enabled rules, whether it matches any index; what the alerts index is "
-        "and whether Kibana's External Alerts rule promotes it; exit 1 when these "
-        "credentials may not read one of them.",
+        description="Validate what `detector run` validates (settings, rules, exceptions, "
+        "notification channels: exit 2 on a configuration error), then connect, print the "
+        "cluster's name and version and, for each index pattern of the enabled rules, whether "
+        "it matches any index; what the alerts index is and whether the index patterns of "
+        "Kibana's External Alerts rule match it; exit 1 when these credentials may not read "
+        "one of them.",
     )
     connection.add_argument(
         "--wait",

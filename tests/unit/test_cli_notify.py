@@ -1,4 +1,4 @@
-"""`detector notify check`, and the start-up validation of `once` and `run`: a bad URL, an
+"""`detector notify check`, and the start-up validation of `once`, `run` and `check`: a bad URL, an
 unknown channel in a route and a missing secret exit 2 naming the entry, before anything runs
 (no Elasticsearch is needed to say so), and never print a URL."""
 
@@ -20,7 +20,7 @@ def _nowhere(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DETECTOR_ES_READY_TIMEOUT", "0")
 
 
-@pytest.mark.parametrize("command", [["notify", "check"], ["once"], ["run"]])
+@pytest.mark.parametrize("command", [["notify", "check"], ["once"], ["run"], ["check"]])
 def test_a_url_apprise_does_not_understand_exits_2_naming_it_masked(
     command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -32,7 +32,7 @@ def test_a_url_apprise_does_not_understand_exits_2_naming_it_masked(
     assert "s3cr3t" not in err
 
 
-@pytest.mark.parametrize("command", [["notify", "check"], ["once"], ["run"]])
+@pytest.mark.parametrize("command", [["notify", "check"], ["once"], ["run"], ["check"]])
 def test_an_unknown_channel_in_a_route_exits_2_naming_the_route(
     command: list[str],
     tmp_path: Path,

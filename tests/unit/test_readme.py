@@ -34,7 +34,9 @@ def _documented() -> dict[str, tuple[str, str]]:
     return {m.group(1): (m.group(2).strip(), m.group(3).strip()) for m in rows if m}
 
 
-def _sections(lines: list[str], heading: re.Pattern[str], item: re.Pattern[str]) -> list[tuple[str, list[str]]]:
+def _sections(
+    lines: list[str], heading: re.Pattern[str], item: re.Pattern[str]
+) -> list[tuple[str, list[str]]]:
     """(section title, its variables in order), for each section that has variables."""
     found: list[tuple[str, list[str]]] = []
     for line in lines:
