@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, TypeAlias
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
 from detector.datemath import parse_duration
 from detector.errors import ConfigError, DateMathError, RuleError, UnsupportedRuleError
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from detector.settings import Settings
 
 _log = logging.getLogger("detector.rules")
+_say = logging.getLogger("detector.cli")
 
 Handler = Callable[[argparse.Namespace, "Settings"], int]
 # The subparsers object (`add_subparsers()`); subscriptable only for the type checker.
@@ -210,9 +211,20 @@ def executions_at_debug() -> Iterator[None]:
             logger.removeFilter(demote)
 
 
+def say(line: str, level: int = logging.INFO, **fields: Any) -> None:
+    """A line for the person running the command, on stderr: plain text, or a log record when
+    the logs are JSON lines (`DETECTOR_LOG_FORMAT=json`), so every line there is one."""
+    from detector.logs import json_lines  # lazy: start-up (`--help` needs no ecs-logging)
+
+    if json_lines():
+        _say.log(level, line, extra=fields)
+    else:
+        print(line, file=sys.stderr)
+
+
 def usage_error(message: str) -> int:
-    """Print a usage mistake; its exit code (2)."""
-    print(f"error: {message}", file=sys.stderr)
+    """Say a usage mistake; its exit code (2)."""
+    say(f"error: {message}", logging.ERROR)
     return 2
 
 
@@ -223,19 +235,26 @@ def text(moment: datetime) -> str:
 
 class Bar:
     """A progress bar on stderr: redrawn in place on a terminal, a line every tenth of the way
-    otherwise (logs, CI, pipes)."""
+    otherwise (logs, CI, pipes), a log record every tenth with JSON logs."""
 
     WIDTH = 30
 
     def __init__(self, stream: TextIO, label: str) -> None:
+        from detector.logs import json_lines  # lazy: start-up
+
         self.stream = stream
         self.label = label
-        self.tty = stream.isatty()
+        self.records = json_lines()
+        self.tty = stream.isatty() and not self.records
 
-    def show(self, done: int, total: int, detail: str) -> None:
-        """Draw `label [###...] done/total detail`."""
+    def show(self, done: int, total: int, detail: str, **fields: Any) -> None:
+        """Draw `label [###...] done/total detail` (a record with `fields` in JSON mode)."""
         step = max(total // 10, 1)
         if not self.tty and done % step and done != total:
+            return
+        if self.records:
+            extra = {"progress_done": done, "progress_total": total, **fields}
+            _say.info("%s %d/%d %s", self.label, done, total, detail, extra=extra)
             return
         filled = self.WIDTH * done // max(total, 1)
         bar = "#" * filled + "." * (self.WIDTH - filled)

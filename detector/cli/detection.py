@@ -20,6 +20,7 @@ from detector.cli.common import (
     Commands,
     executions_at_debug,
     parse_time,
+    say,
     select_rules,
     text,
     usage_error,
@@ -53,7 +54,7 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
     startup = validate_startup(settings, args.rule, notifications=not args.dry_run)
     rules, problems, routing = startup.rules, startup.problems, startup.routing
     if not rules:
-        print(f"error: {NO_RULES}", file=sys.stderr)
+        say(f"error: {NO_RULES}", logging.ERROR)
         return max(problems, 1)
     now = args.at or datetime.now(UTC)
     if now > datetime.now(UTC) + FUTURE_SLACK:
@@ -90,7 +91,7 @@ def _notify(settings: Settings, routing: Routing, rule_ids: list[str]) -> None:
         delivery = notifier.delivery(elastic, settings, routing)
         report = delivery.deliver(rule_ids, settings.notify_pass_seconds.total_seconds())
     for line in notifier.summary(report):
-        print(line, file=sys.stderr)
+        say(line)
 
 
 def _print_result(result: ExecutionResult, args: argparse.Namespace) -> None:
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     rules = validate_startup(settings).rules
     if not rules:
-        print(f"error: {NO_RULES}", file=sys.stderr)
+        say(f"error: {NO_RULES}", logging.ERROR)
         return 1
     return serve(settings, rules)
 
@@ -143,6 +144,9 @@ class ProgressBar(Bar):
             total,
             f"{result.rule_id} at {result.now:%Y-%m-%dT%H:%M}Z"
             f" - {self.alerts} alert(s), {self.failed} failed",
+            rule_id=result.rule_id,
+            alerts_written=self.alerts,
+            failed=self.failed,
         )
 
 
@@ -160,10 +164,11 @@ def backfill(args: argparse.Namespace, settings: Settings) -> int:
     if not rules:
         return usage_error("no rule to backfill")
     planned = len(backfill_plan(rules, args.start, args.end))
-    print(
+    say(
         f"backfill: {planned} execution(s) of {len(rules)} rule(s) from {text(args.start)} to "
         f"{text(args.end)}",
-        file=sys.stderr,
+        executions=planned,
+        rules=len(rules),
     )
     started = time.monotonic()
     with Elastic(settings) as elastic, executions_at_debug():
