@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -58,8 +59,27 @@ def _configuration_error(exc: ConfigError, logged: bool = True) -> int:
     return 2
 
 
+# The exit code of a command killed by SIGPIPE (128 + 13), as `yes | head -1` gives.
+BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `detector` command; returns the exit code."""
+    try:
+        try:
+            code = _main(argv)
+        finally:  # `--help` too: a reader gone while the output sat in the buffer shows here
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`detector rules list | head -1`): stop quietly, and point stdout
+        # at /dev/null so that Python's own flush at exit does not fail again (the recipe of
+        # the `signal` module's documentation).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     if not getattr(args, "uses_settings", True):

@@ -98,3 +98,23 @@ def test_test_of_a_channel_that_refuses_exits_1_with_the_reason(
     err = capsys.readouterr().err
     assert f"error: channel {url_name(url)}: cannot reach the webhook" in err
     assert "127.0.0.1:9" not in err
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_plain_web_address_is_refused_with_the_webhook_url_to_write(
+    scheme: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DETECTOR_NOTIFY_URLS", f"{scheme}://hooks.example/t0ken")
+    assert main(["notify", "check"]) == 2
+    err = capsys.readouterr().err
+    assert f"bad URL: {scheme}://*** is not a URL apprise understands" in err
+    assert f"write it webhook+{scheme}://... (the same URL after 'webhook+')" in err
+    assert "t0ken" not in err
+
+
+def test_another_unknown_scheme_gets_no_webhook_suggestion(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DETECTOR_NOTIFY_URLS", "nosuchscheme://foo")
+    assert main(["notify", "check"]) == 2
+    assert "webhook+" not in capsys.readouterr().err
