@@ -293,7 +293,8 @@ class Elastic:
             raise
         except UnavailableError as exc:
             raise UnavailableError(
-                f"Elasticsearch at {urls} was not ready within {budget:g} s: {exc}"
+                f"{exc} (waited {budget:g} s for Elasticsearch at {urls} to answer and be at "
+                "least yellow)"
             ) from exc
 
     def _ready_once(self) -> ClusterInfo:
