@@ -15,6 +15,7 @@ Everything is computed in UTC; naive dates and a naive `now` are taken as UTC.
 from __future__ import annotations
 
 import calendar
+import math
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +25,7 @@ UNITS = "yMwdhHms"
 _OPERATION = re.compile(r"([+-])(\d*)([A-Za-z]?)|/([A-Za-z]?)")
 _INTERVAL = re.compile(r"^([1-9]\d*)([smhd])$")
 _INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _FIXED = {
     "w": timedelta(weeks=1),
     "d": timedelta(days=1),
@@ -58,6 +60,43 @@ def parse_interval(text: str) -> timedelta:
             "s, m, h or d (e.g. '5m')"
         )
     return timedelta(seconds=int(match.group(1)) * _INTERVAL_SECONDS[match.group(2)])
+
+
+def parse_duration(value: str | float) -> timedelta:
+    """A duration setting or option: a number of seconds (`30`, `0.5`), or a number followed by
+    s, m, h or d (`10s`, `5m`, `24h`, `1.5h`, `7d`)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _duration_seconds(value.strip())
+    else:
+        raise DateMathError(f"invalid duration {value!r}")
+    if not math.isfinite(seconds):
+        raise DateMathError(f"invalid duration {value!r}: not a finite number")
+    return timedelta(seconds=seconds)
+
+
+def _duration_seconds(text: str) -> float:
+    match = _DURATION.match(text)
+    if match:
+        return float(match.group(1)) * _INTERVAL_SECONDS[match.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        raise DateMathError(
+            f"invalid duration {text!r}: expected seconds (e.g. '30') or a number followed by "
+            "s, m, h or d (e.g. '10s', '5m', '24h')"
+        ) from None
+
+
+def format_duration(duration: timedelta) -> str:
+    """A duration in the largest of d, h, m, s that holds it whole (`30s`, `15m`, `24h`)."""
+    seconds = duration.total_seconds()
+    for unit in "dhm":
+        size = _INTERVAL_SECONDS[unit]
+        if seconds and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _as_utc(value: datetime) -> datetime:

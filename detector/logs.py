@@ -1,4 +1,4 @@
-"""Logging: text or JSON lines, structured fields, and secrets that never reach a log."""
+"""Logging: text or ECS JSON lines, structured fields, and secrets that never reach a log."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+import ecs_logging
 
 from detector.settings import Settings
 
@@ -56,20 +58,16 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the structured fields at the top level."""
+class EcsFormatter(ecs_logging.StdlibFormatter):
+    """ECS JSON lines as Elastic's `ecs-logging` writes them (so Filebeat and Elastic Agent
+    ingest them with no pipeline), the structured fields at the top level beside ECS's."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        body: dict[str, Any] = {
-            "@timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "log.level": record.levelname.lower(),
-            "log.logger": record.name,
-            "message": record.getMessage(),
-            **fields_of(record),
-        }
-        if record.exc_info:
-            body["error.stack_trace"] = self.formatException(record.exc_info)
-        return json.dumps(body, default=str)
+    def format_to_ecs(self, record: logging.LogRecord) -> dict[str, Any]:
+        body: dict[str, Any] = super().format_to_ecs(record)
+        # ECS maps `error` as an object: an execution's error text is its `error.message`.
+        if isinstance(body.get("error"), str):
+            body["error"] = {"message": body["error"]}
+        return body
 
 
 def _text(value: Any) -> str:
@@ -86,12 +84,19 @@ def _secrets(settings: Settings) -> list[str]:
 def configure_logging(settings: Settings, stream: Any = None) -> None:
     """Send the detector's logs to stderr (or `stream`) in the configured format and level."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.setFormatter(EcsFormatter() if settings.log_format == "json" else TextFormatter())
     handler.addFilter(SecretFilter(_secrets(settings)))
     root = logging.getLogger("detector")
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     root.propagate = False
+
+
+def json_lines() -> bool:
+    """Whether the detector's logs are JSON lines (`DETECTOR_LOG_FORMAT=json`): a command then
+    writes its messages for people (progress, errors) as log records, never as plain text."""
+    handlers = logging.getLogger("detector").handlers
+    return any(isinstance(handler.formatter, EcsFormatter) for handler in handlers)
 
 
 def structured(**fields: Any) -> Mapping[str, Any]:

@@ -11,10 +11,18 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from detector.datemath import parse_interval
+from detector.datemath import format_duration, parse_duration
 from detector.errors import ConfigError, DateMathError
 
 ENV_PREFIX = "DETECTOR_"
@@ -31,13 +39,32 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+def _duration(value: Any) -> Any:
+    """Every duration setting's one convention: seconds, or a number with s, m, h or d."""
+    if isinstance(value, timedelta):
+        return value
+    try:
+        return parse_duration(value)
+    except DateMathError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# A span of time: `30` (seconds), `0.5`, `10s`, `5m`, `24h`, `7d` (see the README).
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+# Durations that may be zero (no waiting); every other one must be positive.
+_ZERO_ALLOWED = frozenset({"es_ready_timeout"})
+MIN_LEASE = timedelta(seconds=3)
+
+
 class Settings(BaseSettings):
-    """Everything the detector can be configured with; see the README's configuration table."""
+    """Everything the detector can be configured with; see the README's configuration table,
+    whose sections are the ones below, in the same order."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
+    # --- Elasticsearch ---
     es_url: Annotated[list[str], NoDecode] = Field(
         default=["http://localhost:9200"],
         description="Elasticsearch URL, or several separated by commas (http:// or https://).",
@@ -57,8 +84,9 @@ class Settings(BaseSettings):
         default=True,
         description="Verify Elasticsearch's TLS certificate (keep true in production).",
     )
-    es_request_timeout: float = Field(
-        default=30.0, gt=0, description="Seconds to wait for one Elasticsearch response."
+    es_request_timeout: Duration = Field(
+        default=timedelta(seconds=30),
+        description="How long to wait for one Elasticsearch response.",
     )
     es_retry_attempts: int = Field(
         default=5,
@@ -66,16 +94,17 @@ class Settings(BaseSettings):
         le=50,
         description="Attempts per request on transient failures (connection, timeout, 429, 50x).",
     )
-    es_retry_max_seconds: float = Field(
-        default=60.0,
-        gt=0,
-        description="Upper bound in seconds on the time one request may spend retrying.",
+    es_retry_max_seconds: Duration = Field(
+        default=timedelta(minutes=1),
+        description="Upper bound on the time one request may spend retrying.",
     )
-    es_ready_timeout: float = Field(
-        default=60.0,
-        ge=0,
-        description="Seconds to wait at start-up for Elasticsearch to answer and be yellow.",
+    es_ready_timeout: Duration = Field(
+        default=timedelta(minutes=1),
+        description="How long to wait at start-up for Elasticsearch to answer and be yellow "
+        "(0: not at all).",
     )
+
+    # --- Indices ---
     alerts_index: str = Field(
         default="detector-alerts",
         description=(
@@ -84,6 +113,15 @@ class Settings(BaseSettings):
             "Alerts rule promotes them to the Security Alerts page."
         ),
     )
+    execution_log_index: str = Field(
+        default="detector-executions",
+        description=(
+            "Index of the execution log (one document per execution) and of each rule's "
+            "checkpoint (not hidden)."
+        ),
+    )
+
+    # --- Rules ---
     rules_path: Annotated[list[Path], NoDecode] = Field(
         default=[],
         description="Rule files or directories of `.toml` rules to run, separated by commas.",
@@ -97,6 +135,16 @@ class Settings(BaseSettings):
         "query...): `warn` skips them with one summary line; `fail` makes them configuration "
         "errors (exit 2).",
     )
+    baseline: Literal["alert", "hold"] = Field(
+        default="alert",
+        description=(
+            "While a rule's data does not reach its history start yet: `alert` as usual (alerts "
+            "carry `detector.baseline.coverage`) or `hold` (no alert; the held terms are in the "
+            "execution log). A rule file's `[detector] baseline` overrides it."
+        ),
+    )
+
+    # --- Rule exceptions ---
     exception_source_addresses: Annotated[list[str], NoDecode] = Field(
         default=[],
         description=(
@@ -112,42 +160,13 @@ class Settings(BaseSettings):
             "included."
         ),
     )
-    baseline: Literal["alert", "hold"] = Field(
-        default="alert",
-        description=(
-            "While a rule's data does not reach its history start yet: `alert` as usual (alerts "
-            "carry `detector.baseline.coverage`) or `hold` (no alert; the held terms are in the "
-            "execution log). A rule file's `[detector] baseline` overrides it."
-        ),
-    )
-    execution_log_index: str = Field(
-        default="detector-executions",
-        description=(
-            "Index of the execution log (one document per execution) and of each rule's "
-            "checkpoint (not hidden)."
-        ),
-    )
-    max_catchup: str = Field(
-        default="24h",
+
+    # --- Schedule and catch-up ---
+    max_catchup: Duration = Field(
+        default=timedelta(hours=24),
         description=(
             "How far back `detector run` catches up missed executions after downtime or "
-            "failures (s, m, h, d); anything older is reported as a gap."
-        ),
-    )
-    health_max_age: float = Field(
-        default=900.0,
-        gt=0,
-        description=(
-            "Seconds within which each enabled rule must have succeeded for `detector health` "
-            "to pass."
-        ),
-    )
-    health_max_failures: int = Field(
-        default=1,
-        ge=1,
-        description=(
-            "`detector health` is red once this many of a rule's newest scheduled executions "
-            "failed in a row."
+            "failures; anything older is reported as a gap."
         ),
     )
     window_attempts: int = Field(
@@ -168,6 +187,24 @@ class Settings(BaseSettings):
             "thread pool shared by the rules): bounds the detector's load on the cluster."
         ),
     )
+
+    # --- Health ---
+    health_max_age: Duration = Field(
+        default=timedelta(minutes=15),
+        description=(
+            "How recently each enabled rule must have succeeded for `detector health` to pass."
+        ),
+    )
+    health_max_failures: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "`detector health` is red once this many of a rule's newest scheduled executions "
+            "failed in a row."
+        ),
+    )
+
+    # --- Replicas ---
     replica_id: str | None = Field(
         default=None,
         description=(
@@ -175,21 +212,28 @@ class Settings(BaseSettings):
             "(default: host:pid)."
         ),
     )
-    lease_seconds: float = Field(
-        default=60.0,
-        ge=3,
+    lease_seconds: Duration = Field(
+        default=timedelta(minutes=1),
         description=(
-            "How long a rule's lease lasts beyond its holder's last renewal; a dead replica's "
-            "rules are taken over after it."
+            "How long a rule's lease lasts beyond its holder's last renewal (at least 3s); a dead "
+            "replica's rules are taken over after it."
         ),
     )
-    lease_renew_seconds: float | None = Field(
+    lease_renew_seconds: Duration | None = Field(
         default=None,
-        gt=0,
         description=(
             "How often a replica renews its leases and rebalances them (default: a third of "
             "DETECTOR_LEASE_SECONDS)."
         ),
+    )
+
+    # --- Logs and metrics ---
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Minimum level of log records (any case)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log format: human-readable text or one JSON object per line (ECS).",
     )
     metrics_port: int | None = Field(
         default=None,
@@ -197,12 +241,8 @@ class Settings(BaseSettings):
         le=65535,
         description="Port that `detector run` serves Prometheus metrics on (off when unset).",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Minimum level of log records."
-    )
-    log_format: Literal["text", "json"] = Field(
-        default="text", description="Log format: human-readable text or one JSON object per line."
-    )
+
+    # --- Kibana ---
     kibana_url: str | None = Field(
         default=None,
         description=(
@@ -224,6 +264,8 @@ class Settings(BaseSettings):
             "each message links to its alert in Discover (no link when unset)."
         ),
     )
+
+    # --- Notifications ---
     notify_urls: SecretStr | None = Field(
         default=None,
         description=(
@@ -253,35 +295,53 @@ class Settings(BaseSettings):
             "summary message instead (webhooks always get each alert)."
         ),
     )
-    notify_max_age: str = Field(
-        default="24h",
+    notify_max_age: Duration = Field(
+        default=timedelta(hours=24),
         description=(
-            "How old an alert may be and still be delivered (s, m, h, d); older undelivered "
-            "alerts are left alone."
+            "How old an alert may be and still be delivered; older undelivered alerts are left "
+            "alone."
         ),
     )
     notify_retry_attempts: int = Field(
         default=3, ge=1, le=20, description="Attempts per message before a delivery pass gives up."
     )
-    notify_retry_max_seconds: float = Field(
-        default=60.0,
-        gt=0,
+    notify_retry_max_seconds: Duration = Field(
+        default=timedelta(minutes=1),
         description=(
-            "Longest pause before a failing channel is tried again (the pause doubles from 1 s)."
+            "Longest pause before a failing channel is tried again (the pause doubles from 1s)."
         ),
     )
-    notify_pass_seconds: float = Field(
-        default=30.0,
-        gt=0,
+    notify_pass_seconds: Duration = Field(
+        default=timedelta(seconds=30),
         description=(
             "Longest time one delivery pass of `detector run` or `once` may take; what is left "
             "is delivered by the next pass."
         ),
     )
 
-    _split_urls = field_validator("es_url", mode="before")(_split_list)
-    _split_paths = field_validator("rules_path", mode="before")(_split_list)
-    _split_exceptions = field_validator("exception_source_addresses", mode="before")(_split_list)
+    # --- Validators, one per concern ---
+
+    @field_validator("es_url", "rules_path", "exception_source_addresses", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("*")
+    @classmethod
+    def _check_duration(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, timedelta):
+            return value
+        if info.field_name in _ZERO_ALLOWED:
+            if value < timedelta(0):
+                raise ValueError("must be greater than or equal to 0")
+        elif value <= timedelta(0):
+            raise ValueError("must be greater than 0")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("es_url")
     @classmethod
@@ -298,16 +358,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} has an invalid port") from None
         return urls
 
-    @field_validator("es_ca_certs")
+    @field_validator("kibana_url", "kibana_public_url")
     @classmethod
-    def _check_ca_file(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.is_file():
-            raise ValueError(f"no such file: {path}")
-        return path
+    def _check_kibana_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        return url.rstrip("/")
 
-    @field_validator("exceptions_file", "notifications_file")
+    @field_validator("es_ca_certs", "exceptions_file", "notifications_file")
     @classmethod
-    def _check_exceptions_file(cls, path: Path | None) -> Path | None:
+    def _check_file(cls, path: Path | None) -> Path | None:
         if path is not None and not path.is_file():
             raise ValueError(f"no such file: {path}")
         return path
@@ -322,53 +385,6 @@ class Settings(BaseSettings):
             )
         return name
 
-    @field_validator("max_catchup", "notify_max_age")
-    @classmethod
-    def _check_duration(cls, text: str) -> str:
-        try:
-            parse_interval(text)
-        except DateMathError as exc:
-            raise ValueError(str(exc)) from None
-        return text
-
-    @property
-    def max_catchup_delta(self) -> timedelta:
-        """`max_catchup` as a duration."""
-        return parse_interval(self.max_catchup)
-
-    @property
-    def notify_max_age_delta(self) -> timedelta:
-        """`notify_max_age` as a duration."""
-        return parse_interval(self.notify_max_age)
-
-    @property
-    def lease_delta(self) -> timedelta:
-        """`lease_seconds` as a duration."""
-        return timedelta(seconds=self.lease_seconds)
-
-    @property
-    def renew_delta(self) -> timedelta:
-        """How often leases are renewed."""
-        renew = self.lease_renew_seconds
-        return timedelta(seconds=self.lease_seconds / 3 if renew is None else renew)
-
-    @field_validator("replica_id")
-    @classmethod
-    def _check_replica(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or len(value) > 200):
-            raise ValueError("must be 1 to 200 characters, not blank")
-        return value
-
-    @field_validator("kibana_url", "kibana_public_url")
-    @classmethod
-    def _check_kibana_url(cls, url: str | None) -> str | None:
-        if url is None:
-            return None
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
-        return url.rstrip("/")
-
     @field_validator("exception_source_addresses")
     @classmethod
     def _check_exceptions(cls, values: list[str]) -> list[str]:
@@ -380,22 +396,44 @@ class Settings(BaseSettings):
                     raise ValueError(f"{value!r} is not a valid CIDR range") from None
         return values
 
+    @field_validator("replica_id")
+    @classmethod
+    def _check_replica(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or len(value) > 200):
+            raise ValueError("must be 1 to 200 characters, not blank")
+        return value
+
     @model_validator(mode="after")
-    def _check_auth(self) -> Settings:
+    def _check_credential_pairs(self) -> Settings:
         if (self.es_username is None) != (self.es_password is None):
             raise ValueError("DETECTOR_ES_USERNAME and DETECTOR_ES_PASSWORD must be set together")
-        renew = self.lease_renew_seconds
-        if renew is not None and renew * 2 > self.lease_seconds:
-            raise ValueError(
-                f"DETECTOR_LEASE_RENEW_SECONDS ({renew:g}) must be at most half of "
-                f"DETECTOR_LEASE_SECONDS ({self.lease_seconds:g}), so a lease is renewed before "
-                "it can expire"
-            )
         if (self.kibana_username is None) != (self.kibana_password is None):
             raise ValueError(
                 "DETECTOR_KIBANA_USERNAME and DETECTOR_KIBANA_PASSWORD must be set together"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_lease(self) -> Settings:
+        lease, renew = self.lease_seconds, self.lease_renew_seconds
+        if lease < MIN_LEASE:
+            raise ValueError(
+                f"DETECTOR_LEASE_SECONDS ({format_duration(lease)}) must be at least "
+                f"{format_duration(MIN_LEASE)}"
+            )
+        if renew is not None and renew * 2 > lease:
+            raise ValueError(
+                f"DETECTOR_LEASE_RENEW_SECONDS ({format_duration(renew)}) must be at most half of "
+                f"DETECTOR_LEASE_SECONDS ({format_duration(lease)}), so a lease is renewed before "
+                "it can expire"
+            )
+        return self
+
+    @property
+    def renew_delta(self) -> timedelta:
+        """How often leases are renewed (default: a third of the lease)."""
+        renew = self.lease_renew_seconds
+        return self.lease_seconds / 3 if renew is None else renew
 
 
 def env_name(field: str) -> str:

@@ -122,9 +122,13 @@ def promotion_line(index: str) -> str:
     """What `detector check` says about the alerts index and Kibana's Security Alerts page."""
     patterns = promoting_patterns(index)
     if patterns:
+        # Only the prebuilt rule's published index patterns are known here: whether the rule
+        # is installed and enabled is Kibana's to say (`detector check` does not ask Kibana).
         return (
-            f"Kibana's {EXTERNAL_ALERTS_RULE_NAME} rule reads it ({', '.join(patterns)}): "
-            "enabled, it promotes the alerts to the Security Alerts page"
+            f"Kibana's {EXTERNAL_ALERTS_RULE_NAME} rule reads it ({', '.join(patterns)}) by its "
+            "prebuilt index patterns; whether that rule is installed and enabled only Kibana "
+            "knows (Security > Rules): once it is, it promotes the alerts to the Security "
+            "Alerts page"
         )
     return (
         f"Kibana's {EXTERNAL_ALERTS_RULE_NAME} rule does not read it: set "

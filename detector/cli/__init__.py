@@ -13,13 +13,15 @@ configuration or usage. User mistakes print one line per problem, never a traceb
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from detector import __version__
 from detector.cli import deployment, detection, investigation, notifications, operations, rules
-from detector.cli.common import Handler
+from detector.cli.common import Handler, say
 from detector.errors import ConfigError, DetectorError, RuleError
 
 if TYPE_CHECKING:
@@ -46,14 +48,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configuration_error(exc: ConfigError) -> int:
+def _configuration_error(exc: ConfigError, logged: bool = True) -> int:
+    """Say each problem (as log records in JSON mode, once logging is configured)."""
     for problem in exc.problems:
-        print(f"configuration error: {problem}", file=sys.stderr)
+        line = f"configuration error: {problem}"
+        if logged:
+            say(line, logging.ERROR)
+        else:  # the settings did not load: the log format is not known
+            print(line, file=sys.stderr)
     return 2
+
+
+# The exit code of a command killed by SIGPIPE (128 + 13), as `yes | head -1` gives.
+BROKEN_PIPE = 141
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `detector` command; returns the exit code."""
+    try:
+        try:
+            code = _main(argv)
+        finally:  # `--help` too: a reader gone while the output sat in the buffer shows here
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`detector rules list | head -1`): stop quietly, and point stdout
+        # at /dev/null so that Python's own flush at exit does not fail again (the recipe of
+        # the `signal` module's documentation).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     if not getattr(args, "uses_settings", True):
@@ -66,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        return _configuration_error(exc)
+        return _configuration_error(exc, logged=False)
     configure_logging(settings)
     return _run(handler, args, settings)
 
@@ -77,10 +103,10 @@ def _run(handler: Handler, args: argparse.Namespace, settings: Settings | None) 
     except ConfigError as exc:
         return _configuration_error(exc)
     except RuleError as exc:  # a rule given on the command line
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", logging.ERROR)
         return 2
     except DetectorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", logging.ERROR)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -8,17 +8,21 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, TypeAlias
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
-from detector.errors import ConfigError, RuleError, UnsupportedRuleError
+from detector.datemath import parse_duration
+from detector.errors import ConfigError, DateMathError, RuleError, UnsupportedRuleError
 
 if TYPE_CHECKING:
+    from detector.notify.routing import Routing
     from detector.rules import LoadResult, Rule
     from detector.settings import Settings
 
 _log = logging.getLogger("detector.rules")
+_say = logging.getLogger("detector.cli")
 
 Handler = Callable[[argparse.Namespace, "Settings"], int]
 # The subparsers object (`add_subparsers()`); subscriptable only for the type checker.
@@ -36,14 +40,22 @@ def parse_time(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def positive_seconds(text: str) -> float:
-    """A positive number of seconds."""
+def duration(text: str) -> timedelta:
+    """A duration option, in the settings' convention: seconds, or a number with s, m, h or d."""
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+        value = parse_duration(text)
+    except DateMathError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r} is a negative duration")
+    return value
+
+
+def positive_duration(text: str) -> timedelta:
+    """A duration option that must be more than zero."""
+    value = duration(text)
+    if not value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration")
     return value
 
 
@@ -108,6 +120,45 @@ def select_rules(wanted: Sequence[str], settings: Settings) -> tuple[list[Rule],
     return chosen, problems
 
 
+@dataclass(frozen=True)
+class Startup:
+    """What a command that runs rules validated before it connects."""
+
+    rules: list[Rule]  # the selected rules (default: the enabled ones)
+    problems: int  # the exit code the rule problems call for (0, or 2: skipped broken files)
+    routing: Routing | None  # the notification routing (None when not asked for)
+
+
+NO_RULES = "no enabled rule to run"
+
+
+def validate_startup(
+    settings: Settings, wanted: Sequence[str] = (), *, notifications: bool = True
+) -> Startup:
+    """Everything `run`, `once` and `check` validate before they connect, the same for each:
+    the rules (each problem logged), the exceptions, `--rule`, the notification channels. Raises
+    `ConfigError` (exit 2) listing every problem of the exceptions and channels at once."""
+    config: list[str] = []
+    rules: list[Rule] = []
+    problems = 2
+    try:
+        rules, problems = select_rules(wanted, settings)
+    except ConfigError as exc:
+        config.extend(exc.problems)
+    routing = None
+    if notifications:
+        # lazy: apprise is slow to import
+        from detector.notify.notifier import validated
+
+        try:
+            routing = validated(settings)
+        except ConfigError as exc:
+            config.extend(exc.problems)
+    if config:
+        raise ConfigError(config)
+    return Startup(rules, problems, routing)
+
+
 def check_exceptions(settings: Settings, rule_ids: Sequence[str]) -> None:
     """Load the exceptions before anything connects, so a bad entry stops the command (a
     `ConfigError`, exit 2) instead of failing every execution; warn about entries for a rule
@@ -160,9 +211,20 @@ def executions_at_debug() -> Iterator[None]:
             logger.removeFilter(demote)
 
 
+def say(line: str, level: int = logging.INFO, **fields: Any) -> None:
+    """A line for the person running the command, on stderr: plain text, or a log record when
+    the logs are JSON lines (`DETECTOR_LOG_FORMAT=json`), so every line there is one."""
+    from detector.logs import json_lines  # lazy: start-up (`--help` needs no ecs-logging)
+
+    if json_lines():
+        _say.log(level, line, extra=fields)
+    else:
+        print(line, file=sys.stderr)
+
+
 def usage_error(message: str) -> int:
-    """Print a usage mistake; its exit code (2)."""
-    print(f"error: {message}", file=sys.stderr)
+    """Say a usage mistake; its exit code (2)."""
+    say(f"error: {message}", logging.ERROR)
     return 2
 
 
@@ -173,19 +235,26 @@ def text(moment: datetime) -> str:
 
 class Bar:
     """A progress bar on stderr: redrawn in place on a terminal, a line every tenth of the way
-    otherwise (logs, CI, pipes)."""
+    otherwise (logs, CI, pipes), a log record every tenth with JSON logs."""
 
     WIDTH = 30
 
     def __init__(self, stream: TextIO, label: str) -> None:
+        from detector.logs import json_lines  # lazy: start-up
+
         self.stream = stream
         self.label = label
-        self.tty = stream.isatty()
+        self.records = json_lines()
+        self.tty = stream.isatty() and not self.records
 
-    def show(self, done: int, total: int, detail: str) -> None:
-        """Draw `label [###...] done/total detail`."""
+    def show(self, done: int, total: int, detail: str, **fields: Any) -> None:
+        """Draw `label [###...] done/total detail` (a record with `fields` in JSON mode)."""
         step = max(total // 10, 1)
         if not self.tty and done % step and done != total:
+            return
+        if self.records:
+            extra = {"progress_done": done, "progress_total": total, **fields}
+            _say.info("%s %d/%d %s", self.label, done, total, detail, extra=extra)
             return
         filled = self.WIDTH * done // max(total, 1)
         bar = "#" * filled + "." * (self.WIDTH - filled)

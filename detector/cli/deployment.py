@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from detector.cli.common import Commands, executions_at_debug, usage_error
+from detector.cli.common import Commands, duration, executions_at_debug, usage_error
 
 if TYPE_CHECKING:
     from detector.es.client import Elastic
@@ -73,10 +74,10 @@ def add_commands(commands: Commands) -> None:
     )
     setup.add_argument(
         "--kibana-wait",
-        type=float,
-        default=300.0,
-        metavar="SECONDS",
-        help="how long to wait for Kibana to be available (default: 300)",
+        type=duration,
+        default=timedelta(minutes=5),
+        metavar="DURATION",
+        help="how long to wait for Kibana to be available, e.g. 90s or 10m (default: 5m)",
     )
     setup.set_defaults(handler=_setup)
 
@@ -187,7 +188,7 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
         if args.api_key:
             _api_key(elastic, settings, args)
     if kibana_url:
-        result = kibana.import_saved_objects(settings, kibana_url, args.kibana_wait)
+        result = kibana.import_saved_objects(settings, kibana_url, args.kibana_wait.total_seconds())
         print(f"Kibana: imported {result.success_count} saved object(s) into {kibana_url}")
     else:
         print("Kibana: skipped (no --kibana-url or DETECTOR_KIBANA_URL)", file=sys.stderr)

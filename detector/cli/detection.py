@@ -15,15 +15,17 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
 from detector.cli.common import (
+    NO_RULES,
     Bar,
     Commands,
     executions_at_debug,
     parse_time,
+    say,
     select_rules,
     text,
     usage_error,
+    validate_startup,
 )
-from detector.errors import ConfigError
 
 if TYPE_CHECKING:
     from detector.notify.routing import Routing
@@ -49,13 +51,11 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
     from detector.service.runner import Runner
     from detector.service.serve import warn_unreadable
 
-    try:
-        rules, problems = select_rules(args.rule, settings)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 2
-    routing = None if args.dry_run else _notifications(settings)
+    startup = validate_startup(settings, args.rule, notifications=not args.dry_run)
+    rules, problems, routing = startup.rules, startup.problems, startup.routing
+    if not rules:
+        say(f"error: {NO_RULES}", logging.ERROR)
+        return max(problems, 1)
     now = args.at or datetime.now(UTC)
     if now > datetime.now(UTC) + FUTURE_SLACK:
         _log.warning(
@@ -82,13 +82,6 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
     return max(problems, 1 if failed else 0)
 
 
-def _notifications(settings: Settings) -> Routing:
-    """The notification routing, validated before anything runs (`ConfigError`: exit 2)."""
-    from detector.notify.notifier import validated  # lazy: apprise is slow to import
-
-    return validated(settings)
-
-
 def _notify(settings: Settings, routing: Routing, rule_ids: list[str]) -> None:
     """One delivery pass over the pending alerts of these rules, after the executions."""
     from detector.es.client import Elastic
@@ -96,9 +89,9 @@ def _notify(settings: Settings, routing: Routing, rule_ids: list[str]) -> None:
 
     with Elastic(settings) as elastic:
         delivery = notifier.delivery(elastic, settings, routing)
-        report = delivery.deliver(rule_ids, settings.notify_pass_seconds)
+        report = delivery.deliver(rule_ids, settings.notify_pass_seconds.total_seconds())
     for line in notifier.summary(report):
-        print(line, file=sys.stderr)
+        say(line)
 
 
 def _print_result(result: ExecutionResult, args: argparse.Namespace) -> None:
@@ -125,11 +118,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
     from detector.service import serve
 
-    rules, _ = select_rules([], settings)
+    rules = validate_startup(settings).rules
     if not rules:
-        print("error: no enabled rule to run", file=sys.stderr)
+        say(f"error: {NO_RULES}", logging.ERROR)
         return 1
-    _notifications(settings)  # a bad channel is a configuration error before anything starts
     return serve(settings, rules)
 
 
@@ -152,6 +144,9 @@ class ProgressBar(Bar):
             total,
             f"{result.rule_id} at {result.now:%Y-%m-%dT%H:%M}Z"
             f" - {self.alerts} alert(s), {self.failed} failed",
+            rule_id=result.rule_id,
+            alerts_written=self.alerts,
+            failed=self.failed,
         )
 
 
@@ -169,10 +164,11 @@ def backfill(args: argparse.Namespace, settings: Settings) -> int:
     if not rules:
         return usage_error("no rule to backfill")
     planned = len(backfill_plan(rules, args.start, args.end))
-    print(
+    say(
         f"backfill: {planned} execution(s) of {len(rules)} rule(s) from {text(args.start)} to "
         f"{text(args.end)}",
-        file=sys.stderr,
+        executions=planned,
+        rules=len(rules),
     )
     started = time.monotonic()
     with Elastic(settings) as elastic, executions_at_debug():

@@ -6,10 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from detector.cli.common import Commands, positive_seconds, report_rule_problems, select_rules
+from detector.cli.common import (
+    NO_RULES,
+    Commands,
+    duration,
+    positive_duration,
+    select_rules,
+    validate_startup,
+)
 
 if TYPE_CHECKING:
     from detector.es.client import Elastic
@@ -18,25 +26,30 @@ if TYPE_CHECKING:
 
 
 def check(args: argparse.Namespace, settings: Settings) -> int:
-    """Connect, print the cluster, and say which rule index patterns match anything."""
+    """Validate what `run` validates, then connect, print the cluster, and say which rule index
+    patterns match anything."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
     from detector.es.client import Elastic
 
+    startup = validate_startup(settings)  # a configuration error exits 2, as `run` does
+    enabled, problems = startup.rules, startup.problems
+    if not enabled:
+        print(f"error: {NO_RULES}: `detector run` would exit 1")
+    patterns = index_patterns(enabled)
+    wait = None if args.wait is None else args.wait.total_seconds()
     with Elastic(settings) as elastic:
-        info = elastic.wait_ready(args.wait)
+        info = elastic.wait_ready(wait)
         print(f"connected to {', '.join(settings.es_url)}")
         print(f"cluster: {info.name}  version: {info.version}")
-        patterns, problems = index_patterns(settings)
         for pattern in patterns:
             names = elastic.matching_indices(pattern)
             found = f"{len(names)} index(es)" if names else "no index yet"
             print(f"  {pattern}: {found}")
         unreadable = elastic.unreadable(patterns)
-        enabled = _enabled(settings)
         misnested = [line for rule in enabled for line in _nesting(elastic, rule)]
         notes = [line for rule in enabled for line in _mapping_notes(elastic, rule)]
         unaggregatable = [line for rule in enabled for line in _text_fields(elastic, rule)]
-        misplaced = _alerts_index(elastic, settings)
+        misplaced = _alerts_index(elastic, settings, enabled)
     for line in notes:
         print(f"warning: {line}")
     for line in misnested + unaggregatable + misplaced:
@@ -45,10 +58,11 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
         print("read privileges: not checked (security is off or the API is not available)")
     for pattern in unreadable or ():
         print(f"error: no read privilege on {pattern}: searches would silently leave it out")
-    return max(problems, 1 if unreadable or misnested or unaggregatable or misplaced else 0)
+    failed = unreadable or misnested or unaggregatable or misplaced or not enabled
+    return max(problems, 1 if failed else 0)
 
 
-def _alerts_index(elastic: Elastic, settings: Settings) -> list[str]:
+def _alerts_index(elastic: Elastic, settings: Settings, enabled: list[Rule]) -> list[str]:
     """Print what the alerts index is and who reads it; the errors (it must be a plain index)."""
     from detector.alerts import promotion  # lazy: start-up
 
@@ -56,7 +70,7 @@ def _alerts_index(elastic: Elastic, settings: Settings) -> list[str]:
     kind = _index_kind(elastic, index)
     print(f"alerts index {index}: {kind}")
     print(f"  {promotion.promotion_line(index)}")
-    for line in promotion.rules_reading(_enabled(settings), index):
+    for line in promotion.rules_reading(enabled, index):
         print(f"warning: {line}")
     if kind != "a data stream":
         return []
@@ -81,12 +95,6 @@ def _index_kind(elastic: Elastic, index: str) -> str:
     if any(item["name"] == index for item in resolved.get("indices", [])):
         return "an index"
     return "not created yet (`detector setup` or the first run creates it)"
-
-
-def _enabled(settings: Settings) -> list[Rule]:
-    from detector.rules import rules_for  # lazy: start-up
-
-    return [rule for rule in rules_for(settings).rules if rule.enabled]
 
 
 def _nesting(elastic: Elastic, rule: Rule) -> list[str]:
@@ -143,16 +151,9 @@ def _text_fields(elastic: Elastic, rule: Rule) -> list[str]:
     ]
 
 
-def index_patterns(settings: Settings) -> tuple[list[str], int]:
-    """The index patterns of the enabled rules, in order, without repeats; and the exit code
-    the rule problems call for."""
-    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
-    from detector.rules import rules_for
-
-    result = rules_for(settings)
-    problems = report_rule_problems(result, settings)
-    patterns = [pattern for rule in result.rules if rule.enabled for pattern in rule.index]
-    return list(dict.fromkeys(patterns)), problems
+def index_patterns(rules: Sequence[Rule]) -> list[str]:
+    """The index patterns of these rules, in order, without repeats."""
+    return list(dict.fromkeys(pattern for rule in rules for pattern in rule.index))
 
 
 def health(args: argparse.Namespace, settings: Settings) -> int:
@@ -163,7 +164,7 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
     from detector.execution_log.records import health_runs
     from detector.execution_log.store import ExecutionStore
 
-    max_age = timedelta(seconds=args.max_age or settings.health_max_age)
+    max_age: timedelta = args.max_age or settings.health_max_age
     rules, problems = select_rules([], settings)
     if not rules:
         print("unhealthy: no enabled rule", file=sys.stderr)
@@ -249,24 +250,27 @@ def add_commands(commands: Commands) -> None:
     connection = commands.add_parser(
         "check",
         help="check the connection to Elasticsearch",
-        description="Connect, print the cluster's name and version and, for each index "
-        "pattern of the enabled rules, whether it matches any index; what the alerts index is "
-        "and whether Kibana's External Alerts rule promotes it; exit 1 when these "
-        "credentials may not read one of them.",
+        description="Validate what `detector run` validates (settings, rules, exceptions, "
+        "notification channels: exit 2 on a configuration error), then connect, print the "
+        "cluster's name and version and, for each index pattern of the enabled rules, whether "
+        "it matches any index; what the alerts index is and whether the index patterns of "
+        "Kibana's External Alerts rule match it; exit 1 when these credentials may not read "
+        "one of them.",
     )
     connection.add_argument(
         "--wait",
-        type=float,
+        type=duration,
         default=None,
-        metavar="SECONDS",
-        help="how long to wait for Elasticsearch (default: DETECTOR_ES_READY_TIMEOUT)",
+        metavar="DURATION",
+        help="how long to wait for Elasticsearch, e.g. 30s or 2m (default: "
+        "DETECTOR_ES_READY_TIMEOUT)",
     )
     connection.set_defaults(handler=check)
     probe = commands.add_parser(
         "health",
         help="exit 0 if every enabled rule succeeded recently (container healthcheck)",
         description="Read the execution log: exit 0 when every enabled rule's last scheduled "
-        "execution succeeded within --max-age seconds, else 1 with one line per rule (and per "
+        "execution succeeded within --max-age, else 1 with one line per rule (and per "
         "notification channel that failed to receive alerts). A rule is also unhealthy when "
         "its last DETECTOR_HEALTH_MAX_FAILURES executions failed, it has a failed window not "
         "backfilled, its checkpoint trails the clock by more than two intervals, or its "
@@ -275,10 +279,11 @@ def add_commands(commands: Commands) -> None:
     )
     probe.add_argument(
         "--max-age",
-        type=positive_seconds,
+        type=positive_duration,
         default=None,
-        metavar="SECONDS",
-        help="how recent the last success must be (default: DETECTOR_HEALTH_MAX_AGE)",
+        metavar="DURATION",
+        help="how recent the last success must be, e.g. 900 or 15m (default: "
+        "DETECTOR_HEALTH_MAX_AGE)",
     )
     probe.add_argument(
         "--require-data",

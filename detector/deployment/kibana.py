@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +26,8 @@ import urllib3
 
 from detector.errors import KibanaAuthError, KibanaError
 from detector.settings import Settings
+
+log = logging.getLogger(__name__)
 
 OBJECTS_RESOURCE = "kibana_objects/saved_objects.ndjson"
 ALERTS_DATA_VIEW = "newterms-detector-alerts"
@@ -100,8 +103,10 @@ class Kibana:
             raise KibanaError(f"cannot reach Kibana at {self.url}: {_cause(exc)}") from None
 
     def wait_available(self, timeout: float, sleep: Callable[[float], None] = time.sleep) -> None:
-        """Poll `GET /api/status` until Kibana is available; wrong credentials fail at once."""
+        """Poll `GET /api/status` until Kibana is available; wrong credentials fail at once.
+        Says once what it waits for and for how long (`detector setup --kibana-wait`)."""
         deadline = time.monotonic() + timeout
+        said = False
         while True:
             try:
                 last = self._status_once()
@@ -112,8 +117,16 @@ class Kibana:
             except KibanaError as exc:
                 last = str(exc)
             if time.monotonic() >= deadline:
-                raise KibanaError(f"Kibana was not available within {timeout:.0f}s: {last}")
-            sleep(2.0)
+                raise KibanaError(f"Kibana was not available within {timeout:g}s: {last}")
+            if not said:
+                log.warning(
+                    "Kibana at %s is not available (%s); waiting up to %g s for it (--kibana-wait)",
+                    self.url,
+                    last,
+                    timeout,
+                )
+                said = True
+            sleep(min(2.0, max(deadline - time.monotonic(), 0.0)))
 
     def _status_once(self) -> str | None:
         """None when available, else what is still wrong."""

@@ -25,6 +25,7 @@ from elasticsearch.serializer import OrjsonSerializer
 from tenacity import (
     RetryCallState,
     Retrying,
+    retry_if_exception,
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
@@ -71,15 +72,16 @@ def _until(deadline: float, wait: wait_base) -> Callable[[RetryCallState], float
     return capped
 
 
-def _log_retry(what: str) -> Callable[[RetryCallState], None]:
-    """A `before_sleep` hook: one INFO line per retry, with the reason and the delay, so a
-    flaky cluster shows in the logs before an execution fails."""
+def _log_retry(what: str, level: int = logging.INFO) -> Callable[[RetryCallState], None]:
+    """A `before_sleep` hook: one line per retry, with the reason and the delay, so a flaky
+    cluster shows in the logs before an execution fails."""
 
     def log_it(state: RetryCallState) -> None:
         outcome = state.outcome
         reason = outcome.exception() if outcome is not None else None
         delay = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info(
+        log.log(
+            level,
             "%s: %s; attempt %d failed, retrying in %.1f s",
             what,
             reason,
@@ -89,6 +91,11 @@ def _log_retry(what: str) -> Callable[[RetryCallState], None]:
         )
 
     return log_it
+
+
+def _worth_waiting_for(exc: BaseException) -> bool:
+    """Unreachable, timed out or not yellow yet; not a TLS failure (see `Elastic.wait_ready`)."""
+    return isinstance(exc, UnavailableError) and not isinstance(exc, TlsError)
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,7 @@ def _reason(body: Any) -> str:
 def translate(exc: Exception) -> ElasticsearchError:
     """Turn a client exception into the detector's own error."""
     if isinstance(exc, elastic_transport.TlsError):
-        return TlsError(f"TLS failure talking to Elasticsearch: {exc.message}")
+        return TlsError(f"TLS failure talking to Elasticsearch: {exc.message}{_tls_hint(exc)}")
     if isinstance(exc, elastic_transport.ConnectionTimeout):
         return UnavailableError(f"Elasticsearch did not answer in time: {exc.message}")
     if isinstance(exc, elastic_transport.ConnectionError):
@@ -150,6 +157,13 @@ def translate(exc: Exception) -> ElasticsearchError:
     if isinstance(exc, elasticsearch.ApiError):
         return _translate_api_error(exc)
     return RequestError(f"Elasticsearch request failed: {exc}")
+
+
+def _tls_hint(exc: elastic_transport.TlsError) -> str:
+    # OpenSSL reads a plain-HTTP answer to its ClientHello as a record of an unknown version.
+    if "wrong version number" in str(exc.message).lower():
+        return " (the node answers plain HTTP: use an http:// URL, or enable TLS on its HTTP layer)"
+    return ""
 
 
 def _translate_api_error(exc: elasticsearch.ApiError) -> ElasticsearchError:
@@ -168,7 +182,7 @@ def _translate_api_error(exc: elasticsearch.ApiError) -> ElasticsearchError:
 def build_client(settings: Settings) -> Elasticsearch:
     """An `Elasticsearch` client configured from settings, with its own retries switched off."""
     options: dict[str, Any] = {
-        "request_timeout": settings.es_request_timeout,
+        "request_timeout": settings.es_request_timeout.total_seconds(),
         "max_retries": 0,
         "retry_on_timeout": False,
         "verify_certs": settings.es_verify_certs,
@@ -213,7 +227,7 @@ class Elastic:
             # `stop_before_delay`: never sleep past the bound (`stop_after_delay` only looks
             # after the sleep, so 30 s could become 31).
             stop=stop_after_attempt(self.settings.es_retry_attempts)
-            | stop_before_delay(self.settings.es_retry_max_seconds),
+            | stop_before_delay(self.settings.es_retry_max_seconds.total_seconds()),
             wait=_backoff(10.0),
             before_sleep=_log_retry("Elasticsearch request failed"),
             reraise=True,
@@ -241,17 +255,25 @@ class Elastic:
         return self.call(_cluster_info)
 
     def wait_ready(self, timeout: float | None = None) -> ClusterInfo:
-        """Wait until the cluster answers and is at least yellow, for at most `timeout` seconds."""
-        budget = self.settings.es_ready_timeout if timeout is None else timeout
+        """Wait until the cluster answers and is at least yellow, for at most `timeout` seconds.
+
+        Says once what it waits for and for how long (each retry is a DEBUG line), then raises
+        one `UnavailableError` saying how long it waited. A TLS failure is raised at once:
+        waiting does not change what the node speaks or which certificate it shows."""
+        budget = self.settings.es_ready_timeout.total_seconds() if timeout is None else timeout
         started = time.monotonic()
+        urls = ", ".join(self.settings.es_url)
         try:
             return self._ready_once()
+        except TlsError:
+            raise
         except UnavailableError as exc:
-            # Say at once what is awaited and for how long: a wrong URL would be silent else.
+            if budget <= 0:
+                raise
             log.warning(
                 "Elasticsearch at %s is not ready (%s); waiting up to %g s for it to answer "
                 "and be at least yellow",
-                ", ".join(self.settings.es_url),
+                urls,
                 exc,
                 budget,
             )
@@ -259,13 +281,21 @@ class Elastic:
         # one last attempt is made.
         deadline = started + budget
         retrying = Retrying(
-            retry=retry_if_exception_type(UnavailableError),
+            retry=retry_if_exception(_worth_waiting_for),
             stop=stop_after_delay(max(budget - (time.monotonic() - started), 0.0)),
             wait=_until(deadline, _backoff(2.0)),
-            before_sleep=_log_retry("Elasticsearch is not ready yet"),
+            before_sleep=_log_retry("Elasticsearch is not ready yet", logging.DEBUG),
             reraise=True,
         )
-        return retrying(self._ready_once)
+        try:
+            return retrying(self._ready_once)
+        except TlsError:
+            raise
+        except UnavailableError as exc:
+            raise UnavailableError(
+                f"{exc} (waited {budget:g} s for Elasticsearch at {urls} to answer and be at "
+                "least yellow)"
+            ) from exc
 
     def _ready_once(self) -> ClusterInfo:
         info = self._once(_cluster_info)

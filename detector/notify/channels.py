@@ -76,6 +76,19 @@ def webhook_problem(url: str) -> str | None:
     return None
 
 
+def unknown_url_problem(url: str) -> str:
+    """Why apprise refused `url`, with the fix when it is a plain web address (apprise has no
+    `http://` service: its JSON one is `json://`; the detector's webhook is `webhook+http://`)."""
+    found = scheme(url)
+    problem = "is not a URL apprise understands (see its list of services)"
+    if found in ("http", "https"):
+        return (
+            f"{problem}; to POST each alert as JSON to it, write it webhook+{found}://... "
+            f"(the same URL after 'webhook+')"
+        )
+    return problem
+
+
 def url_name(url: str) -> str:
     """A stable name for a channel given only by its URL: `<service>-<8 hex of its hash>`.
 

@@ -56,8 +56,8 @@ def delivery(
         settings.alerts_index,
         routing,
         senders_for(routing.channels, settings),
-        max_age=settings.notify_max_age_delta,
-        retry_max=settings.notify_retry_max_seconds,
+        max_age=settings.notify_max_age,
+        retry_max=settings.notify_retry_max_seconds.total_seconds(),
         metrics=metrics,
     )
 
@@ -67,7 +67,7 @@ def failing(elastic: Elastic, settings: Settings, routing: Routing) -> list[stat
     names = [channel.name for channel in routing.channels]
     if not names:
         return []
-    since = datetime.now(UTC) - settings.notify_max_age_delta
+    since = datetime.now(UTC) - settings.notify_max_age
     response = elastic.search([settings.alerts_index], state.failing_query(names, since))
     return state.failing_channels(response, names)
 

@@ -305,11 +305,7 @@ def unusable_urls(channels: Iterable[Channel], understands: Callable[[str], bool
         if channel.kind == ch.WEBHOOK:
             why = ch.webhook_problem(channel.url)
         else:
-            why = (
-                None
-                if understands(channel.url)
-                else "is not a URL apprise understands (see its list of services)"
-            )
+            why = None if understands(channel.url) else ch.unknown_url_problem(channel.url)
         if why is not None:
             lines.append(f"{channel.origin}: bad URL: {channel.masked} {why}")
     return lines

@@ -26,6 +26,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,10 @@ def build(source: RuleSource, top: TableReader) -> Rule:
     _check_supported(rule)  # an unsupported rule is reported as such, not as its other problems
     problems = _Problems()
     values = {name: problems.take(read) for name, read in _readers(rule, top).items()}
-    fields, history = values.pop("new_terms") or (None, None)
-    values.update(new_terms_fields=fields, history_window_start=history)
     # Each check runs when what it needs was read, so one round reports every problem.
-    times = ("interval", "from_", "to", "history_window_start")
-    if all(values[name] is not None for name in times):
-        problems.take(lambda: _check_times(values, rule))
-    if values["query"] is not None:
-        problems.take(lambda: _check_query(values["query"], rule))
+    for check, needs in _checks(rule).items():
+        if all(values[name] is not None for name in needs):
+            problems.take(partial(check, values))
     problems.raise_any()
     return Rule(**values, source=source.path)
 
@@ -93,7 +90,9 @@ class _Problems:
         try:
             return read()
         except RuleError as exc:
-            self.errors.append(exc)
+            # Two fields read from one broken table (e.g. `[rule.new_terms]`) say it once.
+            if not any(str(exc) == str(seen) for seen in self.errors):
+                self.errors.append(exc)
             return None
 
     def raise_any(self) -> None:
@@ -113,7 +112,8 @@ def _readers(rule: TableReader, top: TableReader) -> dict[str, Callable[[], Any]
         "language": lambda: rule.text("language", DEFAULT_LANGUAGE),
         "query": lambda: rule.text("query"),
         "index": lambda: _index(rule),
-        "new_terms": lambda: _new_terms(rule),
+        "new_terms_fields": lambda: _new_terms_fields(rule),
+        "history_window_start": lambda: _history_window_start(rule),
         "risk_score": lambda: rule.number("risk_score", low=0, high=100),
         "severity": lambda: _severity(rule),
         "interval": lambda: rule.text("interval", DEFAULT_INTERVAL),
@@ -164,12 +164,14 @@ def _metadata(top: TableReader) -> dict[str, Any]:
 
 
 def _check_supported(rule: TableReader) -> None:
-    kind = rule.text("type")
-    if kind not in SUPPORTED_TYPES:
+    """A valid rule of another type or language; a `type` or `language` that is no string is
+    left to the readers, which report it with the rule's other problems."""
+    kind = rule.table.get("type")
+    if isinstance(kind, str) and kind not in SUPPORTED_TYPES:
         message = f"rule type {kind!r} is not supported (only new_terms)"
         raise _unsupported(rule, "type", message, f"type {kind}")
-    language = rule.text("language", DEFAULT_LANGUAGE)
-    if language not in SUPPORTED_LANGUAGES:
+    language = rule.table.get("language", DEFAULT_LANGUAGE)
+    if isinstance(language, str) and language not in SUPPORTED_LANGUAGES:
         message = f"query language {language!r} is not supported (only kuery)"
         raise _unsupported(rule, "language", message, f"language {language}")
 
@@ -179,19 +181,32 @@ def _unsupported(rule: TableReader, name: str, message: str, what: str) -> Unsup
     return UnsupportedRuleError(error.message, error.location, what)
 
 
-def _new_terms(rule: TableReader) -> tuple[tuple[str, ...], str]:
-    if not rule.has("new_terms") and rule.has("new_terms_fields"):
-        fields, history = rule.strings("new_terms_fields"), rule.text("history_window_start")
-        return _check_fields(rule, "new_terms_fields", fields), history
+def _kibana_shape(rule: TableReader) -> bool:
+    """Kibana's own keys (`new_terms_fields`, `history_window_start` in `[rule]`)."""
+    return not rule.has("new_terms") and (
+        rule.has("new_terms_fields") or rule.has("history_window_start")
+    )
+
+
+def _new_terms_fields(rule: TableReader) -> tuple[str, ...]:
+    if _kibana_shape(rule):
+        return _check_fields(rule, "new_terms_fields", rule.strings("new_terms_fields"))
     table = rule.sub("new_terms")
     assert table is not None
     _expect_name(table, "new_terms_fields")
-    fields = _check_fields(table, "value", table.strings("value"))
+    return _check_fields(table, "value", table.strings("value"))
+
+
+def _history_window_start(rule: TableReader) -> str:
+    if _kibana_shape(rule):
+        return rule.text("history_window_start")
+    table = rule.sub("new_terms")
+    assert table is not None
     windows = table.subs("history_window_start")
     if len(windows) != 1:
         raise table.fail("history_window_start", "must be exactly one [[...]] table")
     _expect_name(windows[0], "history_window_start")
-    return fields, windows[0].text("value")
+    return windows[0].text("value")
 
 
 def _expect_name(table: TableReader, expected: str) -> None:
@@ -245,23 +260,49 @@ def _investigation_fields(rule: TableReader) -> tuple[str, ...]:
     return table.strings("field_names", ()) if table else ()
 
 
-def _check_times(values: Mapping[str, Any], rule: TableReader) -> None:
-    """The interval and date math parse; the window is not empty and the history starts before
-    it (Kibana's `validateHistoryWindowStart`): what an execution would otherwise reject."""
-    now = datetime.now(UTC)
+Check = Callable[[Mapping[str, Any]], None]
+
+
+def _checks(rule: TableReader) -> dict[Check, tuple[str, ...]]:
+    """The checks across fields, each with the fields it needs (read without a problem): what
+    an execution would otherwise reject. Independent, so one round reports each problem."""
+    return {
+        lambda values: _check_interval(rule, values["interval"]): ("interval",),
+        lambda values: _check_window(rule, values["from_"], values["to"]): ("from_", "to"),
+        lambda values: _check_history(rule, values["from_"], values["history_window_start"]): (
+            "from_",
+            "history_window_start",
+        ),
+        lambda values: _check_query(values["query"], rule): ("query",),
+    }
+
+
+def _check_interval(rule: TableReader, interval: str) -> None:
     try:
-        datemath.parse_interval(values["interval"])
+        datemath.parse_interval(interval)
     except DateMathError as exc:
         raise rule.fail("interval", str(exc)) from None
-    from_, to, history_start = values["from_"], values["to"], values["history_window_start"]
-    start = _date(rule, "from", from_, now)
-    end = _date(rule, "to", to, now)
+
+
+def _check_window(rule: TableReader, from_: str, to: str) -> None:
+    """Both ends parse and the window is not empty."""
+    now = datetime.now(UTC)
+    start, end = _date(rule, "from", from_, now), _date(rule, "to", to, now)
     if start > end:
         message = f"the window is empty: 'from' ({from_!r}) is after 'to' ({to!r})"
         raise rule.fail("from", message)
-    kibana_shape = not rule.has("new_terms") and rule.has("history_window_start")
-    key = "history_window_start" if kibana_shape else "new_terms.history_window_start"
+
+
+def _check_history(rule: TableReader, from_: str, history_start: str) -> None:
+    """The history starts before the window (Kibana's `validateHistoryWindowStart`). A `from`
+    that does not parse is `_check_window`'s to report."""
+    now = datetime.now(UTC)
+    key = "history_window_start" if _kibana_shape(rule) else "new_terms.history_window_start"
     history = _date(rule, key, history_start, now)
+    try:
+        start = datemath.parse(from_, now)
+    except DateMathError:
+        return
     if history >= start:
         message = (
             f"history window start {history_start!r} must be earlier than "

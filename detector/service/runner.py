@@ -115,7 +115,7 @@ class Runner:
         writer: AlertWriter = store
         if notify:
             writer = marking_writer(store, settings)
-        runner = cls(elastic, writer, log, exceptions, settings.max_catchup_delta, sinks=sinks)
+        runner = cls(elastic, writer, log, exceptions, settings.max_catchup, sinks=sinks)
         runner.replica_id = replica_id(settings)
         runner.window_attempts = settings.window_attempts
         runner.baseline_mode = settings.baseline

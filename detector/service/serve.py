@@ -86,8 +86,8 @@ def _keeper(
     quick = settings.model_copy(
         update={
             "es_retry_attempts": 2,
-            "es_retry_max_seconds": renew,
-            "es_request_timeout": min(settings.es_request_timeout, renew),
+            "es_retry_max_seconds": settings.renew_delta,
+            "es_request_timeout": min(settings.es_request_timeout, settings.renew_delta),
         }
     )
     client = stack.enter_context(Elastic(quick))
@@ -97,11 +97,11 @@ def _keeper(
         "replica %s: leases of %d rule(s), %g s each, renewed every %g s",
         replica,
         len(rules),
-        settings.lease_seconds,
+        settings.lease_seconds.total_seconds(),
         renew,
     )
     store = LeaseStore(client, settings.execution_log_index)
-    return Keeper(store, rules, replica, settings.lease_delta, settings.renew_delta, metrics)
+    return Keeper(store, rules, replica, settings.lease_seconds, settings.renew_delta, metrics)
 
 
 def _notifier(
@@ -115,7 +115,7 @@ def _notifier(
     client = stack.enter_context(Elastic(settings))
     delivery = notifier.delivery(client, settings, routing, metrics)
     log.info("notifications: %d channel(s)", len(routing.channels))
-    return Notifier(delivery, keeper.held, settings.notify_pass_seconds)
+    return Notifier(delivery, keeper.held, settings.notify_pass_seconds.total_seconds())
 
 
 def _runner(

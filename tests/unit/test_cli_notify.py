@@ -1,4 +1,4 @@
-"""`detector notify check`, and the start-up validation of `once` and `run`: a bad URL, an
+"""`detector notify check`, and the start-up validation of `once`, `run` and `check`: a bad URL, an
 unknown channel in a route and a missing secret exit 2 naming the entry, before anything runs
 (no Elasticsearch is needed to say so), and never print a URL."""
 
@@ -20,7 +20,7 @@ def _nowhere(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DETECTOR_ES_READY_TIMEOUT", "0")
 
 
-@pytest.mark.parametrize("command", [["notify", "check"], ["once"], ["run"]])
+@pytest.mark.parametrize("command", [["notify", "check"], ["once"], ["run"], ["check"]])
 def test_a_url_apprise_does_not_understand_exits_2_naming_it_masked(
     command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -32,7 +32,7 @@ def test_a_url_apprise_does_not_understand_exits_2_naming_it_masked(
     assert "s3cr3t" not in err
 
 
-@pytest.mark.parametrize("command", [["notify", "check"], ["once"], ["run"]])
+@pytest.mark.parametrize("command", [["notify", "check"], ["once"], ["run"], ["check"]])
 def test_an_unknown_channel_in_a_route_exits_2_naming_the_route(
     command: list[str],
     tmp_path: Path,
@@ -98,3 +98,23 @@ def test_test_of_a_channel_that_refuses_exits_1_with_the_reason(
     err = capsys.readouterr().err
     assert f"error: channel {url_name(url)}: cannot reach the webhook" in err
     assert "127.0.0.1:9" not in err
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_plain_web_address_is_refused_with_the_webhook_url_to_write(
+    scheme: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DETECTOR_NOTIFY_URLS", f"{scheme}://hooks.example/t0ken")
+    assert main(["notify", "check"]) == 2
+    err = capsys.readouterr().err
+    assert f"bad URL: {scheme}://*** is not a URL apprise understands" in err
+    assert f"write it webhook+{scheme}://... (the same URL after 'webhook+')" in err
+    assert "t0ken" not in err
+
+
+def test_another_unknown_scheme_gets_no_webhook_suggestion(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DETECTOR_NOTIFY_URLS", "nosuchscheme://foo")
+    assert main(["notify", "check"]) == 2
+    assert "webhook+" not in capsys.readouterr().err

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from detector.cli import main
+from detector.cli.common import validate_startup
 from detector.cli.operations import index_patterns
 from detector.settings import Settings
 from tests.unit.test_rules import MINIMAL, write
@@ -161,7 +162,9 @@ def test_check_looks_at_the_index_patterns_of_enabled_rules(tmp_path: Path) -> N
     write(tmp_path, disabled.replace("000000000001", "000000000002"), "off.toml")
     write(tmp_path, MINIMAL.replace('["logs-test-*"]', '["logs-aws.cloudtrail*", "x-*"]'))
     settings = Settings(rules_path=[tmp_path], builtin_rules=True)
-    assert index_patterns(settings) == (["filebeat-*", "logs-aws.cloudtrail*", "x-*"], 0)
+    startup = validate_startup(settings)
+    assert index_patterns(startup.rules) == ["filebeat-*", "logs-aws.cloudtrail*", "x-*"]
+    assert startup.problems == 0
 
 
 def test_a_bad_exception_stops_once_before_it_connects(

@@ -146,6 +146,21 @@ def test_env_example_pins_a_9x_stack_and_sets_every_variable_compose_uses() -> N
     assert used <= set(example), used - set(example)
 
 
+def test_env_example_passwords_hold_only_the_characters_it_allows() -> None:
+    text = (ROOT / ".env.example").read_text()
+    assert "# Passwords: letters, digits, '-', '_' and '.' only" in text
+    passwords = re.findall(r"^[A-Z_]+_PASSWORD=(.*)$", text, re.MULTILINE)
+    assert len(passwords) == 2
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", password) for password in passwords)
+
+
+def test_the_package_license_is_an_spdx_expression_setuptools_reads_without_warning() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["license"] == "Apache-2.0"  # a table is deprecated
+    # setuptools reads an SPDX `project.license` from 77.0 on.
+    assert pyproject["build-system"]["requires"] == ["setuptools>=77"]
+
+
 def test_dockerfile_entrypoint_is_the_console_script() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]

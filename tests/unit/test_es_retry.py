@@ -4,6 +4,7 @@ stub."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -15,7 +16,14 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from detector.errors import AuthenticationError, BulkError, RequestError, UnavailableError
+from detector.cli import main
+from detector.errors import (
+    AuthenticationError,
+    BulkError,
+    RequestError,
+    TlsError,
+    UnavailableError,
+)
 from detector.es.client import Elastic
 from detector.settings import Settings
 
@@ -250,6 +258,57 @@ def test_waiting_for_elasticsearch_says_what_it_waits_for(caplog):
     assert first.getMessage().startswith(f"Elasticsearch at {url} is not ready (cannot reach")
     assert first.getMessage().endswith(
         "waiting up to 0.5 s for it to answer and be at least yellow"
+    )
+
+
+def test_waiting_for_elasticsearch_says_it_once_then_raises_one_error_saying_how_long(caplog):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    with (
+        caplog.at_level("DEBUG", logger="detector.es.client"),
+        pytest.raises(UnavailableError) as raised,
+    ):
+        _elastic(url).wait_ready(2)
+    records = [record for record in caplog.records if record.name == "detector.es.client"]
+    assert [record.levelname for record in records if record.levelno > logging.DEBUG] == ["WARNING"]
+    assert len(records) > 2  # the retries are there, at DEBUG
+    assert str(raised.value).startswith("cannot reach Elasticsearch: ")
+    assert str(raised.value).endswith(
+        f"(waited 2 s for Elasticsearch at {url} to answer and be at least yellow)"
+    )
+
+
+def test_https_to_a_plain_http_node_fails_at_once_naming_the_cause(stub, caplog):
+    url = stub.url.replace("http://", "https://")
+    started = time.monotonic()
+    plain_http = "the node answers plain HTTP: use an http:// URL"
+    with (
+        caplog.at_level("DEBUG", logger="detector.es.client"),
+        pytest.raises(TlsError, match=plain_http),
+    ):
+        _elastic(url, es_verify_certs=False).wait_ready(30)
+    assert time.monotonic() - started < 5
+    assert not [record for record in caplog.records if record.name == "detector.es.client"]
+
+
+@pytest.mark.parametrize("command", ["check", "once"])
+def test_an_unreachable_node_is_one_line_of_waiting_and_one_error(
+    command, monkeypatch, capsys, tmp_path
+):
+    monkeypatch.chdir(tmp_path)
+    port = _closed_port()
+    monkeypatch.setenv("DETECTOR_ES_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("DETECTOR_ES_READY_TIMEOUT", "2s")
+    started = time.monotonic()
+
+    assert main([command]) == 1
+
+    assert 2 <= time.monotonic() - started < 10
+    waiting, error = capsys.readouterr().err.splitlines()
+    assert "waiting up to 2 s for it to answer and be at least yellow" in waiting
+    assert error.startswith("error: cannot reach Elasticsearch: ")
+    assert error.endswith(
+        f"(waited 2 s for Elasticsearch at http://127.0.0.1:{port} to answer and be at least "
+        "yellow)"
     )
 
 

@@ -7,7 +7,9 @@ import base64
 import email.parser
 import email.policy
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -162,6 +164,28 @@ def test_waits_for_kibana_to_be_available(stub: str) -> None:
     client = kibana.Kibana(stub, kibana.auth_header(_settings()))
     with pytest.raises(KibanaError, match="not available within 0s: status 503"):
         client.wait_available(0)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_waiting_for_kibana_says_once_what_it_waits_for_and_how_long(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    client = kibana.Kibana(url, kibana.auth_header(_settings()))
+    started = time.monotonic()
+    with caplog.at_level("DEBUG"), pytest.raises(KibanaError, match="not available within 3s"):
+        client.wait_available(3)
+    assert 3 <= time.monotonic() - started < 5
+    [record] = [r for r in caplog.records if r.name == "detector.deployment.kibana"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage().startswith(f"Kibana at {url} is not available (cannot reach")
+    assert record.getMessage().endswith("waiting up to 3 s for it (--kibana-wait)")
 
 
 def test_api_key_is_used_when_no_kibana_user_is_set() -> None:

@@ -121,7 +121,7 @@ def test_lease_documents_round_trip() -> None:
 
 def test_lease_settings_default_and_refuse_a_renewal_slower_than_half_the_lease() -> None:
     settings = Settings(_env_file=None)
-    assert settings.lease_delta == timedelta(seconds=60)
+    assert settings.lease_seconds == timedelta(seconds=60)
     assert settings.renew_delta == timedelta(seconds=20)
     with pytest.raises(ConfigError, match="DETECTOR_LEASE_RENEW_SECONDS"):
         load_settings(lease_seconds=10, lease_renew_seconds=6)

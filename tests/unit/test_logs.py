@@ -1,15 +1,18 @@
-"""Logs are structured, in text or JSON, and never contain a secret."""
+"""Logs are structured, in text or ECS JSON, and never contain a secret."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
 
+from detector.cli.detection import ProgressBar
 from detector.logs import MASK, configure_logging
+from detector.results import ExecutionResult
 from detector.settings import Settings
 
 
@@ -43,6 +46,58 @@ def test_json_format_puts_fields_at_the_top_level() -> None:
     assert record["rule_id"] == "r1"
     assert record["alerts_written"] == 3
     assert record["log.level"] == "warning"
+
+
+def test_json_lines_are_the_ecs_logging_librarys_own() -> None:
+    out = _log(_settings(log_format="json"), "execution", rule_id="r1")
+    record = json.loads(out)
+    assert {"@timestamp", "log.level", "message", "ecs.version"} <= set(record)
+    assert record["log"]["logger"] == "detector.test"
+    assert record["@timestamp"].endswith("Z")
+
+
+def test_an_error_text_field_becomes_ecs_error_message() -> None:
+    record = json.loads(_log(_settings(log_format="json"), "failed", error="timed out"))
+    assert record["error"] == {"message": "timed out"}
+
+
+def test_an_exception_is_ecs_error_fields() -> None:
+    stream = io.StringIO()
+    configure_logging(_settings(log_format="json"), stream)
+    try:
+        raise ValueError("bad value")
+    except ValueError:
+        logging.getLogger("detector.test").exception("it broke")
+    error = json.loads(stream.getvalue())["error"]
+    assert error["type"] == "ValueError"
+    assert error["message"] == "bad value"
+    assert "raise ValueError" in error["stack_trace"]
+
+
+def test_backfill_progress_is_a_log_record_in_json_mode() -> None:
+    stream, bar_stream = io.StringIO(), io.StringIO()
+    configure_logging(_settings(log_format="json"), stream)
+    bar = ProgressBar(bar_stream)
+    for done in range(1, 4):
+        bar(done, 3, _result(alerts_written=1))
+    assert bar_stream.getvalue() == ""
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [record["progress_done"] for record in records] == [1, 2, 3]
+    assert records[-1]["alerts_written"] == 3
+    assert records[-1]["message"].startswith("backfill 3/3 r1 at ")
+
+
+def test_backfill_progress_is_a_text_line_in_text_mode() -> None:
+    stream, bar_stream = io.StringIO(), io.StringIO()
+    configure_logging(_settings(), stream)
+    ProgressBar(bar_stream)(1, 1, _result())
+    assert stream.getvalue() == ""
+    assert bar_stream.getvalue().startswith("backfill [###")
+
+
+def _result(**values: Any) -> ExecutionResult:
+    now = datetime(2025, 1, 15, 12, tzinfo=UTC)
+    return ExecutionResult(rule_id="r1", rule_name="R", now=now, status="succeeded", **values)
 
 
 def test_text_format_appends_fields_as_key_values() -> None:

@@ -197,6 +197,12 @@ def test_check_says_the_rule_reads_the_documented_index() -> None:
     assert line.startswith("Kibana's External Alerts rule reads it (logs-*)")
 
 
+def test_check_does_not_claim_to_know_whether_kibana_enabled_the_rule() -> None:
+    line = promotion.promotion_line(promotion.PROMOTABLE_ALERTS_INDEX)
+    assert "whether that rule is installed and enabled only Kibana knows" in line
+    assert "enabled, it promotes" not in line
+
+
 def test_check_says_which_setting_reaches_the_security_alerts_page() -> None:
     line = promotion.promotion_line("detector-alerts")
     assert "does not read it" in line

@@ -296,6 +296,44 @@ def test_every_problem_of_one_file_is_reported_at_once(tmp_path: Path) -> None:
     assert result.rules == []
 
 
+def test_type_errors_do_not_hide_the_interval_and_history_problems(tmp_path: Path) -> None:
+    text = (
+        MINIMAL.replace("risk_score = 21", 'risk_score = "high"\ninterval = "5 minutes"')
+        .replace("[rule]\n", '[rule]\nfrom = "now-6m"\n')
+        .replace('value = ["source.address"]', 'value = "source.address"')
+        .replace('value = "now-7d"', 'value = "now-1m"')
+    )
+    result = load_rules([write(tmp_path, text)])
+    assert [error.location.key for error in result.errors] == [
+        "rule.new_terms.value",
+        "rule.risk_score",
+        "rule.interval",
+        "rule.new_terms.history_window_start",
+    ]
+    assert "must be earlier than 'from' ('now-6m')" in str(result.errors[-1])
+
+
+def test_a_bad_interval_does_not_hide_a_history_after_from(tmp_path: Path) -> None:
+    text = MINIMAL.replace("[rule]\n", '[rule]\ninterval = "5 minutes"\nfrom = "now-6m"\n')
+    result = load_rules([write(tmp_path, text.replace('value = "now-7d"', 'value = "now-1m"'))])
+    keys = [error.location.key for error in result.errors]
+    assert keys == ["rule.interval", "rule.new_terms.history_window_start"]
+
+
+def test_a_type_that_is_no_string_is_reported_with_the_other_problems(tmp_path: Path) -> None:
+    text = MINIMAL.replace('type = "new_terms"', "type = 5").replace(
+        "risk_score = 21", "risk_score = 'x'"
+    )
+    result = load_rules([write(tmp_path, text)])
+    assert [error.location.key for error in result.errors] == ["rule.type", "rule.risk_score"]
+
+
+def test_a_missing_new_terms_table_is_reported_once(tmp_path: Path) -> None:
+    text = MINIMAL.split("[rule.new_terms]")[0]
+    result = load_rules([write(tmp_path, text)])
+    assert [error.location.key for error in result.errors] == ["rule.new_terms"]
+
+
 def test_the_query_and_the_times_are_checked_together(tmp_path: Path) -> None:
     text = MINIMAL.replace("and source.address: *", "and source.address: (*").replace(
         "[rule]\n", '[rule]\nfrom = "now+5m"\n'

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import types
+import typing
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from detector.errors import ConfigError
-from detector.settings import load_settings
+from detector.settings import Settings, env_name, load_settings
 
 SECRET = "s3cret-value-never-shown"
+
+
+def _types(annotation: Any) -> set[Any]:
+    """The types an annotation admits (`X | None` is both; `Annotated[X, ...]` is X)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return {kind for arg in typing.get_args(annotation) for kind in _types(arg)}
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _types(typing.get_args(annotation)[0])
+    return {annotation}
 
 
 @pytest.fixture(autouse=True)
@@ -141,3 +156,78 @@ def test_known_variables_in_the_env_file_are_read(tmp_path):
     (tmp_path / ".env").write_text("DETECTOR_ALERTS_INDEX=alerts-x\nOTHER_TOOL_SETTING=1\n")
 
     assert load_settings().alerts_index == "alerts-x"
+
+
+DURATIONS = [
+    name for name, field in Settings.model_fields.items() if timedelta in _types(field.annotation)
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("10s", 10), ("5m", 300), ("24h", 86400), ("2d", 172800), ("45", 45), ("0.5", 0.5)],
+)
+@pytest.mark.parametrize("field", DURATIONS)
+def test_every_duration_setting_takes_seconds_or_a_unit(monkeypatch, field, value, seconds):
+    if field == "lease_renew_seconds":
+        monkeypatch.setenv("DETECTOR_LEASE_SECONDS", "10d")  # room for any renewal period
+    if field == "lease_seconds" and seconds < 3:
+        value, seconds = "3.5", 3.5  # a lease is at least 3 s
+    monkeypatch.setenv(env_name(field), value)
+
+    assert getattr(load_settings(), field) == timedelta(seconds=seconds)
+
+
+def test_the_readme_names_every_duration_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    paragraph = readme.split("Durations follow one convention", 1)[1].split("\n\n", 1)[0]
+
+    assert re.findall(r"`(DETECTOR_[A-Z_]+)`", paragraph) == [env_name(n) for n in DURATIONS]
+
+
+def test_request_timeout_takes_the_same_form_as_max_catchup(monkeypatch):
+    monkeypatch.setenv("DETECTOR_ES_REQUEST_TIMEOUT", "10s")
+    monkeypatch.setenv("DETECTOR_MAX_CATCHUP", "24h")
+
+    settings = load_settings()
+
+    assert settings.es_request_timeout == timedelta(seconds=10)
+    assert settings.max_catchup == timedelta(hours=24)
+
+
+def test_durations_given_as_numbers_in_code_are_seconds() -> None:
+    settings = load_settings(es_request_timeout=600.0, health_max_age=900)
+
+    assert settings.es_request_timeout == timedelta(minutes=10)
+    assert settings.health_max_age == timedelta(minutes=15)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DETECTOR_HEALTH_MAX_AGE", "0", "must be greater than 0"),
+        ("DETECTOR_NOTIFY_MAX_AGE", "a day", "invalid duration 'a day'"),
+        ("DETECTOR_MAX_CATCHUP", "5 minutes", "invalid duration '5 minutes'"),
+        ("DETECTOR_ES_REQUEST_TIMEOUT", "inf", "not a finite number"),
+        ("DETECTOR_LEASE_SECONDS", "2s", "must be at least 3s"),
+    ],
+)
+def test_a_bad_duration_is_reported_under_its_variable(monkeypatch, variable, value, message):
+    problems = _problems(monkeypatch, **{variable: value})
+
+    assert len(problems) == 1
+    assert problems[0].startswith(variable)
+    assert message in problems[0]
+
+
+def test_zero_ready_timeout_means_no_waiting(monkeypatch):
+    monkeypatch.setenv("DETECTOR_ES_READY_TIMEOUT", "0")
+
+    assert load_settings().es_ready_timeout == timedelta(0)
+
+
+@pytest.mark.parametrize("value", ["debug", "Debug", "DEBUG", " warning "])
+def test_log_level_is_accepted_in_any_case(monkeypatch, value):
+    monkeypatch.setenv("DETECTOR_LOG_LEVEL", value)
+
+    assert load_settings().log_level == value.strip().upper()

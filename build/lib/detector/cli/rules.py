@@ -1,0 +1,98 @@
+"""`detector rules check`, `rules list` and `kql`: writing and reviewing rules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from detector.cli.common import Commands, report_rule_problems
+from detector.errors import UnsupportedRuleError
+
+if TYPE_CHECKING:
+    from detector.settings import Settings
+
+
+def rules_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Validate rule files; one line per problem (a query error adds its caret below)."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector.rules import load_rules
+
+    result = load_rules(args.paths)
+    # No settings here (start-up): `--strict` is DETECTOR_UNSUPPORTED_RULES=fail's counterpart.
+    invalid = [e for e in result.errors if args.strict or not isinstance(e, UnsupportedRuleError)]
+    for error in result.errors:
+        print(error if error in invalid else f"not run: {error}")
+    if invalid:
+        return 1
+    skipped = len(result.errors)
+    print(
+        f"{len(result.rules)} rule(s) OK"
+        + (f", {skipped} not run (unsupported)" if skipped else "")
+    )
+    return 0
+
+
+def rules_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the rules that would run, as an aligned table."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector.rules import rules_for
+
+    result = rules_for(settings)
+    rows = [["RULE_ID", "NAME", "TYPE", "INTERVAL", "ENABLED", "SOURCE"]]
+    for rule in result.rules:
+        source = f"built-in {rule.source.name}" if rule.builtin and rule.source else rule.source
+        enabled = "yes" if rule.enabled else "no"
+        rows.append([rule.rule_id, rule.name, rule.type, rule.interval, enabled, str(source)])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+    return report_rule_problems(result, settings)
+
+
+def compile_kql(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the Elasticsearch query DSL a KQL query compiles to."""
+    # lazy: start-up (`--help` needs neither pydantic nor the KQL parser)
+    from detector import kql
+
+    print(json.dumps(kql.to_dsl(args.query), indent=2))
+    return 0
+
+
+def add_commands(commands: Commands) -> None:
+    """Register `rules check`, `rules list` and `kql`."""
+    rules = commands.add_parser(
+        "rules",
+        help="check or list detection rules",
+        description="Validate rule files, or list the rules the settings would run.",
+    )
+    actions = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
+    check = actions.add_parser(
+        "check",
+        help="validate rule files (exit 1 if any is invalid)",
+        description="Validate detection-rules TOML files (folders: every *.toml below them): "
+        "one line per problem, with file, line, rule id and key.",
+    )
+    check.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="rule file or folder")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="count rules of a type or language the detector does not run as invalid",
+    )
+    check.set_defaults(handler=rules_check, uses_settings=False)
+    listing = actions.add_parser(
+        "list",
+        help="list the rules that would run, from the settings",
+        description="The built-in rules and those of DETECTOR_RULES_PATH, as a table.",
+    )
+    listing.set_defaults(handler=rules_list)
+    query = commands.add_parser(
+        "kql",
+        help="compile a KQL query and print the query DSL",
+        description="Print the Elasticsearch query DSL a KQL query compiles to, as the rules' "
+        "queries are compiled.",
+    )
+    query.add_argument("query", help="the KQL query, quoted")
+    query.set_defaults(handler=compile_kql, uses_settings=False)

@@ -1,0 +1,339 @@
+"""One execution of one new_terms rule at `now`: find the new terms, write their alerts.
+
+Kibana's V1 aggregation approach (§1.3 of the Kibana notes), without scripts:
+
+1. window terms: plain composite pages of 10,000 over `[start, end]`; every page is read;
+2. history (`detector.engine.history`, a `TermHistory`): which of a page's terms occur in
+   `[history_start, start]` (exact: terms aggregation with `include` for one field, a
+   composite under a `terms` filter per field for several); those are not new. Then the
+   first-seen time (min combined timestamp) of the new terms only;
+3. details, for the at most `max_signals` terms chosen: one aggregation per batch of terms,
+   giving the first document, the event count and the actions.
+
+The requests are in `detector.engine.phases`.
+
+Then the alerts are written through the store with deterministic ids (op_type create), after the
+terms already alerted in the same episode were dropped; duplicates therefore never consume the
+`max_signals` budget (Kibana dedups before truncating, §2.6). Terms beyond the budget are the
+overflow: counted, listed and logged, and alerted by a later execution while still new.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from detector import kql
+from detector.alerts.document import build_alert
+from detector.engine import field_caps, type_split
+from detector.engine.history import TermHistory, default_history
+from detector.errors import DetectorError
+from detector.es.client import BulkResult, Elastic
+from detector.logs import structured
+from detector.query import bodies
+from detector.query.baseline import ALERT, HELD_TERMS_RECORDED, Baseline, BaselineCache
+from detector.query.bodies import Plan, WindowTerm
+from detector.query.skipped import Skipped
+from detector.query.window import time_fields, window_for
+from detector.results import (
+    PARTIAL_FAILURE,
+    SUCCEEDED,
+    ExecutionContext,
+    ExecutionResult,
+    NewTerm,
+    Values,
+)
+from detector.rules import Rule
+from detector.rules.exceptions import NO_EXCEPTIONS, ExceptionList
+from detector.times import as_utc, iso
+
+log = logging.getLogger(__name__)
+
+# Overflow terms named in the log line (all of them are in the result).
+LOGGED_OVERFLOW = 20
+# A new term before phase 3 (its first-seen time only) or after it (with its details).
+_Term = TypeVar("_Term", WindowTerm, NewTerm)
+
+
+class AlertWriter(Protocol):
+    """What the engine needs from the alert store (`detector.alerts.store.AlertStore`)."""
+
+    def already_alerted(
+        self, rule: Rule, terms: Sequence[NewTerm], history: timedelta
+    ) -> set[tuple[Any, ...]]:
+        """Values of the terms alerted before within `history` of their first-seen time."""
+        ...
+
+    def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:
+        """Create the alerts under their ids (op_type create: existing ids are no-ops)."""
+        ...
+
+
+def execute(
+    elastic: Elastic,
+    store: AlertWriter,
+    rule: Rule,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    exceptions: ExceptionList = NO_EXCEPTIONS,
+    execution_type: str = "scheduled",
+    history: TermHistory | None = None,
+    execution_id: str | None = None,
+    baseline_mode: str = ALERT,
+    baselines: BaselineCache | None = None,
+) -> ExecutionResult:
+    """Run `rule` once at `now`; a failure is reported in the result, never raised.
+
+    `history` answers phase 2 (default: `history.default_history` on `elastic`);
+    `execution_id` is the id its alerts carry (default: a new one), also in the result.
+    `baseline_mode` applies unless the rule sets its own; `baselines` caches how far back each
+    rule's data reaches (`detector.query.baseline`; without one it is asked every execution).
+    """
+    started, requests, waited = time.monotonic(), elastic.stats.requests, elastic.stats.seconds
+    execution_id = execution_id or str(uuid.uuid4())
+    outcome: dict[str, Any] = {"dry_run": dry_run, "execution_id": execution_id}
+    try:
+        window = window_for(rule, now)
+        outcome.update(
+            window_start=window.start, window_end=window.end, history_start=window.history_start
+        )
+        rule_query = kql.to_dsl(rule.query)
+        base = bodies.rule_filter(rule_query, exceptions.must_not(rule.rule_id))
+        plan = Plan(rule, window, time_fields(rule), base)
+        split = type_split.for_plan(elastic, plan, rule_query, exceptions)
+        services = _Services(
+            elastic,
+            store,
+            history or default_history(elastic),
+            rule.baseline or baseline_mode,
+            baselines if baselines is not None else BaselineCache(),
+        )
+        outcome.update(_run(services, split, now, dry_run, (execution_type, execution_id)))
+        outcome["status"] = PARTIAL_FAILURE if _warned(outcome) else SUCCEEDED
+    except DetectorError as exc:
+        outcome.update(status="failed", error=str(exc))
+        # A mapping may have changed under the cached `_field_caps`: the retry asks again.
+        field_caps.SHARED.clear()
+    searched = elastic.stats.seconds - waited - outcome.pop("index_seconds", 0.0)
+    result = ExecutionResult(
+        rule_id=rule.rule_id,
+        rule_name=rule.name,
+        now=as_utc(now),
+        duration_ms=round((time.monotonic() - started) * 1000),
+        search_ms=round(max(searched, 0.0) * 1000),
+        requests=elastic.stats.requests - requests,
+        **outcome,
+    )
+    _log(rule, result)
+    return result
+
+
+@dataclass(frozen=True)
+class _Services:
+    """What the phases talk to."""
+
+    elastic: Elastic
+    store: AlertWriter
+    history: TermHistory
+    baseline_mode: str = ALERT
+    baselines: BaselineCache = field(default_factory=BaselineCache)
+
+
+def _warned(outcome: Mapping[str, Any]) -> bool:
+    """A success with a warning (`partial failure`): terms left over, or no index matched (as
+    Kibana's "no index matching" warning). Documents in the future are only noted: the window
+    was covered, they alert once the clock reaches them."""
+    return bool(outcome["overflow"] or outcome["no_index_matched"])
+
+
+def _run(
+    services: _Services,
+    split: type_split.Split,
+    now: datetime,
+    dry_run: bool,
+    execution: tuple[str, str],
+) -> dict[str, Any]:
+    elastic, store, plan = services.elastic, services.store, split.whole
+    run = type_split.SplitPhases(elastic, services.history, split)
+    baseline = _baseline(services, run)
+    found = run.new_values()
+    skipped = found.skipped  # counted on the first phase-1 page
+    terms, rest, duplicates, trust = _alertable(run, store, plan, found.new, (baseline, skipped))
+    execution_type, execution_id = execution
+    context = ExecutionContext(
+        execution_uuid=execution_id,
+        started_at=datetime.now(UTC),
+        now=as_utc(now),
+        window_start=plan.window.start,
+        window_end=plan.window.end,
+        history_start=plan.window.history_start,
+        execution_type=execution_type,
+        baseline_coverage=baseline.coverage,
+        baseline_since=baseline.since,
+    )
+    built = (build_alert(plan.rule, term, context) for term in terms)
+    alerts = {alert["kibana"]["alert"]["uuid"]: alert for alert in built}  # `alert_id`
+    created: tuple[str, ...] = ()
+    index_seconds = 0.0
+    if alerts and not dry_run:
+        before = elastic.stats.seconds
+        created = tuple(store.write(alerts).created)
+        index_seconds = elastic.stats.seconds - before
+    return {
+        "terms_checked": found.checked,
+        "new_terms": len(found.new),
+        "already_alerted": duplicates,
+        "alerts_written": len(created),
+        "alerts": tuple(alerts.values()),
+        "created_ids": created,
+        "overflow": len(rest),
+        "overflow_terms": rest,
+        "index_ms": round(index_seconds * 1000),
+        "index_seconds": index_seconds,
+        "no_index_matched": found.shards == 0,
+        "future_documents": found.future,
+        **trust,
+    }
+
+
+def _alertable(
+    run: type_split.SplitPhases,
+    store: AlertWriter,
+    plan: Plan,
+    new: list[Values],
+    known: tuple[Baseline, Skipped],
+) -> tuple[list[NewTerm], tuple[Values, ...], int, dict[str, Any]]:
+    """The new terms to alert with their details, the overflow's values, the duplicates, and
+    what the result says of the baseline and the skipped documents (`_trust`)."""
+    baseline, skipped = known
+    if baseline.holding:  # nothing alerts: the fresh terms are held, no phase 3
+        fresh, duplicates = _drop_alerted(store, plan, _oldest_first(run.first_seen(new)))
+        return [], (), duplicates, _trust(baseline, skipped, fresh)
+    trust = _trust(baseline, skipped, [])
+    if len(new) <= plan.rule.max_signals:
+        # All of them are alerted (less the duplicates): no first-seen request needed first.
+        unseen = _oldest_first(run.details_unseen(new))
+        terms, rest, duplicates = _choose(store, plan, unseen)
+        return terms, tuple(term.values for term in rest), duplicates, trust
+    ordered = _oldest_first(run.first_seen(new))
+    chosen, left, duplicates = _choose(store, plan, ordered)
+    return run.details(chosen), tuple(t.values for t in left), duplicates, trust
+
+
+def _oldest_first(terms: list[_Term]) -> list[_Term]:
+    # Oldest first, as Kibana's pages are read; values break ties so the choice is stable.
+    return sorted(terms, key=lambda term: (term.first_seen, _sortable(term.values)))
+
+
+def _trust(baseline: Baseline, skipped: Skipped, held: list[WindowTerm]) -> dict[str, Any]:
+    """What the result says of the baseline, the skipped documents and the terms held (with
+    `hold` and an immature baseline, every fresh term is held instead of alerted)."""
+    trust: dict[str, Any] = {
+        "skipped_documents": skipped.count,
+        "skipped_example": skipped.example(),
+        "baseline": baseline.to_json(),
+    }
+    if baseline.holding:
+        values = tuple(term.values for term in held)
+        trust.update(held=len(values), held_terms=values[:HELD_TERMS_RECORDED])
+    return trust
+
+
+def _baseline(services: _Services, run: type_split.SplitPhases) -> Baseline:
+    """How far back the rule's data reaches (cached once it reaches the history start)."""
+    plan = run.split.whole
+    rule_id, window = plan.rule.rule_id, plan.window
+    since = services.baselines.known(rule_id, window.history_start)
+    if since is None:
+        since = run.oldest_document()
+    baseline = Baseline(since, window.history_start, window.start, services.baseline_mode)
+    if services.baselines.remember(rule_id, baseline):
+        log.warning(
+            "rule %s: its baseline is mature now: the data (since %s) covers the whole history "
+            "window from %s",
+            rule_id,
+            iso(since) if since is not None else None,
+            iso(window.history_start),
+            extra=structured(rule_id=rule_id, baseline=baseline.to_json()),
+        )
+    return baseline
+
+
+def _sortable(values: Values) -> tuple[tuple[bool, Any], ...]:
+    # Strings and numbers never compare with each other: order by kind first.
+    return tuple((isinstance(value, str), value) for value in values)
+
+
+# --- dedup and phase 3 ----------------------------------------------------------------------
+
+
+def _choose(
+    store: AlertWriter, plan: Plan, ordered: list[_Term]
+) -> tuple[list[_Term], list[_Term], int]:
+    """The at most `max_signals` oldest terms not alerted yet, the overflow, and the duplicates.
+
+    Only the terms that can still alert are checked against the alerts index: the oldest
+    `max_signals` first, then (while duplicates left room) twice as many of the next each round,
+    so a flood of 10,000 new terms costs one small check, not one over all of them. The overflow
+    is what was not chosen; its terms not checked yet are dedup'ed by the execution that alerts
+    them.
+    """
+    budget = plan.rule.max_signals
+    chosen: list[_Term] = []
+    duplicates, position, size = 0, 0, budget
+    while len(chosen) < budget and position < len(ordered):
+        batch = ordered[position : position + size]
+        position, size = position + len(batch), size * 2
+        fresh, alerted = _drop_alerted(store, plan, batch)
+        chosen.extend(fresh)
+        duplicates += alerted
+    return chosen[:budget], chosen[budget:] + ordered[position:], duplicates
+
+
+def _drop_alerted(store: AlertWriter, plan: Plan, ordered: list[_Term]) -> tuple[list[_Term], int]:
+    """The terms not alerted yet in this episode, and how many were."""
+    if not ordered:
+        return [], 0
+    probes = [NewTerm(term.values, term.first_seen, {}) for term in ordered]
+    alerted = store.already_alerted(plan.rule, probes, plan.window.history_length)
+    fresh = [term for term in ordered if term.values not in alerted]
+    return fresh, len(ordered) - len(fresh)
+
+
+def _log(rule: Rule, result: ExecutionResult) -> None:
+    fields = result.to_json()
+    fields["overflow_terms"] = fields["overflow_terms"][:LOGGED_OVERFLOW]
+    fields["held_terms"] = fields["held_terms"][:LOGGED_OVERFLOW]
+    if result.no_index_matched:
+        log.warning(
+            "rule %s: no index matched its index patterns %s",
+            result.rule_id,
+            ", ".join(rule.index),
+            extra=structured(**fields),
+        )
+    if result.future_documents:
+        log.warning(
+            "rule %s: %d document(s) have %s in the future (they will alert late)",
+            result.rule_id,
+            result.future_documents,
+            time_fields(rule).primary,
+            extra=structured(**fields),
+        )
+    if result.succeeded:
+        log.info(
+            "rule %s: %d new term(s), %d alert(s) written, %d left over%s",
+            result.rule_id,
+            result.new_terms,
+            result.alerts_written,
+            result.overflow,
+            result.trust_text(),
+            extra=structured(**fields),
+        )
+    else:
+        log.error("rule %s failed: %s", result.rule_id, result.error, extra=structured(**fields))
