@@ -89,9 +89,9 @@ def test_a_poison_window_is_recorded_after_its_attempts_and_newer_sources_are_al
     ]
     assert stored(runner) == expected(docs, cloudtrail_index(token), rule, ran)
     assert {values for values, _ in stored(runner)} == {(LATER[0],), (LATER[1],)}
-    assert runner.log.checkpoint(rule.rule_id) == ticks[-1]
+    assert runner.executions.checkpoint(rule.rule_id) == ticks[-1]
 
-    records = RunRecords(elastic, runner.log.index, alerts_index(runner))
+    records = RunRecords(elastic, runner.executions.index, alerts_index(runner))
     windows = records.open_failed_windows([rule.rule_id])
     m = timedelta(minutes=1)
     assert [(w.now, w.start, w.end, w.attempts) for w in windows] == [
@@ -105,7 +105,7 @@ def test_a_poison_window_is_recorded_after_its_attempts_and_newer_sources_are_al
     assert len(given_up) == 2
     assert windows[0].command in given_up[0]["execution"]["warnings"][0]
 
-    red = problem(health_runs(runner.log, rule, 1), ticks[-1], timedelta(hours=1))
+    red = problem(health_runs(runner.executions, rule, 1), ticks[-1], timedelta(hours=1))
     assert red is not None
     assert "2 failed window(s) not backfilled" in red
 
@@ -120,22 +120,22 @@ def test_a_backfill_of_the_failed_windows_clears_them_and_gives_the_oracle_s_ale
     ticks = [T0 + n * EVERY for n in range(1, 9)]
     for tick in ticks:
         runner.run_due(rule, tick)
-    records = RunRecords(elastic, runner.log.index, alerts_index(runner))
+    records = RunRecords(elastic, runner.executions.index, alerts_index(runner))
     assert len(records.open_failed_windows([rule.rule_id])) == 2
 
     proxy.poison = ()  # the cause is fixed (the alerts index accepts it now)
     first: FailedWindow = records.open_failed_windows([rule.rule_id])[0]
     runner.backfill([rule], first.now, first.now)
-    elastic.refresh(runner.log.index)
+    elastic.refresh(runner.executions.index)
     left = records.open_failed_windows([rule.rule_id])
     assert [window.now for window in left] == [T0 + timedelta(minutes=15)]
     runner.backfill([rule], left[0].now, left[0].now)
-    elastic.refresh(runner.log.index)
+    elastic.refresh(runner.executions.index)
     assert records.open_failed_windows([rule.rule_id]) == []
 
     assert stored(runner) == expected(docs, cloudtrail_index(token), rule, ticks)
     assert (POISON,) in {values for values, _ in stored(runner)}
-    line = problem(health_runs(runner.log, rule, 1), ticks[-1], timedelta(hours=1)) or ""
+    line = problem(health_runs(runner.executions, rule, 1), ticks[-1], timedelta(hours=1)) or ""
     assert "failed window" not in line
 
 
@@ -151,7 +151,7 @@ def test_every_alert_names_the_execution_log_document_of_its_execution(
     elastic.refresh(alerts_index(runner))
     hits = elastic.search([alerts_index(runner)], {"size": 1000})["hits"]["hits"]
     assert len(hits) == 29
-    log = ExecutionStore(elastic, runner.log.index)
+    log = ExecutionStore(elastic, runner.executions.index)
     log.refresh()
     for hit in hits:
         execution_id = hit["_source"]["kibana"]["alert"]["rule"]["execution"]["uuid"]
