@@ -13,6 +13,7 @@ Execution types are Kibana's: `scheduled` (the schedule and its catch-up executi
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,20 @@ INTERRUPTED = (
     "interrupted: the execution never finished (its process was killed or lost); "
     "alerts_written is the count of its execution id in the alerts index"
 )
+
+
+@dataclass(frozen=True)
+class ExecutionRef:
+    """Which execution: its type (`scheduled` or `manual`) and its id, the id its alerts carry
+    in `kibana.alert.rule.execution.uuid` and its execution-log document's `_id`."""
+
+    type: str
+    id: str
+
+    @classmethod
+    def new(cls, execution_type: str) -> ExecutionRef:
+        """A new execution of this type, with a fresh id."""
+        return cls(execution_type, str(uuid.uuid4()))
 
 
 @dataclass(frozen=True)
@@ -102,8 +117,7 @@ def gap_message(gap: Gap) -> str:
 def execution_doc(
     result: ExecutionResult,
     *,
-    execution_id: str,
-    execution_type: str,
+    execution: ExecutionRef,
     timing: Timing,
     interval: str,
     gap: Gap | None = None,
@@ -118,8 +132,8 @@ def execution_doc(
         "kind": EXECUTION,
         "rule": {"id": result.rule_id, "name": result.rule_name, "interval": interval},
         "execution": {
-            "id": execution_id,
-            "type": execution_type,
+            "id": execution.id,
+            "type": execution.type,
             "status": status_of(result, gap),
             "scheduled": iso(result.now),
             "started": iso(timing.started),
@@ -159,8 +173,7 @@ def execution_doc(
 def running_doc(
     result: ExecutionResult,
     *,
-    execution_id: str,
-    execution_type: str,
+    execution: ExecutionRef,
     started: datetime,
     interval: str,
     replica: Replica | None = None,
@@ -168,8 +181,7 @@ def running_doc(
     """The document an execution writes when it starts (`result`: its rule and `now`)."""
     doc = execution_doc(
         result,
-        execution_id=execution_id,
-        execution_type=execution_type,
+        execution=execution,
         timing=Timing(started, started),
         interval=interval,
         replica=replica,

@@ -52,27 +52,25 @@ class RunRecords:
         self,
         rule: Rule,
         now: datetime,
-        execution: tuple[str, str],
+        execution: documents.ExecutionRef,
         at: datetime,
         replica: documents.Replica,
     ) -> None:
-        """Write the `running` document of the execution `(type, id)` of `rule` at `now`; the
-        execution replaces it when it ends. Logged, never raised: the execution goes on."""
-        execution_type, execution_id = execution
+        """Write the `running` document of the `execution` of `rule` at `now`; the execution
+        replaces it when it ends. Logged, never raised: the execution goes on."""
         pending = ExecutionResult(rule.rule_id, rule.name, now, documents.RUNNING)
         doc = documents.running_doc(
             pending,
-            execution_id=execution_id,
-            execution_type=execution_type,
+            execution=execution,
             started=at,
             interval=rule.interval,
             replica=replica,
         )
         try:
-            self.elastic.index_document(self.index, execution_id, doc)
+            self.elastic.index_document(self.index, execution.id, doc)
         except DetectorError as exc:
             log.warning(
-                "rule %s: could not record the start of %s: %s", rule.rule_id, execution_id, exc
+                "rule %s: could not record the start of %s: %s", rule.rule_id, execution.id, exc
             )
 
     # --- attempts and failed windows -------------------------------------------------------

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -164,32 +163,37 @@ class Runner:
         gap: Gap | None = None,
     ) -> ExecutionResult:
         """One execution, logged to the execution log (and counted in the metrics)."""
-        result, timing = self._engine(rule, now, execution_type, gap)
-        self._record(rule, result, execution_type, timing, gap)
+        execution = documents.ExecutionRef.new(execution_type)
+        result, timing = self._engine(rule, now, execution, gap)
+        self._record(rule, result, execution, timing, gap)
         self._deliver(rule, result)
         return result
 
     def _engine(
-        self, rule: Rule, now: datetime, execution_type: str, gap: Gap | None = None
+        self,
+        rule: Rule,
+        now: datetime,
+        execution: documents.ExecutionRef,
+        gap: Gap | None = None,
     ) -> tuple[ExecutionResult, documents.Timing]:
-        started, execution_id = datetime.now(UTC), str(uuid.uuid4())
+        started = datetime.now(UTC)
         log.info(
             "rule %s: executing %s (%s)",
             rule.rule_id,
             iso(now),
-            execution_type,
-            extra=structured(rule_id=rule.rule_id, scheduled=iso(now), execution_id=execution_id),
+            execution.type,
+            extra=structured(rule_id=rule.rule_id, scheduled=iso(now), execution_id=execution.id),
         )
         replica = documents.Replica(self.replica_id)
-        self.records.started(rule, as_utc(now), (execution_type, execution_id), started, replica)
+        self.records.started(rule, as_utc(now), execution, started, replica)
         result = execute(
             self.elastic,
             self.store,
             rule,
             now,
             exceptions=self.exceptions,
-            execution_type=execution_type,
-            execution_id=execution_id,
+            execution_type=execution.type,
+            execution_id=execution.id,
             baseline_mode=self.baseline_mode,
             baselines=self.baselines,
         )
@@ -265,7 +269,8 @@ class Runner:
     def _step(self, rule: Rule, now: datetime, first: _First) -> tuple[ExecutionResult, bool]:
         """One scheduled execution of a catch-up; whether the catch-up goes on. A window that
         failed its last allowed attempt is recorded as a failed window and passed."""
-        result, timing = self._engine(rule, now, documents.SCHEDULED, first.gap)
+        execution = documents.ExecutionRef.new(documents.SCHEDULED)
+        result, timing = self._engine(rule, now, execution, first.gap)
         if first.skew is not None and result.succeeded:
             result = dataclasses.replace(result, status=PARTIAL_FAILURE)
         skipped = (
@@ -281,9 +286,7 @@ class Runner:
         if recorded and skipped is not None:
             notes.append(skipped.message())
         extra = {"skew": first.skew.to_doc()} if first.skew is not None else {}
-        self._record(
-            rule, result, documents.SCHEDULED, timing, first.gap, moved == FENCED, notes, extra
-        )
+        self._record(rule, result, execution, timing, first.gap, moved == FENCED, notes, extra)
         self._deliver(rule, result)
         return result, moved == MOVED
 
@@ -324,7 +327,7 @@ class Runner:
         self,
         rule: Rule,
         result: ExecutionResult,
-        execution_type: str,
+        execution: documents.ExecutionRef,
         timing: documents.Timing,
         gap: Gap | None,
         fenced: bool = False,
@@ -333,8 +336,7 @@ class Runner:
     ) -> None:
         doc = documents.execution_doc(
             result,
-            execution_id=result.execution_id or str(uuid.uuid4()),
-            execution_type=execution_type,
+            execution=execution,
             timing=timing,
             interval=rule.interval,
             gap=gap,
@@ -350,11 +352,11 @@ class Runner:
                 iso(result.now),
                 extra=structured(rule_id=rule.rule_id, scheduled=iso(result.now), fenced=True),
             )
-        self.executions.record(doc["execution"]["id"], doc)
+        self.executions.record(execution.id, doc)
         if self.metrics is not None:
             status = doc["execution"]["status"]
             seconds = gap.seconds if gap is not None else 0.0
-            self.metrics.observe(result, status, execution_type, timing.ended, seconds)
+            self.metrics.observe(result, status, execution.type, timing.ended, seconds)
 
     def _deliver(self, rule: Rule, result: ExecutionResult) -> None:
         """Hand the created alerts to every sink; a failing sink is logged, never raised."""
@@ -377,7 +379,8 @@ class Runner:
         )
         log.error("rule %s: %s", rule.rule_id, result.error)
         now = datetime.now(UTC)
-        self._record(rule, result, documents.SCHEDULED, documents.Timing(now, now), None)
+        execution = documents.ExecutionRef.new(documents.SCHEDULED)
+        self._record(rule, result, execution, documents.Timing(now, now), None)
         return result
 
 

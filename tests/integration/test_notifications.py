@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from detector.engine.execution import execute
 from detector.es.client import Elastic
-from detector.execution_log.documents import SCHEDULED, Replica
+from detector.execution_log.documents import SCHEDULED, ExecutionRef, Replica
 from detector.notify import from_settings
 from detector.notify.channels import url_name
 from detector.service.runner import Runner, ensure_indices
@@ -421,7 +421,8 @@ def test_with_notifications_on_a_killed_execution_s_alerts_are_counted_when_reco
     routing = from_settings(settings)
     ensure_indices(elastic, settings)
     killed = Runner.for_settings(elastic, settings, routing=routing)
-    killed.records.started(rule, now, (SCHEDULED, killed_id), datetime.now(UTC), Replica("gone"))
+    execution = ExecutionRef(SCHEDULED, killed_id)
+    killed.records.started(rule, now, execution, datetime.now(UTC), Replica("gone"))
     # The process dies after its alerts were written and before its log document was.
     written = execute(elastic, killed.store, rule, now, execution_id=killed_id).alerts_written
     assert written == 3
