@@ -236,7 +236,9 @@ class Runner:
         self._reconcile_once(rule)
         interval = parse_interval(rule.interval)
         latest = self.checkpoints.scheduled(current, interval)
-        checkpoint, skew = guard.distrust(self.records, rule, stored, latest)
+        # Skew is a checkpoint ahead of the wall clock, not of the slot: `once` leaves one a
+        # moment after the slot, and `run` started in the same cell must trust it.
+        checkpoint, skew = guard.distrust(self.records, rule, stored, current)
         due = catchup.due_executions(checkpoint, latest, interval, self.max_catchup)
         if due.behind:  # this time ran already (a nudge, or a firing early in its cell)
             if skew is not None and checkpoint is not None:
