@@ -155,13 +155,6 @@ def test_the_alerts_of_an_execution_killed_mid_way_are_counted_from_the_alerts_i
     )
 
 
-def wait_for_cell_start(interval: timedelta, into: float = 1.0) -> None:
-    """Sleep until `into` seconds after the next grid slot of `interval`."""
-    now = datetime.now(UTC)
-    slot = leases.grid_floor(now, interval) + interval
-    time.sleep((slot - now).total_seconds() + into)
-
-
 def test_once_then_run_is_no_clock_skew_and_the_next_slot_runs_clean(
     elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
 ) -> None:
@@ -173,7 +166,7 @@ def test_once_then_run_is_no_clock_skew_and_the_next_slot_runs_clean(
     ct.create_index(elastic, index)
     env = rp.command_env(es_node, es_settings, rules)
     env["DETECTOR_ALERTS_INDEX"] = es_settings.alerts_index
-    wait_for_cell_start(timedelta(minutes=1))  # `once` and `run` in the same grid cell
+    rp.wait_for_slot(timedelta(minutes=1), into=1)  # `once` and `run` in the same grid cell
     done = subprocess.run(
         [sys.executable, "-m", "detector", "once"], env=env, capture_output=True, text=True
     )
