@@ -37,7 +37,8 @@ CHECKPOINT = "checkpoint"
 # `running` after its process died is reconciled by the next execution of the rule.
 RUNNING = "running"
 # Where `metrics.alerts_written` comes from: the execution itself, or (for an execution whose
-# process was killed) a count of its execution id in the alerts index.
+# process was killed, or that failed after writing some alerts) a count of its execution id in
+# the alerts index.
 COUNTED_BY_EXECUTION = "execution"
 COUNTED_IN_ALERTS_INDEX = "alerts index"
 INTERRUPTED = (
@@ -123,9 +124,10 @@ def execution_doc(
     gap: Gap | None = None,
     replica: Replica | None = None,
     notes: Sequence[str] = (),
+    counted: str = COUNTED_BY_EXECUTION,
 ) -> dict[str, Any]:
     """The execution-log document of one execution; `notes` are further warnings (a failed
-    window given up, clock skew)."""
+    window given up, clock skew); `counted` says where `alerts_written` comes from."""
     who = replica or Replica()
     doc: dict[str, Any] = {
         "@timestamp": iso(timing.ended),
@@ -158,7 +160,7 @@ def execution_doc(
             "index_ms": result.index_ms,
             "requests": result.requests,
             "future_documents": result.future_documents,
-            "alerts_counted": COUNTED_BY_EXECUTION,
+            "alerts_counted": counted,
             "skipped_documents": result.skipped_documents,
             "held_terms": result.held,
         },

@@ -159,6 +159,15 @@ class RunRecords:
             done += self._reconcile_one(hit, counts.get(hit["_id"], 0))
         return done
 
+    def alerts_written(self, execution_id: str) -> int | None:
+        """How many alerts carry this execution id, counted in the alerts index (None when it
+        cannot be read; logged)."""
+        try:
+            return self._alerts_by_execution([execution_id]).get(execution_id, 0)
+        except DetectorError as exc:
+            log.warning("could not count the alerts of the execution %s: %s", execution_id, exc)
+            return None
+
     def _running(self, rule_id: str) -> list[dict[str, Any]]:
         self.elastic.refresh(self.index)
         body = {

@@ -52,6 +52,7 @@ from detector.rules.exceptions import NO_EXCEPTIONS, ExceptionList, from_setting
 from detector.schedule import catchup
 from detector.schedule.catchup import Gap
 from detector.schedule.failed_windows import Skew
+from detector.service import retries
 from detector.service.checkpoints import FENCED, MOVED, Checkpoints, LogCheckpoints
 from detector.service.replica import Keeper, replica_id
 from detector.service.sinks import AlertSink
@@ -251,6 +252,7 @@ class Runner:
 
     def _catch_up(self, rule: Rule, due: catchup.Due, skew: Skew | None) -> list[ExecutionResult]:
         """The due executions oldest first, until one fails or the rule may not run on."""
+        deadline = due.nows[-1] + parse_interval(rule.interval)  # the next slot
         results: list[ExecutionResult] = []
         for position, now in enumerate(due.nows):
             if not self.checkpoints.may_start(rule.rule_id):
@@ -262,17 +264,31 @@ class Runner:
                 )
                 break
             first = _First(due.gap, skew) if position == 0 else _First()
-            result, go_on = self._step(rule, now, first)
+            result, go_on = self._retried(rule, now, first, deadline)
             results.append(result)
             if not go_on:
                 break
         return results
+
+    def _retried(
+        self, rule: Rule, now: datetime, first: _First, deadline: datetime
+    ) -> tuple[ExecutionResult, bool]:
+        """`_step`, retried within the interval while it fails (`detector.service.retries`);
+        only the first attempt reports the gap and the skew."""
+
+        def attempt(number: int) -> tuple[ExecutionResult, bool]:
+            return self._step(rule, now, first if number == 1 else _First())
+
+        return retries.within_interval(
+            attempt, deadline, lambda: self.checkpoints.may_start(rule.rule_id)
+        )
 
     def _step(self, rule: Rule, now: datetime, first: _First) -> tuple[ExecutionResult, bool]:
         """One scheduled execution of a catch-up; whether the catch-up goes on. A window that
         failed its last allowed attempt is recorded as a failed window and passed."""
         execution = documents.ExecutionRef.new(documents.SCHEDULED)
         result, timing = self._engine(rule, now, execution, first.gap)
+        result, counted = self._counted(result)
         if first.skew is not None and result.succeeded:
             result = dataclasses.replace(result, status=PARTIAL_FAILURE)
         skipped = (
@@ -288,9 +304,23 @@ class Runner:
         if recorded and skipped is not None:
             notes.append(skipped.message())
         extra = {"skew": first.skew.to_doc()} if first.skew is not None else {}
-        self._record(rule, result, execution, timing, first.gap, moved == FENCED, notes, extra)
+        self._record(
+            rule, result, execution, timing, first.gap, moved == FENCED, notes, extra, counted
+        )
         self._deliver(rule, result)
         return result, moved == MOVED
+
+    def _counted(self, result: ExecutionResult) -> tuple[ExecutionResult, str]:
+        """A failed execution may have written alerts before it failed (some bulk items
+        accepted, or an answer lost): they are counted in the alerts index by its execution
+        id; with where the count comes from (`metrics.alerts_counted`)."""
+        if result.succeeded or result.execution_id is None:
+            return result, documents.COUNTED_BY_EXECUTION
+        written = self.records.alerts_written(result.execution_id)
+        if written is None:
+            return result, documents.COUNTED_BY_EXECUTION
+        counted = dataclasses.replace(result, alerts_written=written)
+        return counted, documents.COUNTED_IN_ALERTS_INDEX
 
     def _reconcile_once(self, rule: Rule) -> None:
         """Reconcile the rule's interrupted executions, once per stretch of running it."""
@@ -335,6 +365,7 @@ class Runner:
         fenced: bool = False,
         notes: Sequence[str] = (),
         extra: Mapping[str, Any] | None = None,
+        counted: str = documents.COUNTED_BY_EXECUTION,
     ) -> None:
         doc = documents.execution_doc(
             result,
@@ -344,6 +375,7 @@ class Runner:
             gap=gap,
             replica=documents.Replica(self.replica_id, fenced),
             notes=notes,
+            counted=counted,
         )
         doc.update(extra or {})
         if fenced:
