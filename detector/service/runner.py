@@ -312,12 +312,12 @@ class Runner:
 
     def _counted(self, result: ExecutionResult) -> tuple[ExecutionResult, str]:
         """A failed execution may have written alerts before it failed (some bulk items
-        accepted, or an answer lost): they are counted in the alerts index by its execution
-        id; with where the count comes from (`metrics.alerts_counted`)."""
+        accepted, or an answer lost): when the alerts index holds another count of its
+        execution id, that count; with where the count comes from (`metrics.alerts_counted`)."""
         if result.succeeded or result.execution_id is None:
             return result, documents.COUNTED_BY_EXECUTION
         written = self.records.alerts_written(result.execution_id)
-        if written is None:
+        if written is None or written == result.alerts_written:
             return result, documents.COUNTED_BY_EXECUTION
         counted = dataclasses.replace(result, alerts_written=written)
         return counted, documents.COUNTED_IN_ALERTS_INDEX
