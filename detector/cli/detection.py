@@ -160,7 +160,8 @@ def backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Replay the scheduled executions between --start and --end."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
     from detector.es.client import Elastic
-    from detector.service.runner import Runner, backfill_plan, ensure_indices
+    from detector.schedule.catchup import backfill_plan
+    from detector.service.runner import Runner, ensure_indices
 
     if args.end < args.start:
         return usage_error(f"--end {text(args.end)} is before --start {text(args.start)}")

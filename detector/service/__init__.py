@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from detector.service.pool import run_rules
-from detector.service.runner import Runner, backfill, backfill_plan
+from detector.service.runner import Runner, backfill
 from detector.service.serve import serve, warn_unreadable
 from detector.service.sinks import AlertSink, LogSink
 
@@ -20,7 +20,6 @@ __all__ = [
     "LogSink",
     "Runner",
     "backfill",
-    "backfill_plan",
     "run_rules",
     "serve",
     "warn_unreadable",

@@ -214,7 +214,7 @@ class Runner:
 
         The checkpoint is left alone; a failed execution does not stop the others.
         """
-        plan = backfill_plan(rules, start, end)
+        plan = catchup.backfill_plan(rules, start, end)
         results: list[ExecutionResult] = []
         for rule, now in plan:
             results.append(self.execute(rule, now, documents.MANUAL))
@@ -246,7 +246,7 @@ class Runner:
                 self.checkpoints.move_checkpoint(rule, checkpoint)  # back from the future
             log.debug("rule %s: nothing due at %s", rule.rule_id, iso(latest))
             return []
-        _announce(rule, due)
+        guard.announce(rule, due)
         with self.checkpoints.running(rule.rule_id):
             return self._catch_up(rule, due, skew)
 
@@ -426,43 +426,10 @@ class _First:
     skew: Skew | None = None
 
 
-def _announce(rule: Rule, due: catchup.Due) -> None:
-    if due.gap is not None:
-        log.warning(
-            "rule %s: %s",
-            rule.rule_id,
-            documents.gap_message(due.gap),
-            extra=structured(
-                gap_seconds=due.gap.seconds,
-                gap_start=iso(due.gap.start),
-                gap_end=iso(due.gap.end),
-            ),
-        )
-    if due.missed:
-        log.warning(
-            "rule %s: catching up %d missed execution(s) from %s",
-            rule.rule_id,
-            due.missed,
-            iso(due.nows[0]),
-            extra=structured(missed=due.missed),
-        )
-
-
 def ensure_indices(elastic: Elastic, settings: Settings) -> None:
     """Put the templates and create the alerts and execution-log indices (once per command)."""
     AlertStore(elastic, settings.alerts_index).ensure_index()
     ExecutionStore(elastic, settings.execution_log_index).ensure_index()
-
-
-def backfill_plan(
-    rules: Sequence[Rule], start: datetime, end: datetime
-) -> list[tuple[Rule, datetime]]:
-    """Each rule's scheduled times `start, start + interval, ... <= end`, rule after rule."""
-    return [
-        (rule, now)
-        for rule in rules
-        for now in catchup.backfill_times(as_utc(start), as_utc(end), parse_interval(rule.interval))
-    ]
 
 
 def backfill(
