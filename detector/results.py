@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -44,6 +45,11 @@ class ExecutionRef:
 
     type: str  # "scheduled", or "manual" (backfill / --at)
     id: str
+
+    @classmethod
+    def new(cls, execution_type: str) -> ExecutionRef:
+        """A new execution of this type, with a fresh id."""
+        return cls(execution_type, str(uuid.uuid4()))
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ def check_exceptions(settings: Settings, rule_ids: Sequence[str]) -> None:
 
     for item in unknown_rule_ids(from_settings(settings), rule_ids):
         _log.warning(
-            "%s: rule_id %r matches no loaded rule, so it exception lists nothing",
+            "%s: rule_id %r matches no loaded rule, so it excepts nothing",
             item.origin,
             item.rule_id,
             extra={"rule_id": item.rule_id},

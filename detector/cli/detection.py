@@ -48,7 +48,7 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
     from detector.es.client import Elastic
     from detector.service import pool
-    from detector.service.runner import Runner
+    from detector.service.runner import ensure_indices
     from detector.service.serve import warn_unreadable
 
     startup = validate_startup(settings, args.rule, notifications=not args.dry_run)
@@ -67,14 +67,15 @@ def once(args: argparse.Namespace, settings: Settings) -> int:
     with Elastic(settings) as elastic:
         elastic.wait_ready()
         warn_unreadable(elastic, rules)
-        Runner.for_settings(elastic, settings, ensure=not args.dry_run)  # the indices, once
+        if not args.dry_run:
+            ensure_indices(elastic, settings)
 
     def execution(runner: Runner, rule: Rule) -> ExecutionResult:
         if args.dry_run:
             return runner.dry_run(rule, now)
         return runner.once(rule, now, manual=args.at is not None)
 
-    for result in pool.run_rules(settings, rules, execution):
+    for result in pool.run_rules(settings, rules, execution, routing=routing):
         failed |= not result.succeeded
         _print_result(result, args)
     if routing:
@@ -118,11 +119,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
     from detector.service import serve
 
-    rules = validate_startup(settings).rules
-    if not rules:
+    startup = validate_startup(settings)
+    if not startup.rules:
         say(f"error: {NO_RULES}", logging.ERROR)
         return 1
-    return serve(settings, rules)
+    # A bad channel is a configuration error before anything starts; parsed once per process.
+    assert startup.routing is not None  # validate_startup(notifications=True) parses it
+    return serve(settings, startup.rules, startup.routing)
 
 
 # --- backfill -------------------------------------------------------------------------------
@@ -154,7 +157,8 @@ def backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Replay the scheduled executions between --start and --end."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
     from detector.es.client import Elastic
-    from detector.service.runner import Runner, backfill_plan
+    from detector.schedule.catchup import backfill_plan
+    from detector.service.runner import Runner, ensure_indices
 
     if args.end < args.start:
         return usage_error(f"--end {text(args.end)} is before --start {text(args.start)}")
@@ -173,6 +177,7 @@ def backfill(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     with Elastic(settings) as elastic, executions_at_debug():
         elastic.wait_ready()
+        ensure_indices(elastic, settings)
         runner = Runner.for_settings(elastic, settings)
         results = runner.backfill(rules, args.start, args.end, ProgressBar(sys.stderr))
     _report(results, args.json, time.monotonic() - started)

@@ -38,6 +38,7 @@ from detector.execution_log.store import ExecutionStore
 from detector.results import ExecutionResult
 from detector.rules import Rule, builtin_rules
 from detector.rules.exceptions import from_settings
+from detector.schedule import catchup
 from detector.service import runner
 from detector.settings import Settings
 from detector.times import parse_iso
@@ -115,7 +116,7 @@ def run(
     progress = progress or Progress()
     rules = demo_rules()
     end = _align(now or datetime.now(UTC), rules)
-    plan = sorted(runner.backfill_plan(rules, end - REPLAY + _step(rules), end), key=_at)
+    plan = sorted(catchup.backfill_plan(rules, end - REPLAY + _step(rules), end), key=_at)
     docs = scenario.scenario(end)
     first = [doc for doc in docs if _ingested(doc) <= plan[0][1]]
     later = [doc for doc in docs if _ingested(doc) > plan[0][1]]
@@ -230,7 +231,8 @@ def _replayer(
     log.ensure_index()
     kind = MANUAL if _deployed(elastic, log, rules) else SCHEDULED
     exceptions = from_settings(settings)
-    return runner.Runner(elastic, store, log, exceptions, replica_id=DEMO_REPLICA), kind
+    replayer = runner.Runner.on(elastic, store, log, exceptions=exceptions, replica_id=DEMO_REPLICA)
+    return replayer, kind
 
 
 def _deployed(elastic: Elastic, log: ExecutionStore, rules: Sequence[Rule]) -> bool:

@@ -21,7 +21,6 @@ overflow: counted, listed and logged, and alerted by a later execution while sti
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,9 +79,8 @@ def execute(
     *,
     dry_run: bool = False,
     exceptions: ExceptionList = NO_EXCEPTIONS,
-    execution_type: str = "scheduled",
+    execution: ExecutionRef | None = None,
     history: TermHistory | None = None,
-    execution_id: str | None = None,
     baseline_mode: str = ALERT,
     baselines: BaselineCache | None = None,
     quiet: bool = False,
@@ -90,13 +88,14 @@ def execute(
     """Run `rule` once at `now`; a failure is reported in the result, never raised.
 
     `history` answers phase 2 (default: `history.default_history` on `elastic`);
-    `execution_id` is the id its alerts carry (default: a new one), also in the result.
+    `execution` is which execution this is (default: a new scheduled one): its id is the one
+    its alerts carry, also in the result.
     `baseline_mode` applies unless the rule sets its own; `baselines` caches how far back each
     rule's data reaches (`detector.query.baseline`; without one it is asked every execution).
     `quiet`: the result is not logged (`explain`'s dry run: its caller says what it means).
     """
     meter = Meter.start(elastic)
-    execution = ExecutionRef(execution_type, execution_id or str(uuid.uuid4()))
+    execution = execution or ExecutionRef.new("scheduled")
     window: Window | None = None
     outcome: Findings | str
     try:

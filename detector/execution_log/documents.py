@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from detector.results import FAILED, PARTIAL_FAILURE, SUCCEEDED, ExecutionResult
+from detector.results import FAILED, PARTIAL_FAILURE, SUCCEEDED, ExecutionRef, ExecutionResult
 from detector.schedule.catchup import Gap
 from detector.times import iso
 
@@ -36,7 +36,8 @@ CHECKPOINT = "checkpoint"
 # `running` after its process died is reconciled by the next execution of the rule.
 RUNNING = "running"
 # Where `metrics.alerts_written` comes from: the execution itself, or (for an execution whose
-# process was killed) a count of its execution id in the alerts index.
+# process was killed, or that failed after writing some alerts) a count of its execution id in
+# the alerts index.
 COUNTED_BY_EXECUTION = "execution"
 COUNTED_IN_ALERTS_INDEX = "alerts index"
 INTERRUPTED = (
@@ -102,24 +103,24 @@ def gap_message(gap: Gap) -> str:
 def execution_doc(
     result: ExecutionResult,
     *,
-    execution_id: str,
-    execution_type: str,
+    execution: ExecutionRef,
     timing: Timing,
     interval: str,
     gap: Gap | None = None,
     replica: Replica | None = None,
     notes: Sequence[str] = (),
+    counted: str = COUNTED_BY_EXECUTION,
 ) -> dict[str, Any]:
     """The execution-log document of one execution; `notes` are further warnings (a failed
-    window given up, clock skew)."""
+    window given up, clock skew); `counted` says where `alerts_written` comes from."""
     who = replica or Replica()
     doc: dict[str, Any] = {
         "@timestamp": iso(timing.ended),
         "kind": EXECUTION,
         "rule": {"id": result.rule_id, "name": result.rule_name, "interval": interval},
         "execution": {
-            "id": execution_id,
-            "type": execution_type,
+            "id": execution.id,
+            "type": execution.type,
             "status": status_of(result, gap),
             "scheduled": iso(result.now),
             "started": iso(timing.started),
@@ -144,7 +145,7 @@ def execution_doc(
             "index_ms": result.index_ms,
             "requests": result.requests,
             "future_documents": result.future_documents,
-            "alerts_counted": COUNTED_BY_EXECUTION,
+            "alerts_counted": counted,
             "skipped_documents": result.skipped_documents,
             "held_terms": result.held,
         },
@@ -159,8 +160,7 @@ def execution_doc(
 def running_doc(
     result: ExecutionResult,
     *,
-    execution_id: str,
-    execution_type: str,
+    execution: ExecutionRef,
     started: datetime,
     interval: str,
     replica: Replica | None = None,
@@ -168,8 +168,7 @@ def running_doc(
     """The document an execution writes when it starts (`result`: its rule and `now`)."""
     doc = execution_doc(
         result,
-        execution_id=execution_id,
-        execution_type=execution_type,
+        execution=execution,
         timing=Timing(started, started),
         interval=interval,
         replica=replica,

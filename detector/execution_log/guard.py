@@ -13,10 +13,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from detector.errors import DetectorError
+from detector.execution_log import documents
 from detector.execution_log.records import RunRecords
 from detector.logs import structured
 from detector.results import ExecutionResult
 from detector.rules import Rule
+from detector.schedule import catchup
 from detector.schedule.failed_windows import FailedWindow, Skew, covered, is_skewed
 from detector.times import iso
 
@@ -124,3 +126,26 @@ def clear_failed_windows(
         }
         if covered(window, spans):
             records.mark_backfilled(window, next(reversed(spans.values())))
+
+
+def announce(rule: Rule, due: catchup.Due) -> None:
+    """Warn of the gap before the due executions and of the missed ones caught up."""
+    if due.gap is not None:
+        log.warning(
+            "rule %s: %s",
+            rule.rule_id,
+            documents.gap_message(due.gap),
+            extra=structured(
+                gap_seconds=due.gap.seconds,
+                gap_start=iso(due.gap.start),
+                gap_end=iso(due.gap.end),
+            ),
+        )
+    if due.missed:
+        log.warning(
+            "rule %s: catching up %d missed execution(s) from %s",
+            rule.rule_id,
+            due.missed,
+            iso(due.nows[0]),
+            extra=structured(missed=due.missed),
+        )

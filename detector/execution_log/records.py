@@ -25,7 +25,7 @@ from detector.es.client import Elastic
 from detector.execution_log import documents
 from detector.execution_log.health import RuleRuns
 from detector.execution_log.store import ExecutionStore
-from detector.results import FAILED, PARTIAL_FAILURE, SUCCEEDED, ExecutionResult
+from detector.results import FAILED, PARTIAL_FAILURE, SUCCEEDED, ExecutionRef, ExecutionResult
 from detector.rules import Rule
 from detector.schedule.failed_windows import (
     FAILED_WINDOW,
@@ -52,27 +52,25 @@ class RunRecords:
         self,
         rule: Rule,
         now: datetime,
-        execution: tuple[str, str],
+        execution: ExecutionRef,
         at: datetime,
         replica: documents.Replica,
     ) -> None:
-        """Write the `running` document of the execution `(type, id)` of `rule` at `now`; the
-        execution replaces it when it ends. Logged, never raised: the execution goes on."""
-        execution_type, execution_id = execution
+        """Write the `running` document of the `execution` of `rule` at `now`; the execution
+        replaces it when it ends. Logged, never raised: the execution goes on."""
         pending = ExecutionResult(rule.rule_id, rule.name, now, documents.RUNNING)
         doc = documents.running_doc(
             pending,
-            execution_id=execution_id,
-            execution_type=execution_type,
+            execution=execution,
             started=at,
             interval=rule.interval,
             replica=replica,
         )
         try:
-            self.elastic.index_document(self.index, execution_id, doc)
+            self.elastic.index_document(self.index, execution.id, doc)
         except DetectorError as exc:
             log.warning(
-                "rule %s: could not record the start of %s: %s", rule.rule_id, execution_id, exc
+                "rule %s: could not record the start of %s: %s", rule.rule_id, execution.id, exc
             )
 
     # --- attempts and failed windows -------------------------------------------------------
@@ -160,6 +158,15 @@ class RunRecords:
         for hit in stale:
             done += self._reconcile_one(hit, counts.get(hit["_id"], 0))
         return done
+
+    def alerts_written(self, execution_id: str) -> int | None:
+        """How many alerts carry this execution id, counted in the alerts index (None when it
+        cannot be read; logged)."""
+        try:
+            return self._alerts_by_execution([execution_id]).get(execution_id, 0)
+        except DetectorError as exc:
+            log.warning("could not count the alerts of the execution %s: %s", execution_id, exc)
+            return None
 
     def _running(self, rule_id: str) -> list[dict[str, Any]]:
         self.elastic.refresh(self.index)

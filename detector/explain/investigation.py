@@ -42,7 +42,7 @@ from detector.explain.verdict import (
 from detector.query.baseline import ALERT, Baseline
 from detector.query.bodies import Body
 from detector.query.window import window_for
-from detector.results import NewTerm, Values
+from detector.results import ExecutionRef, NewTerm, Values
 from detector.rules import Rule
 from detector.rules.exceptions import NO_EXCEPTIONS, ExceptionList
 from detector.times import as_utc
@@ -197,7 +197,7 @@ def _overflow(
         at,
         dry_run=True,
         exceptions=exceptions,
-        execution_type="manual",
+        execution=ExecutionRef.new("manual"),
         baseline_mode=baseline_mode,
         quiet=True,
     )

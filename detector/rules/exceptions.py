@@ -1,4 +1,4 @@
-"""Rule exception lists (Kibana's rule exceptions): field/value pairs a rule never considers. Pure.
+"""Rule exceptions (Kibana's exception lists): field/value pairs a rule never considers. Pure.
 
 Kibana turns a rule's exception items into one filter applied with `excludeExceptions: true` to
 EVERY phase, history included (`build_exception_filter.ts`; §1.2 of the Kibana notes). So an
@@ -211,7 +211,7 @@ def _check_exact(field: str, value: Value) -> None:
 
 
 def unknown_rule_ids(exceptions: ExceptionList, rule_ids: Iterable[str]) -> list[ExceptionItem]:
-    """The entries for a rule id that none of `rule_ids` has (a typo exception lists nothing)."""
+    """The entries for a rule id that none of `rule_ids` has (a typo excepts nothing)."""
     known = set(rule_ids)
     return [item for item in exceptions.items if item.rule_id not in (ANY_RULE, *known)]
 

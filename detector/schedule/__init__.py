@@ -10,6 +10,7 @@ from __future__ import annotations
 from detector.schedule.catchup import (
     Due,
     Gap,
+    backfill_plan,
     backfill_times,
     default_tolerance,
     due_executions,
@@ -25,6 +26,7 @@ __all__ = [
     "Lease",
     "Skew",
     "Version",
+    "backfill_plan",
     "backfill_times",
     "covered",
     "default_tolerance",

@@ -21,8 +21,13 @@ runs do for each schedule interval of the range.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from detector.datemath import parse_interval
+from detector.rules import Rule
+from detector.times import as_utc
 
 # Default `tolerance`: this fraction of the interval.
 TOLERANCE_FRACTION = 0.1
@@ -114,3 +119,14 @@ def default_tolerance(interval: timedelta) -> timedelta:
 def _check_positive(interval: timedelta, name: str) -> None:
     if interval <= timedelta(0):
         raise ValueError(f"{name} must be positive, got {interval}")
+
+
+def backfill_plan(
+    rules: Sequence[Rule], start: datetime, end: datetime
+) -> list[tuple[Rule, datetime]]:
+    """Each rule's scheduled times `start, start + interval, ... <= end`, rule after rule."""
+    return [
+        (rule, now)
+        for rule in rules
+        for now in backfill_times(as_utc(start), as_utc(end), parse_interval(rule.interval))
+    ]

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 from detector.es.client import Elastic
+from detector.notify.routing import Routing
 from detector.results import ExecutionResult
 from detector.rules import Rule
 from detector.service.runner import Runner
@@ -27,9 +28,13 @@ class _Workers:
     """One runner per worker thread, created on its first rule, closed with the pool."""
 
     def __init__(
-        self, settings: Settings, closing: ExitStack, connect: Callable[[Settings], Elastic]
+        self,
+        settings: Settings,
+        routing: Routing | None,
+        closing: ExitStack,
+        connect: Callable[[Settings], Elastic],
     ) -> None:
-        self.settings = settings
+        self.settings, self.routing = settings, routing
         self.connect = connect
         self.closing = closing
         self.local = threading.local()
@@ -41,7 +46,7 @@ class _Workers:
             elastic = self.connect(self.settings)
             with self.lock:
                 self.closing.enter_context(elastic)
-            runner = Runner.for_settings(elastic, self.settings, ensure=False, notify=True)
+            runner = Runner.for_settings(elastic, self.settings, routing=self.routing)
             self.local.runner = runner
         return runner
 
@@ -51,12 +56,13 @@ def run_rules(
     rules: Sequence[Rule],
     execution: Execution,
     connect: Callable[[Settings], Elastic] = Elastic,
+    routing: Routing | None = None,
 ) -> Iterator[ExecutionResult]:
     """`execution` of each rule, at most `settings.rule_concurrency` at once; the results in the
     rules' order (as each becomes available). The caller has created the indices; `connect`
-    makes each worker's `Elastic`."""
+    makes each worker's `Elastic`; alerts are created pending for `routing`'s channels."""
     with ExitStack() as closing:
-        workers = _Workers(settings, closing, connect)
+        workers = _Workers(settings, routing, closing, connect)
         size = max(1, min(settings.rule_concurrency, len(rules)))
         with ThreadPoolExecutor(max_workers=size, thread_name_prefix="rule") as pool:
             yield from pool.map(lambda rule: execution(workers.runner(), rule), rules)

@@ -34,6 +34,7 @@ from detector.execution_log.lease_store import LeaseStore
 from detector.rules import Rule
 from detector.schedule import leases
 from detector.schedule.leases import Lease, Version
+from detector.service.checkpoints import FAILED, FENCED, MOVED
 from detector.settings import Settings
 from detector.times import iso
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MOVED, FENCED, FAILED = "moved", "fenced", "failed"
 # Heartbeats become searchable after a refresh (1 s by default): wait that long before the first
 # claim, so replicas starting together see each other and do not take every rule at once.
 FIRST_CLAIM_DELAY = 1.2
@@ -61,7 +61,8 @@ class _Held:
 
 
 class Keeper:
-    """The leases one replica holds over `rules`."""
+    """The leases one replica holds over `rules`; the runner's checkpoints under `detector
+    run` (`detector.service.checkpoints.Checkpoints`)."""
 
     def __init__(
         self,
@@ -84,6 +85,10 @@ class Keeper:
         self._thread: threading.Thread | None = None
 
     # --- what the runner asks -------------------------------------------------------------
+
+    def scheduled(self, current: datetime, interval: timedelta) -> datetime:
+        """The rule's grid slot at or before `current`: the same on every replica."""
+        return leases.grid_floor(current, interval)
 
     def may_start(self, rule_id: str) -> bool:
         """Whether this replica holds the rule's lease safely enough to start an execution

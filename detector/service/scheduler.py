@@ -2,7 +2,8 @@
 
 - The first execution happens at start (`next_run_time=now`); later ones fire on the rule's
   grid (multiples of its interval since the epoch, plus a small offset), the same on every
-  replica; `nudge(rule_id)` makes a rule run now (a replica that just took its lease over).
+  replica, whatever fired before: `nudge(rule_id)` makes a rule run now (a replica that just
+  took its lease over) and its next firing is still the next grid slot (`GridTrigger`).
 - At most one execution per rule at a time (`max_instances=1`); runs missed while one was still
   going are coalesced into one (`coalesce=True`) instead of piling up.
 - SIGTERM and SIGINT let the running executions finish, then `run` returns 0.
@@ -20,7 +21,7 @@ from types import FrameType
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.triggers.base import BaseTrigger
 
 from detector.datemath import parse_interval
 from detector.rules import Rule
@@ -32,6 +33,37 @@ RunRule = Callable[[Rule], object]
 Nudge = Callable[[str], None]
 # Fire this long after each grid time (at most), so a firing is never early in the wrong cell.
 MAX_OFFSET = timedelta(seconds=2)
+
+
+class GridTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler ships no type hints
+    """Fires at every grid slot of `interval` plus `offset`.
+
+    APScheduler's `IntervalTrigger` counts from the previous firing: a rule fired at start or
+    nudged when its lease was taken would then fire at that time + k·interval, up to an
+    interval after its slots. This one computes each firing from the grid alone.
+    """
+
+    def __init__(self, interval: timedelta, offset: timedelta) -> None:
+        self.interval, self.offset = interval, offset
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        """The first slot + offset after the previous firing (at or after `now` if none)."""
+        if previous_fire_time is None:
+            first = grid_floor(now - self.offset, self.interval) + self.offset
+            return first if first >= now else first + self.interval
+        return grid_floor(previous_fire_time - self.offset, self.interval) + (
+            self.interval + self.offset
+        )
+
+    def __str__(self) -> str:
+        return f"grid[{self.interval}+{self.offset}]"
+
+
+def offset_of(interval: timedelta) -> timedelta:
+    """How long after each grid slot the rule fires."""
+    return min(interval / 10, MAX_OFFSET)
 
 
 def build_scheduler(
@@ -46,12 +78,9 @@ def build_scheduler(
     now = datetime.now(UTC)
     for rule in rules:
         interval = parse_interval(rule.interval)
-        start = grid_floor(now, interval) + min(interval / 10, MAX_OFFSET)
         scheduler.add_job(
             run_rule,
-            trigger=IntervalTrigger(
-                seconds=interval.total_seconds(), start_date=start, timezone=UTC
-            ),
+            trigger=GridTrigger(interval, offset_of(interval)),
             args=[rule],
             id=rule.rule_id,
             name=rule.name,

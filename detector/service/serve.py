@@ -27,34 +27,41 @@ from detector.logs import tag_replica
 from detector.metrics import Metrics
 from detector.notify import notifier
 from detector.notify.notifier import Notifier, WakeSink
+from detector.notify.routing import Routing
 from detector.rules import Rule
 from detector.service import scheduler
 from detector.service.replica import Keeper, replica_id
-from detector.service.runner import Runner
+from detector.service.runner import Runner, ensure_indices
 from detector.service.sinks import AlertSink, LogSink
 from detector.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def serve(settings: Settings, rules: Sequence[Rule]) -> int:
-    """Run `rules` on their schedules until SIGTERM or SIGINT; returns the exit code."""
+def serve(settings: Settings, rules: Sequence[Rule], routing: Routing) -> int:
+    """Run `rules` on their schedules until SIGTERM or SIGINT, notifying through `routing`
+    (validated by the caller); returns the exit code."""
     with ExitStack() as stack:
         elastic = stack.enter_context(Elastic(settings))
         elastic.wait_ready()
-        Runner.for_settings(elastic, settings)  # puts the templates and creates the indices
+        ensure_indices(elastic, settings)
         warn_unreadable(elastic, rules)
         metrics = stack.enter_context(_metrics(settings))
         if metrics is not None:
             metrics.track(rule.rule_id for rule in rules)
         keeper = _keeper(stack, settings, rules, metrics)
-        notifier = _notifier(stack, settings, keeper, metrics)
+        notifier = _notifier(stack, settings, routing, keeper, metrics)
         sinks: tuple[AlertSink, ...] = (LogSink(),)
         if notifier is not None:
             sinks += (WakeSink(notifier),)
-        runners = {rule.rule_id: _runner(stack, settings, metrics, sinks) for rule in rules}
-        for runner in runners.values():
-            runner.keeper, runner.replica_id = keeper, keeper.replica
+
+        def runner() -> Runner:  # each rule's own client: its request figures are its own
+            client = stack.enter_context(Elastic(settings))
+            return Runner.for_settings(
+                client, settings, sinks=sinks, routing=routing, keeper=keeper, metrics=metrics
+            )
+
+        runners = {rule.rule_id: runner() for rule in rules}
 
         def run_rule(rule: Rule) -> None:
             runners[rule.rule_id].run_due(rule, datetime.now(UTC))
@@ -105,26 +112,20 @@ def _keeper(
 
 
 def _notifier(
-    stack: ExitStack, settings: Settings, keeper: Keeper, metrics: Metrics | None
+    stack: ExitStack,
+    settings: Settings,
+    routing: Routing,
+    keeper: Keeper,
+    metrics: Metrics | None,
 ) -> Notifier | None:
     """The delivery thread, on a client of its own, for the rules this replica holds (None
     without notification channels)."""
-    routing = notifier.validated(settings)
     if not routing:
         return None
     client = stack.enter_context(Elastic(settings))
     delivery = notifier.delivery(client, settings, routing, metrics)
     log.info("notifications: %d channel(s)", len(routing.channels))
     return Notifier(delivery, keeper.held, settings.notify_pass_seconds.total_seconds())
-
-
-def _runner(
-    stack: ExitStack, settings: Settings, metrics: Metrics | None, sinks: Sequence[AlertSink]
-) -> Runner:
-    client = stack.enter_context(Elastic(settings))
-    runner = Runner.for_settings(client, settings, ensure=False, sinks=sinks, notify=True)
-    runner.metrics = metrics
-    return runner
 
 
 @contextmanager

@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from detector.alerts.store import AlertStore
 from detector.es.client import Elastic
 from detector.schedule.catchup import backfill_times
 from detector.service.runner import backfill
@@ -76,8 +77,8 @@ def test_a_day_of_backfill_equals_the_scheduled_executions_and_a_rerun_adds_noth
 
     results = backfill(
         elastic,
-        filled.store,
-        filled.log,
+        AlertStore(elastic, alerts_index(filled)),
+        filled.executions,
         [rule],
         T0,
         END,
@@ -93,11 +94,11 @@ def test_a_day_of_backfill_equals_the_scheduled_executions_and_a_rerun_adds_noth
     logged = log_docs(filled)
     assert len(logged) == 289
     assert {doc["execution"]["type"] for doc in logged} == {"manual"}
-    assert filled.log.checkpoint(rule.rule_id) is None  # a backfill is not the schedule
+    assert filled.executions.checkpoint(rule.rule_id) is None  # a backfill is not the schedule
 
     env = {
         "DETECTOR_ALERTS_INDEX": alerts_index(filled),
-        "DETECTOR_EXECUTION_LOG_INDEX": filled.log.index,
+        "DETECTOR_EXECUTION_LOG_INDEX": filled.executions.index,
         "DETECTOR_BUILTIN_RULES": "false",
         "DETECTOR_RULES_PATH": str(rule_file(tmp_path, [index])),
     }

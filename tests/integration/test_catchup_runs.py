@@ -63,7 +63,7 @@ def test_a_40_minute_outage_produces_exactly_the_alerts_of_an_uninterrupted_run(
     assert len(logged) == len(times)
     assert all(doc["execution"]["status"] == "succeeded" for doc in logged)
     assert all("gap" not in doc for doc in logged)
-    assert interrupted.log.checkpoint(rule.rule_id) == times[-1]
+    assert interrupted.executions.checkpoint(rule.rule_id) == times[-1]
 
     # Without the catch-up, the restart misses the source seen only during the outage.
     plain = make_runner("plain")
@@ -117,7 +117,7 @@ def test_a_30_hour_outage_beyond_the_24_hour_maximum_is_a_gap_and_the_last_day_i
     assert [doc["execution"]["status"] for doc in logged[2:]] == ["succeeded"] * 23
     warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
     assert any("21600 s were not queried" in message for message in warnings)
-    assert runner.log.checkpoint(rule.rule_id) == restart
+    assert runner.executions.checkpoint(rule.rule_id) == restart
 
 
 def test_a_failed_execution_keeps_the_checkpoint_and_the_next_one_retries_its_window(
@@ -132,7 +132,7 @@ def test_a_failed_execution_keeps_the_checkpoint_and_the_next_one_retries_its_wi
     broken = dataclasses.replace(rule, query="source.address:(")  # Elasticsearch never sees it
     failed = runner.run_due(broken, T0 + EVERY)
     assert [result.status for result in failed] == ["failed"]
-    assert runner.log.checkpoint(rule.rule_id) == T0
+    assert runner.executions.checkpoint(rule.rule_id) == T0
     again = runner.run_due(rule, T0 + 3 * EVERY)
     assert [result.now for result in again] == [T0 + EVERY, T0 + 2 * EVERY, T0 + 3 * EVERY]
     assert sum(result.alerts_written for result in again) == 1

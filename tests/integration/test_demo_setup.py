@@ -16,7 +16,7 @@ from detector.errors import DemoError
 from detector.es.client import Elastic
 from detector.execution_log import documents
 from detector.execution_log.store import ExecutionStore
-from detector.results import ExecutionResult
+from detector.results import ExecutionRef, ExecutionResult
 from detector.settings import Settings
 from detector.times import iso
 
@@ -99,8 +99,7 @@ def test_demo_leaves_a_deployments_state_alone_recording_its_executions_as_manua
     timing = documents.Timing(NOW, NOW)
     doc = documents.execution_doc(
         deployed,
-        execution_id="deployed",
-        execution_type="scheduled",
+        execution=ExecutionRef("scheduled", "deployed"),
         timing=timing,
         interval=rule.interval,
     )

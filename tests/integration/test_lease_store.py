@@ -12,7 +12,8 @@ from detector.es.client import Elastic
 from detector.execution_log.lease_store import LeaseStore
 from detector.execution_log.store import ExecutionStore
 from detector.rules import Rule
-from detector.service.replica import FENCED, MOVED, Keeper
+from detector.service.checkpoints import FENCED, MOVED
+from detector.service.replica import Keeper
 from detector.settings import Settings
 from tests.support.rules import make_rule
 

@@ -17,14 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from detector.engine.execution import execute
 from detector.es.client import Elastic
+from detector.execution_log.documents import SCHEDULED, Replica
+from detector.notify import from_settings
 from detector.notify.channels import url_name
+from detector.results import ExecutionRef
+from detector.service.runner import Runner, ensure_indices
 from detector.settings import Settings
 from tests.conftest import EsNode
+from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
 from tests.support import cloudtrail as ct
 from tests.support.receivers import HttpReceiver, SmtpReceiver
 from tests.support.replicas import REPO, lease_holders, start_replica, write_rules
+from tests.support.runs import add_events
 
 pytestmark = pytest.mark.es
 
@@ -396,3 +404,35 @@ def test_with_two_replicas_each_alert_is_delivered_once_by_its_rules_holder(
             replica.process.terminate()
         for replica in replicas:
             replica.process.wait(timeout=60)
+
+
+def test_with_notifications_on_a_killed_execution_s_alerts_are_counted_when_reconciled(
+    elastic: Elastic, es_settings: Settings, token: str
+) -> None:
+    """The alert store is wrapped (pending marks) when notifications are on: the reconciling
+    runner must still know the alerts index to count the killed execution's alerts in it."""
+    rule = token_rule(token)
+    add_events(
+        elastic,
+        cloudtrail_index(token),
+        [event(f"198.51.100.{n}", T0 + timedelta(minutes=n)) for n in (1, 2, 3)],
+    )
+    settings = es_settings.model_copy(update={"notify_urls": SecretStr("json://127.0.0.1:9/")})
+    now, killed_id = T0 + timedelta(minutes=5), f"killed-{token}"
+    routing = from_settings(settings)
+    ensure_indices(elastic, settings)
+    killed = Runner.for_settings(elastic, settings, routing=routing)
+    execution = ExecutionRef(SCHEDULED, killed_id)
+    killed.records.started(rule, now, execution, datetime.now(UTC), Replica("gone"))
+    # The process dies after its alerts were written and before its log document was.
+    written = execute(elastic, killed.store, rule, now, execution=execution).alerts_written
+    assert written == 3
+
+    heir = Runner.for_settings(elastic, settings, routing=routing)
+    heir.run_due(rule, now + timedelta(minutes=5))
+
+    reconciled = elastic.get_document(settings.execution_log_index, killed_id)
+    assert reconciled is not None
+    assert reconciled["execution"]["status"] == "failed"
+    assert reconciled["metrics"]["alerts_counted"] == "alerts index"
+    assert reconciled["metrics"]["alerts_written"] == written

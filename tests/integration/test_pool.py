@@ -36,7 +36,7 @@ def test_rules_on_the_pool_match_one_after_the_other(
     docs += [event(f"10.7.0.{n}", T0 - timedelta(days=1)) for n in range(0, 30, 4)]
     add_events(elastic, cloudtrail_index(token), docs)
     rules = _rules(token)
-    sequential = Runner.for_settings(elastic, es_settings, ensure=False)
+    sequential = Runner.for_settings(elastic, es_settings)
     expected = [sequential.dry_run(rule, T0) for rule in rules]
 
     running, most = 0, 0

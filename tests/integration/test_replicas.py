@@ -288,3 +288,58 @@ def _caught_up(elastic: Elastic, index: str, rule_ids: list[str], back: datetime
     if min(parse_time(text) for text in checkpoints) >= back:
         return (datetime.now(UTC) - back).total_seconds()
     return None
+
+
+ON_TIME = timedelta(seconds=15)
+
+
+def test_every_scheduled_execution_starts_within_seconds_of_its_slot_across_handover_and_restart(
+    elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    """Rules every 30 s: a SIGTERM handover and a replica joining happen well into a grid cell
+    (20 s), where a rule counted from its lease time would run 20 s after its slots."""
+    every = timedelta(seconds=30)
+    index = f"logs-aws.cloudtrail-ontime-{token}"
+    rules = tmp_path / "rules"
+    rule_ids = rp.write_rules(rules, index, 4, interval="30s", lookback="40s")
+    feeder = rp.Feeder(elastic, index)
+    log_index = es_settings.execution_log_index
+    with feeder.running():
+        slot = rp.wait_for_slot(every, into=1)
+        replicas = [
+            rp.start_replica(es_node, es_settings, rules, tmp_path, name) for name in ("a", "b")
+        ]
+        try:
+            rp.sleep_until(slot + every + timedelta(seconds=18))
+            holders = Counter(rp.lease_holders(elastic, log_index, rule_ids).values())
+            leaving = next(r for r in replicas if r.name == holders.most_common(1)[0][0])
+            leaving.process.terminate()
+            assert leaving.process.wait(timeout=30) == 0
+            rp.sleep_until(slot + 2 * every + timedelta(seconds=16))
+            replicas.append(rp.start_replica(es_node, es_settings, rules, tmp_path, "c"))
+            rp.sleep_until(slot + 3 * every + timedelta(seconds=10))
+        finally:
+            codes = rp.stop(replicas)
+    assert codes == [0, 0, 0]
+    docs = [
+        doc
+        for doc in rp.executions(elastic, log_index)
+        if doc["execution"]["type"] == "scheduled" and doc["execution"]["status"] != "running"
+    ]
+    late = {
+        (doc["rule"]["id"], doc["replica"]["id"], doc["execution"]["scheduled"]): (
+            parse_time(doc["execution"]["started"]) - parse_time(doc["execution"]["scheduled"])
+        ).total_seconds()
+        for doc in docs
+    }
+    print(f"\nstart minus slot: max {max(late.values()):.1f} s over {len(late)} executions")
+    assert all(seconds <= ON_TIME.total_seconds() for seconds in late.values()), late
+    by = {doc["replica"]["id"] for doc in docs}
+    assert by == {"a", "b", "c"}, "no handover or restart happened: the test proves nothing"
+    runs = rp.runs_by_rule(docs)
+    rp.assert_each_time_once(runs, rule_ids, every)
+    assert min(len(times) for times in runs.values()) >= 4
+    stored = rp.stored_alerts(elastic, es_settings.alerts_index)
+    assert sorted(stored) == sorted(
+        rp.expected_alerts(feeder.docs, rp.spec(index, timedelta(seconds=40)), runs)
+    )

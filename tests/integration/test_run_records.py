@@ -24,6 +24,7 @@ from detector.es.client import Elastic
 from detector.schedule import leases
 from detector.settings import Settings
 from tests.conftest import EsNode
+from tests.support import cloudtrail as ct
 from tests.support import replicas as rp
 from tests.support.proxy import Proxy
 
@@ -152,3 +153,41 @@ def test_the_alerts_of_an_execution_killed_mid_way_are_counted_from_the_alerts_i
     assert any(
         doc["replica"]["id"] == "heir" and doc["rule"]["id"] == rule_id for doc in docs.values()
     )
+
+
+def test_once_then_run_is_no_clock_skew_and_the_next_slot_runs_clean(
+    elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
+) -> None:
+    """The README's path: `once` leaves a checkpoint a few seconds after the current slot;
+    `run` started right after compares it with the wall clock, not with that slot."""
+    index = f"logs-aws.cloudtrail-once-run-{token}"
+    rules = tmp_path / "rules"
+    (rule_id,) = rp.write_rules(rules, index, 1, interval="1m", lookback="2m")
+    ct.create_index(elastic, index)
+    env = rp.command_env(es_node, es_settings, rules)
+    env["DETECTOR_ALERTS_INDEX"] = es_settings.alerts_index
+    rp.wait_for_slot(timedelta(minutes=1), into=1)  # `once` and `run` in the same grid cell
+    done = subprocess.run(
+        [sys.executable, "-m", "detector", "once"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    replica = rp.start_replica(es_node, es_settings, rules, tmp_path, "after-once")
+    try:
+        ran = rp.wait_until(
+            lambda: [
+                doc
+                for doc in rp.executions(elastic, es_settings.execution_log_index)
+                if doc["replica"]["id"] == "after-once" and doc["execution"]["status"] != "running"
+            ],
+            120,
+            "a scheduled execution of `run`",
+            step=1,
+        )
+    finally:
+        assert rp.stop([replica]) == [0]
+    assert [doc["execution"]["status"] for doc in ran] == ["succeeded"], ran
+    assert not any("skew" in doc for doc in ran)
+    assert not [r for r in replica.records() if "clock skew" in r["message"]]
+    assert ran[0]["rule"]["id"] == rule_id
+    green = health(es_node, es_settings, rules)
+    assert green.returncode == 0, green.stdout + green.stderr

@@ -33,7 +33,7 @@ def test_a_typod_index_name_is_a_partial_failure_in_the_log_and_unhealthy(
     assert doc["execution"]["no_index_matched"] is True
     assert doc["execution"]["warnings"] == [NO_INDEX_MATCHED]
     assert f"no index matched its index patterns logs-aws.cloudtrial-{token}" in caplog.text
-    runs = runner.log.last_runs(rule)
+    runs = runner.executions.last_runs(rule)
     (line,) = health.problems([runs], T0 + timedelta(seconds=1), timedelta(hours=1))
     assert "its index patterns matched no index at its last execution" in line
 

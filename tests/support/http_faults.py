@@ -6,6 +6,11 @@ Elasticsearch's own kind of answer to a bad request (400, `mapper_parsing_except
 reaching the node. So a test makes exactly the executions fail that would write an alert naming
 a poison source, the way a document the alerts index rejects does, while everything else runs
 against the real node.
+
+`Fault`s make other failures, each for a limited number of requests whose path and body hold its
+marker: refused without reaching the node, or `lost`: executed by the node, then answered with
+the fault instead of the node's answer (a request left unanswered; the client never knows what
+was written).
 """
 
 from __future__ import annotations
@@ -13,21 +18,48 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+JSON = "application/json"
+
+
+@dataclass
+class Fault:
+    """Answer `status` (429: the node is busy) to the next `times` requests whose path holds
+    `path` and whose body holds `marker`, after the node executed them if `lost`."""
+
+    marker: bytes
+    times: int
+    path: str = "/_bulk"
+    lost: bool = False
+    status: int = 429
+
+    def matches(self, path: str, body: bytes) -> bool:
+        """Whether this request gets the fault (and counts it)."""
+        if self.times <= 0 or self.path not in path or self.marker not in body:
+            return False
+        self.times -= 1
+        return True
 
 
 class FaultProxy:
-    """Forwards http://127.0.0.1:`port` to `target_url`; rejects bodies holding `poison`."""
+    """Forwards http://127.0.0.1:`port` to `target_url`; rejects bodies holding `poison`, and
+    answers the requests of `faults` with their fault."""
 
-    def __init__(self, target_url: str, poison: tuple[bytes, ...] = ()) -> None:
+    def __init__(
+        self, target_url: str, poison: tuple[bytes, ...] = (), faults: tuple[Fault, ...] = ()
+    ) -> None:
         parts = urlsplit(target_url)
         if parts.scheme != "http":
             raise ValueError(f"only http targets are supported, not {target_url}")
         self.poison = poison
+        self.faults = faults
         self.rejected = 0
+        self.faulted = 0
+        lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,15 +75,26 @@ class FaultProxy:
                     proxy.rejected += 1
                     self._answer(400, json.dumps(_rejection()).encode(), "application/json")
                     return
+                with lock:
+                    fault = next((f for f in proxy.faults if f.matches(self.path, body)), None)
+                if fault is None or fault.lost:
+                    status, data, kind, headers = self._upstream(body)
+                if fault is None:
+                    self._answer(status, data, kind, headers)
+                    return
+                proxy.faulted += 1
+                self._answer(fault.status, json.dumps(_busy(fault.status)).encode(), JSON)
+
+            def _upstream(self, body: bytes) -> tuple[int, bytes, str, list[tuple[str, str]]]:
                 host = parts.hostname or "127.0.0.1"
                 upstream = http.client.HTTPConnection(host, parts.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 upstream.request(self.command, self.path, body or None, headers)
                 answer = upstream.getresponse()
                 data = answer.read()
-                kind = answer.getheader("Content-Type") or "application/json"
-                self._answer(answer.status, data, kind, answer.getheaders())
+                kind = answer.getheader("Content-Type") or JSON
                 upstream.close()
+                return answer.status, data, kind, answer.getheaders()
 
             def _answer(
                 self,
@@ -93,3 +136,9 @@ def _rejection() -> dict[str, object]:
     reason = "failed to parse field [source.address]: injected by the test's fault proxy"
     cause = {"type": "mapper_parsing_exception", "reason": reason}
     return {"error": {"root_cause": [cause], **cause}, "status": 400}
+
+
+def _busy(status: int) -> dict[str, object]:
+    reason = "rejected execution: injected by the test's fault proxy"
+    cause = {"type": "es_rejected_execution_exception", "reason": reason}
+    return {"error": {"root_cause": [cause], **cause}, "status": status}

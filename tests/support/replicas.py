@@ -24,6 +24,7 @@ from typing import Any
 
 from detector.es.client import Elastic
 from detector.rules import builtin_rules
+from detector.schedule.leases import grid_floor
 from detector.settings import Settings
 from tests.conftest import EsNode
 from tests.support import cloudtrail as ct
@@ -279,3 +280,16 @@ def wait_until(condition: Any, timeout: float, what: str, step: float = 0.1) -> 
             return value
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def sleep_until(moment: datetime) -> None:
+    """Sleep until the wall clock reaches `moment` (at once if it has)."""
+    time.sleep(max((moment - datetime.now(UTC)).total_seconds(), 0))
+
+
+def wait_for_slot(interval: timedelta, into: float = 0) -> datetime:
+    """Sleep until `into` seconds after the next grid slot of `interval`; that slot."""
+    now = datetime.now(UTC)
+    slot = grid_floor(now, interval) + interval
+    sleep_until(slot + timedelta(seconds=into))
+    return slot

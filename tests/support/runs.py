@@ -29,7 +29,7 @@ def runner_factory(elastic: Elastic, token: str) -> MakeRunner:
         elastic.client.indices.put_settings(
             index=store.index, settings={"index": {"refresh_interval": "100ms"}}
         )
-        return Runner(elastic, store, log, max_catchup=max_catchup)
+        return Runner.on(elastic, store, log, max_catchup=max_catchup)
 
     return make
 
@@ -42,8 +42,8 @@ def add_events(elastic: Elastic, index: str, docs: list[dict[str, Any]]) -> None
 
 def alerts_index(runner: Runner) -> str:
     """The index the runner writes its alerts to."""
-    assert isinstance(runner.store, AlertStore)
-    return runner.store.index
+    assert runner.records.alerts_index is not None
+    return runner.records.alerts_index
 
 
 def alerts_of(runner: Runner) -> dict[str, tuple[Any, ...]]:
@@ -62,12 +62,13 @@ def alerts_of(runner: Runner) -> dict[str, tuple[Any, ...]]:
 
 def log_docs(runner: Runner) -> list[dict[str, Any]]:
     """The execution documents of the runner's log, oldest scheduled time first."""
-    runner.log.refresh()
+    runner.executions.refresh()
     body = {
         "size": 1000,
         "query": {"term": {"kind": "execution"}},
         "sort": [{"execution.scheduled": "asc"}, {"execution.started": "asc"}],
     }
     return [
-        hit["_source"] for hit in runner.elastic.search([runner.log.index], body)["hits"]["hits"]
+        hit["_source"]
+        for hit in runner.elastic.search([runner.executions.index], body)["hits"]["hits"]
     ]

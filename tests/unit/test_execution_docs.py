@@ -8,12 +8,13 @@ from typing import Any
 
 from detector.execution_log import documents, health
 from detector.execution_log.health import RuleRuns
-from detector.results import ExecutionResult
+from detector.results import ExecutionRef, ExecutionResult
 from detector.schedule.catchup import Gap
 from detector.times import iso
 
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 TIMING = documents.Timing(T + timedelta(seconds=1), T + timedelta(seconds=3, milliseconds=250))
+EXECUTION = ExecutionRef("scheduled", "e1")
 
 
 # A succeeded execution; each test changes what it is about (`result(overflow=4)`).
@@ -40,9 +41,7 @@ def result(**changes: Any) -> ExecutionResult:
 
 
 def doc(res: ExecutionResult, gap: Gap | None = None) -> dict[str, object]:
-    return documents.execution_doc(
-        res, execution_id="e1", execution_type="scheduled", timing=TIMING, interval="5m", gap=gap
-    )
+    return documents.execution_doc(res, execution=EXECUTION, timing=TIMING, interval="5m", gap=gap)
 
 
 def test_status_follows_kibana() -> None:
@@ -115,8 +114,7 @@ def test_future_documents_are_counted_and_warned_in_a_succeeded_execution() -> N
 def test_the_replica_and_a_fenced_attempt_are_in_the_document() -> None:
     built = documents.execution_doc(
         result(),
-        execution_id="e1",
-        execution_type="scheduled",
+        execution=EXECUTION,
         timing=TIMING,
         interval="5m",
         replica=documents.Replica("host-a:12", fenced=True),

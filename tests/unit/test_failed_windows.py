@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from detector.execution_log import documents
-from detector.results import ExecutionResult
+from detector.results import ExecutionRef, ExecutionResult
 from detector.schedule.failed_windows import (
     FailedWindow,
     Skew,
@@ -60,7 +60,7 @@ def test_only_a_checkpoint_after_the_clock_is_skew() -> None:
 def test_an_interrupted_execution_says_its_count_comes_from_the_alerts_index() -> None:
     pending = ExecutionResult("r1", "Rule one", T, documents.RUNNING)
     started = documents.running_doc(
-        pending, execution_id="e-1", execution_type="scheduled", started=T, interval="5m"
+        pending, execution=ExecutionRef("scheduled", "e-1"), started=T, interval="5m"
     )
     assert started["execution"]["status"] == "running"
     assert started["execution"]["ended"] is None
