@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, settings
 
 from detector.es.client import Elastic
 from detector.settings import ENV_PREFIX, Settings
+from tests.support import reference
 
 # Property tests check what is generated, not how fast: on a loaded 2-core CI machine one draw
 # took 6.6 s once, failing Hypothesis' speed health check and deadline, not the property.
@@ -76,6 +77,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.es)
         elif TESTS / "unit" in parents and "es_node" in getattr(item, "fixturenames", ()):
             raise pytest.UsageError(f"{item.nodeid}: unit tests must not use Elasticsearch")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # First, so that it also decides a parametrization left empty by the missing data (which
+    # pytest would skip as "got empty parameter set", even under CI).
+    if item.get_closest_marker("reference_data"):
+        reference.require()
 
 
 def _external_node(url: str) -> EsNode:

@@ -347,6 +347,7 @@ def test_reason_for_an_old_anonymous_principal_list_objects() -> None:
     )
 
 
+@pytest.mark.reference_data
 def test_reason_for_a_known_s3_caller() -> None:
     doc = next(d for d in ecs_documents() if d.get("event", {}).get("action") == "PutObject")
     reason = _reason(_term(doc, values=(doc["source"]["address"],)))
@@ -366,6 +367,7 @@ def test_reason_for_a_two_field_rule() -> None:
     assert "a source and host name combination not seen in the previous 5d" in reason
 
 
+@pytest.mark.reference_data
 def test_reason_for_a_non_s3_rule() -> None:
     login = next(d for d in ecs_documents() if d.get("event", {}).get("action") == "ConsoleLogin")
     rule = dataclasses.replace(
