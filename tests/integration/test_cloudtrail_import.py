@@ -14,10 +14,10 @@ from detector.cloudtrail.importer import import_files, prepare_index, template_n
 from detector.errors import ImportRefusedError
 from detector.es.client import Elastic
 from detector.schedule.catchup import backfill_times
-from tests.conftest import EsNode
 from tests.integration.test_backfill import detector
 from tests.integration.test_engine import EVERY, T0, alerted, spec_for, token_rule
 from tests.support.bruteforce import Doc, Expected, Simulation
+from tests.support.es_node import EsNode
 from tests.support.raw_cloudtrail import (
     CLOUDTRAIL_DATA,
     INVICTUS_DIR,

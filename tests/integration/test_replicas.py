@@ -21,9 +21,9 @@ from typing import Any
 
 from detector.es.client import Elastic
 from detector.settings import Settings
-from tests.conftest import EsNode
 from tests.support import replicas as rp
 from tests.support.bruteforce import parse_time
+from tests.support.es_node import EsNode
 from tests.support.proxy import Proxy
 
 INTERVAL = timedelta(seconds=5)

@@ -23,8 +23,8 @@ import pytest
 from detector.es.client import Elastic
 from detector.schedule import leases
 from detector.settings import Settings
-from tests.conftest import EsNode
 from tests.support import replicas as rp
+from tests.support.es_node import EsNode
 from tests.support.proxy import Proxy
 
 INTERVAL = timedelta(seconds=5)
