@@ -249,6 +249,7 @@ def _run_env(http: HttpReceiver, path: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.scenario
 def test_receiver_down_then_back_gets_everything_once_and_health_names_the_channel_meanwhile(
     es_node: EsNode,
     es_settings: Settings,
@@ -298,6 +299,7 @@ def test_receiver_down_then_back_gets_everything_once_and_health_names_the_chann
         replica.process.wait(timeout=60)
 
 
+@pytest.mark.scenario
 def test_kill_9_after_the_alerts_were_written_and_before_they_were_notified_loses_nothing(
     es_node: EsNode,
     es_settings: Settings,
@@ -342,6 +344,7 @@ def test_kill_9_after_the_alerts_were_written_and_before_they_were_notified_lose
         second.process.wait(timeout=60)
 
 
+@pytest.mark.scenario
 def test_with_two_replicas_each_alert_is_delivered_once_by_its_rules_holder(
     es_node: EsNode,
     es_settings: Settings,
