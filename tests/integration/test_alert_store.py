@@ -250,6 +250,7 @@ def test_already_alerted_with_no_terms_or_no_index(elastic: Elastic, es_settings
 # --- copied source fields ---------------------------------------------------------------
 
 
+@pytest.mark.reference_data
 def test_alerts_from_every_real_ecs_document_are_accepted(
     store: AlertStore, elastic: Elastic
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -13,10 +12,11 @@ from detector.es.client import Elastic
 from detector.schedule.catchup import backfill_times
 from detector.service.runner import backfill
 from detector.settings import Settings
-from tests.conftest import EsNode
 from tests.integration.test_catchup_runs import EVERY
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
-from tests.integration.test_engine_runs import REPO, rule_file
+from tests.integration.test_engine_runs import rule_file
+from tests.support.commands import detector_env
+from tests.support.es_node import EsNode
 from tests.support.runs import (
     MakeRunner,
     add_events,
@@ -43,13 +43,9 @@ def day_of_events() -> list[dict[str, object]]:
 
 
 def detector(node: EsNode, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
-    clean.update(env, DETECTOR_ES_URL=node.url, PYTHONPATH=str(REPO))
-    if node.username and node.password:
-        clean.update(DETECTOR_ES_USERNAME=node.username, DETECTOR_ES_PASSWORD=node.password)
     return subprocess.run(
         [sys.executable, "-m", "detector", *args],
-        env=clean,
+        env=detector_env(node, **env),
         capture_output=True,
         text=True,
         timeout=240,

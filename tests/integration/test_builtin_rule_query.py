@@ -17,6 +17,9 @@ from detector.kql import to_dsl
 from detector.rules import Rule, builtin_rules
 from tests.support.cloudtrail import anonymous_s3_event, create_index, ecs_documents, with_dataset
 
+# The real negatives come from the reference data (`../shared`).
+pytestmark = pytest.mark.reference_data
+
 DEFAULT_ID = "59bf26c2-bcbe-11ef-a215-f661ea17fbce"
 LEGACY_ID = "5ba88a8c-dc0a-4ff8-8163-dfe43ac7348e"
 

@@ -17,10 +17,10 @@ from detector.deployment import demo, scenario
 from detector.errors import ImportRefusedError
 from detector.es.client import Elastic
 from detector.schedule.catchup import backfill_times
-from tests.conftest import EsNode
 from tests.integration.test_backfill import detector
 from tests.integration.test_engine import EVERY, T0, alerted, spec_for, token_rule
 from tests.support.bruteforce import Doc, Expected, Simulation
+from tests.support.es_node import EsNode
 from tests.support.raw_cloudtrail import (
     CLOUDTRAIL_DATA,
     INVICTUS_DIR,
@@ -51,6 +51,7 @@ def _sources(elastic: Elastic, index: str) -> list[Doc]:
     return [Doc(hit["_index"], hit["_source"]) for hit in hits]
 
 
+@pytest.mark.reference_data
 def test_the_55_invictus_files_import_once_and_raise_no_alert(
     elastic: Elastic, es_node: EsNode, token: str, make_runner: MakeRunner
 ) -> None:
@@ -186,6 +187,7 @@ def test_an_alias_is_refused(elastic: Elastic, token: str) -> None:
         prepare_index(elastic, index)
 
 
+@pytest.mark.reference_data
 def test_indexed_documents_equal_the_real_pipeline_outputs(elastic: Elastic, token: str) -> None:
     raw_files = sorted((CLOUDTRAIL_DATA / "raw").glob("*.event-original.ndjson"))
     report = import_files(elastic, raw_files, _namespace(token))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -22,7 +21,6 @@ from detector.es.client import BulkResult, Elastic
 from detector.results import ExecutionResult
 from detector.rules import builtin_rules
 from detector.settings import Settings
-from tests.conftest import EsNode
 from tests.integration.test_engine import (
     BUILTIN_ID,
     T0,
@@ -33,6 +31,8 @@ from tests.integration.test_engine import (
     token_rule,
 )
 from tests.support import cloudtrail as ct
+from tests.support.commands import detector_env
+from tests.support.es_node import EsNode
 
 SOURCES = [f"198.51.100.{n}" for n in range(1, 41)]
 REPO = Path(__file__).resolve().parents[2]
@@ -148,17 +148,13 @@ def rule_file(tmp_path: Path, patterns: list[str]) -> Path:
 
 
 def once(node: EsNode, settings: Settings, cwd: Path, *args: str) -> subprocess.Popen[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
-    env.update(
-        DETECTOR_ES_URL=node.url,
+    env = detector_env(
+        node,
         DETECTOR_ALERTS_INDEX=settings.alerts_index,
         DETECTOR_EXECUTION_LOG_INDEX=settings.execution_log_index,
         DETECTOR_BUILTIN_RULES="false",
         DETECTOR_ES_READY_TIMEOUT="30",
-        PYTHONPATH=str(REPO),
     )
-    if node.username and node.password:
-        env.update(DETECTOR_ES_USERNAME=node.username, DETECTOR_ES_PASSWORD=node.password)
     command = [sys.executable, "-m", "detector", "once", *args]
     return subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -23,11 +22,12 @@ from detector.notify.channels import url_name
 from detector.results import ExecutionResult
 from detector.settings import Settings
 from detector.times import iso, parse_iso
-from tests.conftest import EsNode
 from tests.integration.test_backfill import detector
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
-from tests.integration.test_engine_runs import REPO, rule_file
+from tests.integration.test_engine_runs import rule_file
 from tests.support import cloudtrail as ct
+from tests.support.commands import detector_env
+from tests.support.es_node import EsNode
 from tests.support.runs import MakeRunner, add_events, log_docs
 
 EVERY = timedelta(minutes=5)
@@ -314,18 +314,14 @@ def test_run_writes_the_log_and_checkpoint_and_serves_metrics(
     ct.create_index(elastic, index)
     rules = rule_file(tmp_path, [index])
     rules.write_text(rules.read_text().replace('interval = "5m"', 'interval = "2s"'))
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
-    env.update(
-        DETECTOR_ES_URL=es_node.url,
+    env = detector_env(
+        es_node,
         DETECTOR_ALERTS_INDEX=es_settings.alerts_index,
         DETECTOR_EXECUTION_LOG_INDEX=log_index,
         DETECTOR_BUILTIN_RULES="false",
         DETECTOR_RULES_PATH=str(rules),
         DETECTOR_METRICS_PORT=str(port),
-        PYTHONPATH=str(REPO),
     )
-    if es_node.username and es_node.password:
-        env.update(DETECTOR_ES_USERNAME=es_node.username, DETECTOR_ES_PASSWORD=es_node.password)
     output = tmp_path / "run.log"
     with output.open("w") as stream:
         process = subprocess.Popen(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +10,11 @@ import pytest
 from detector.es.client import Elastic
 from detector.kql import to_dsl
 from tests.support import cloudtrail
+from tests.support.reference import REFERENCE
 
-RULES = (Path(__file__).resolve().parents[2] / "../shared/rules/elastic-new-terms-aws").resolve()
+pytestmark = pytest.mark.reference_data
+
+RULES = REFERENCE / "rules" / "elastic-new-terms-aws"
 UNAUTHENTICATED_S3 = "collection_s3_unauthenticated_bucket_access_by_rare_source"
 
 

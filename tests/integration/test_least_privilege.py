@@ -12,7 +12,6 @@ Its patterns are the defaults: the rules' `filebeat-*` and `logs-aws.cloudtrail*
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,10 +26,11 @@ from detector.deployment import provision
 from detector.errors import AuthorizationError, BulkError
 from detector.es.client import Elastic
 from detector.settings import Settings
-from tests.conftest import EsNode
 from tests.integration.test_engine import T0, event
-from tests.integration.test_engine_runs import REPO, rule_file
+from tests.integration.test_engine_runs import rule_file
 from tests.support import cloudtrail as ct
+from tests.support.commands import detector_env
+from tests.support.es_node import EsNode
 
 AT = "2025-01-15T12:00:00Z"  # T0
 RETURNING = "198.51.100.1"  # seen a day before the window: no alert
@@ -86,15 +86,13 @@ def detector(
     **env: str,
 ) -> subprocess.CompletedProcess[str]:
     """`python -m detector ARGS` as the detector's user, on this test's own indices."""
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
-    clean.update(
-        DETECTOR_ES_URL=node.url,
+    clean = detector_env(
+        node,
         DETECTOR_ES_USERNAME=user[0],
         DETECTOR_ES_PASSWORD=user[1],
         DETECTOR_ALERTS_INDEX=settings.alerts_index,
         DETECTOR_EXECUTION_LOG_INDEX=settings.execution_log_index,
         DETECTOR_ES_READY_TIMEOUT="30",
-        PYTHONPATH=str(REPO),
         **env,
     )
     done = subprocess.run(

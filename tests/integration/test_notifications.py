@@ -27,11 +27,12 @@ from detector.notify.channels import url_name
 from detector.results import ExecutionRef
 from detector.service.runner import Runner, ensure_indices
 from detector.settings import Settings
-from tests.conftest import EsNode
 from tests.integration.test_engine import T0, cloudtrail_index, event, token_rule
 from tests.support import cloudtrail as ct
+from tests.support.commands import detector_env
+from tests.support.es_node import EsNode
 from tests.support.receivers import HttpReceiver, SmtpReceiver
-from tests.support.replicas import REPO, lease_holders, start_replica, write_rules
+from tests.support.replicas import lease_holders, start_replica, write_rules
 from tests.support.runs import add_events
 
 pytestmark = pytest.mark.es
@@ -56,20 +57,23 @@ def smtp() -> Iterator[SmtpReceiver]:
     receiver.stop()
 
 
+@pytest.fixture
+def index(elastic: Elastic, token: str) -> str:
+    """This test's CloudTrail index, created empty: its rules read it, its events go there."""
+    name = f"logs-aws.cloudtrail-{token}"
+    ct.create_index(elastic, name)
+    return name
+
+
 def _env(node: EsNode, settings: Settings, rules: Path, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
-    env.update(
-        DETECTOR_ES_URL=node.url,
+    return detector_env(
+        node,
         DETECTOR_ALERTS_INDEX=settings.alerts_index,
         DETECTOR_EXECUTION_LOG_INDEX=settings.execution_log_index,
         DETECTOR_BUILTIN_RULES="false",
         DETECTOR_RULES_PATH=str(rules),
-        PYTHONPATH=str(REPO),
         **extra,
     )
-    if node.username and node.password:
-        env.update(DETECTOR_ES_USERNAME=node.username, DETECTOR_ES_PASSWORD=node.password)
-    return env
 
 
 def detector(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -115,13 +119,11 @@ def test_once_notifies_each_created_alert_once_and_never_the_existing_ones(
     es_node: EsNode,
     es_settings: Settings,
     elastic: Elastic,
-    token: str,
+    index: str,
     tmp_path: Path,
     http: HttpReceiver,
     smtp: SmtpReceiver,
 ) -> None:
-    index = f"logs-aws.cloudtrail-{token}"
-    ct.create_index(elastic, index)
     write_rules(tmp_path / "rules", index, 1, interval="5m", lookback="9m")
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     _sources(
@@ -166,12 +168,10 @@ def test_webhook_posts_the_alert_document_signed_with_its_id_as_idempotency_key(
     es_node: EsNode,
     es_settings: Settings,
     elastic: Elastic,
-    token: str,
+    index: str,
     tmp_path: Path,
     http: HttpReceiver,
 ) -> None:
-    index = f"logs-aws.cloudtrail-{token}"
-    ct.create_index(elastic, index)
     write_rules(tmp_path / "rules", index, 1, interval="5m", lookback="9m")
     at = datetime.now(UTC).replace(microsecond=0)
     _sources(elastic, index, ["198.51.100.7"], at - timedelta(minutes=2))
@@ -197,13 +197,11 @@ def test_150_alerts_of_one_execution_make_one_digest_per_human_channel_and_all_a
     es_node: EsNode,
     es_settings: Settings,
     elastic: Elastic,
-    token: str,
+    index: str,
     tmp_path: Path,
     http: HttpReceiver,
     smtp: SmtpReceiver,
 ) -> None:
-    index = f"logs-aws.cloudtrail-{token}"
-    ct.create_index(elastic, index)
     [rule_id] = write_rules(tmp_path / "rules", index, 1, interval="5m", lookback="9m")
     rule_file = tmp_path / "rules" / f"{rule_id}.toml"
     rule_file.write_text(rule_file.read_text().replace("max_signals = 100", "max_signals = 200"))
@@ -259,15 +257,14 @@ def _run_env(http: HttpReceiver, path: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.scenario
 def test_receiver_down_then_back_gets_everything_once_and_health_names_the_channel_meanwhile(
     es_node: EsNode,
     es_settings: Settings,
     elastic: Elastic,
-    token: str,
+    index: str,
     tmp_path: Path,
 ) -> None:
-    index = f"logs-aws.cloudtrail-{token}"
-    ct.create_index(elastic, index)
     rules = tmp_path / "rules"
     write_rules(rules, index, 1)
     down = HttpReceiver()  # not started: its port refuses connections
@@ -310,16 +307,15 @@ def test_receiver_down_then_back_gets_everything_once_and_health_names_the_chann
         replica.process.wait(timeout=60)
 
 
+@pytest.mark.scenario
 def test_kill_9_after_the_alerts_were_written_and_before_they_were_notified_loses_nothing(
     es_node: EsNode,
     es_settings: Settings,
     elastic: Elastic,
-    token: str,
+    index: str,
     tmp_path: Path,
     http: HttpReceiver,
 ) -> None:
-    index = f"logs-aws.cloudtrail-{token}"
-    ct.create_index(elastic, index)
     rules = tmp_path / "rules"
     write_rules(rules, index, 1)
     http.hold()  # the first POST is never acknowledged: the detector is mid-delivery
@@ -356,16 +352,15 @@ def test_kill_9_after_the_alerts_were_written_and_before_they_were_notified_lose
         second.process.wait(timeout=60)
 
 
+@pytest.mark.scenario
 def test_with_two_replicas_each_alert_is_delivered_once_by_its_rules_holder(
     es_node: EsNode,
     es_settings: Settings,
     elastic: Elastic,
-    token: str,
+    index: str,
     tmp_path: Path,
     http: HttpReceiver,
 ) -> None:
-    index = f"logs-aws.cloudtrail-{token}"
-    ct.create_index(elastic, index)
     rules = tmp_path / "rules"
     rule_ids = write_rules(rules, index, 4)
     extra = _run_env(http, "/hook")

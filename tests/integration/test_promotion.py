@@ -18,11 +18,11 @@ from detector import kql
 from detector.alerts.store import AlertStore
 from detector.es.client import Elastic
 from detector.rules import builtin_rules
-from tests.conftest import EsNode
 from tests.integration.test_engine_runs import rule_file
-from tests.integration.test_foundation import Run, detector_command, node_variables
 from tests.support import cloudtrail as ct
 from tests.support import external_alerts
+from tests.support.commands import Run, detector_command, node_variables
+from tests.support.es_node import EsNode
 
 BUILTIN = next(rule for rule in builtin_rules() if rule.rule_id.startswith("59bf26c2"))
 SOURCES = ("203.0.113.7", "198.51.100.23", "192.0.2.44")

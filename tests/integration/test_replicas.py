@@ -19,12 +19,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from detector.es.client import Elastic
 from detector.settings import Settings
-from tests.conftest import EsNode
 from tests.support import replicas as rp
 from tests.support.bruteforce import parse_time
+from tests.support.es_node import EsNode
 from tests.support.proxy import Proxy
+
+# Long real-process scenarios: against one Elasticsearch version (scripts/check).
+pytestmark = pytest.mark.scenario
 
 INTERVAL = timedelta(seconds=5)
 LEASE, RENEW = 6.0, 2.0

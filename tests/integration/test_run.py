@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,29 +12,26 @@ from pathlib import Path
 
 from detector.es.client import Elastic
 from detector.settings import Settings
-from tests.conftest import EsNode
-from tests.integration.test_engine_runs import REPO, rule_file
+from tests.integration.test_engine_runs import rule_file
 from tests.support import cloudtrail as ct
+from tests.support.commands import detector_env
+from tests.support.es_node import EsNode
 
 
 def _start(
     node: EsNode, settings: Settings, rules: Path, log: Path, *, as_detector: bool = False
 ) -> subprocess.Popen[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
-    env.update(
-        DETECTOR_ES_URL=node.url,
+    env = detector_env(
+        node,
         DETECTOR_ALERTS_INDEX=settings.alerts_index,
         DETECTOR_EXECUTION_LOG_INDEX=settings.execution_log_index,
         DETECTOR_BUILTIN_RULES="false",
         DETECTOR_RULES_PATH=str(rules),
         DETECTOR_LOG_FORMAT="json",
-        PYTHONPATH=str(REPO),
     )
-    username, password = node.username, node.password
-    if as_detector:
-        username, password = node.detector_username, node.detector_password
-    if username and password:
-        env.update(DETECTOR_ES_USERNAME=username, DETECTOR_ES_PASSWORD=password)
+    if as_detector and node.detector_username and node.detector_password:
+        env.update(DETECTOR_ES_USERNAME=node.detector_username)
+        env.update(DETECTOR_ES_PASSWORD=node.detector_password)
     with log.open("w") as stream:
         return subprocess.Popen(
             [sys.executable, "-m", "detector", "run"],

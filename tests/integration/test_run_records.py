@@ -23,16 +23,16 @@ import pytest
 from detector.es.client import Elastic
 from detector.schedule import leases
 from detector.settings import Settings
-from tests.conftest import EsNode
 from tests.support import cloudtrail as ct
 from tests.support import replicas as rp
+from tests.support.es_node import EsNode
 from tests.support.proxy import Proxy
 
 INTERVAL = timedelta(seconds=5)
 AHEAD = timedelta(seconds=20)
 # Two real processes one after the other, a minute of wall time, and (when first) the node's
 # start-up: more than the suite's 300 s on a loaded 2-core machine.
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.scenario]
 
 
 def health(node: EsNode, settings: Settings, rules: Path) -> subprocess.CompletedProcess[str]:

@@ -31,7 +31,6 @@ from detector.query.type_groups import canonical
 from detector.rules.exceptions import ExceptionList, load_file
 from detector.settings import Settings
 from detector.times import iso
-from tests.conftest import EsNode
 from tests.integration.test_engine import (
     BUILTIN_ID,
     T0,
@@ -44,9 +43,10 @@ from tests.integration.test_engine import (
     token_rule,
 )
 from tests.integration.test_engine_runs import rule_file
-from tests.integration.test_foundation import detector_command, node_variables
 from tests.support import cloudtrail as ct
 from tests.support.bruteforce import excluded_source, is_anonymous_s3_access
+from tests.support.commands import detector_command, node_variables
+from tests.support.es_node import EsNode
 
 WINDOW, THREE_DAYS_AGO = T0 - timedelta(minutes=2), T0 - timedelta(days=3)
 EXCEPTIONSED = ["AWS Internal", "192.0.2.200"]

@@ -20,17 +20,16 @@ import hashlib
 import ipaddress
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detector.cloudtrail.javamap import clean, to_java_string
 from detector.cloudtrail.template import ECS_MAPPINGS
+from tests.support.reference import REFERENCE
 
 if TYPE_CHECKING:
     from detector.es.client import Elastic
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ECS_DATA_DIR = REPO_ROOT / ".." / "shared" / "data" / "cloudtrail" / "ecs"
+ECS_DATA_DIR = REFERENCE / "data" / "cloudtrail" / "ecs"
 
 DEFAULT_TIME = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 BUCKET_OWNER = "123456789012"

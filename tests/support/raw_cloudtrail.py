@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-CLOUDTRAIL_DATA = SHARED / "data" / "cloudtrail"
+from tests.support.reference import REFERENCE
+
+CLOUDTRAIL_DATA = REFERENCE / "data" / "cloudtrail"
 INVICTUS_DIR = CLOUDTRAIL_DATA / "raw" / "invictus-ir_aws_dataset"
 BUCKET_OWNER = "123456789012"
 

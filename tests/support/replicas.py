@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -26,9 +25,10 @@ from detector.es.client import Elastic
 from detector.rules import builtin_rules
 from detector.schedule.leases import grid_floor
 from detector.settings import Settings
-from tests.conftest import EsNode
 from tests.support import cloudtrail as ct
 from tests.support.bruteforce import Doc, Simulation, Spec, is_anonymous_s3_access, parse_time
+from tests.support.commands import detector_env
+from tests.support.es_node import EsNode
 
 REPO = Path(__file__).resolve().parents[2]
 BUILTIN_ID = "59bf26c2-bcbe-11ef-a215-f661ea17fbce"
@@ -98,17 +98,12 @@ class Replica:
 def command_env(node: EsNode, settings: Settings, rules: Path) -> dict[str, str]:
     """The environment of a `detector` command on `node` over the rule files in `rules`, with
     this test's execution log (and none of the caller's DETECTOR_* variables)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
-    env.update(
-        DETECTOR_ES_URL=node.url,
+    return detector_env(
+        node,
         DETECTOR_EXECUTION_LOG_INDEX=settings.execution_log_index,
         DETECTOR_BUILTIN_RULES="false",
         DETECTOR_RULES_PATH=str(rules),
-        PYTHONPATH=str(REPO),
     )
-    if node.username and node.password:
-        env.update(DETECTOR_ES_USERNAME=node.username, DETECTOR_ES_PASSWORD=node.password)
-    return env
 
 
 def start_replica(
@@ -125,8 +120,8 @@ def start_replica(
 ) -> Replica:
     """`detector run` as the replica `name`, with short leases, through `url` if given (and
     the `extra` variables)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
-    env.update(
+    env = detector_env(
+        node,
         DETECTOR_ES_URL=url or node.url,
         DETECTOR_ALERTS_INDEX=settings.alerts_index,
         DETECTOR_EXECUTION_LOG_INDEX=settings.execution_log_index,
@@ -137,11 +132,8 @@ def start_replica(
         DETECTOR_LEASE_SECONDS=str(lease),
         DETECTOR_LEASE_RENEW_SECONDS=str(renew),
         DETECTOR_ES_RETRY_MAX_SECONDS="10",
-        PYTHONPATH=str(REPO),
+        **(extra or {}),
     )
-    env.update(extra or {})
-    if node.username and node.password:
-        env.update(DETECTOR_ES_USERNAME=node.username, DETECTOR_ES_PASSWORD=node.password)
     log = directory / f"{name}.log"
     with log.open("w") as stream:
         process = subprocess.Popen(

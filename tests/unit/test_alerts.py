@@ -13,7 +13,6 @@ from detector.alerts.document import alert_id, build_alert, sanitize_source, ter
 from detector.alerts.s3_location import get_field
 from detector.results import ExecutionContext, NewTerm
 from detector.rules import Rule, Technique, Threat, ThreatEntry, builtin_rules
-from detector.times import parse_iso
 from tests.support.cloudtrail import anonymous_s3_event, ecs_documents
 from tests.support.rules import make_rule
 
@@ -347,6 +346,7 @@ def test_reason_for_an_old_anonymous_principal_list_objects() -> None:
     )
 
 
+@pytest.mark.reference_data
 def test_reason_for_a_known_s3_caller() -> None:
     doc = next(d for d in ecs_documents() if d.get("event", {}).get("action") == "PutObject")
     reason = _reason(_term(doc, values=(doc["source"]["address"],)))
@@ -366,6 +366,7 @@ def test_reason_for_a_two_field_rule() -> None:
     assert "a source and host name combination not seen in the previous 5d" in reason
 
 
+@pytest.mark.reference_data
 def test_reason_for_a_non_s3_rule() -> None:
     login = next(d for d in ecs_documents() if d.get("event", {}).get("action") == "ConsoleLogin")
     rule = dataclasses.replace(
@@ -427,20 +428,6 @@ def test_bad_or_missing_fields_never_crash(hit: dict[str, Any]) -> None:
     assert alert["kibana"]["alert"]["original_time"] == "2025-01-15T12:00:00.000Z"
     assert alert["event"]["kind"] == "alert"
     assert alert["kibana"]["alert"]["reason"].endswith("Rare Source.")
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2025-01-15T12:00:00Z", datetime(2025, 1, 15, 12, tzinfo=UTC)),
-        ("2021-11-11T01:02:03.123456789Z", datetime(2021, 11, 11, 1, 2, 3, 123456, tzinfo=UTC)),
-        ("2025-01-15T13:00:00.5+01:00", datetime(2025, 1, 15, 12, 0, 0, 500000, tzinfo=UTC)),
-        ("garbage", None),
-        (12, None),
-    ],
-)
-def test_parse_iso(text: Any, expected: datetime | None) -> None:
-    assert parse_iso(text) == expected
 
 
 def test_built_in_rules_give_the_documented_reason() -> None:

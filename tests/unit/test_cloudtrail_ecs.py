@@ -29,6 +29,7 @@ PAIRS = pipeline_pairs()
 
 
 @pytest.mark.parametrize(("name", "line", "expected"), PAIRS, ids=[pair[0] for pair in PAIRS])
+@pytest.mark.reference_data
 def test_every_field_equals_the_real_pipeline_output(
     name: str, line: str, expected: dict[str, Any]
 ) -> None:
@@ -43,11 +44,13 @@ def test_every_field_equals_the_real_pipeline_output(
     assert {key for key in extra if not key.startswith(ADDED)} == set()
 
 
+@pytest.mark.reference_data
 def test_the_pairs_cover_every_expected_file() -> None:
     assert len({name.rsplit("[", 1)[0] for name, _, _ in PAIRS}) == 9
     assert len(PAIRS) == 11
 
 
+@pytest.mark.reference_data
 def test_the_fields_the_rules_read_are_compared() -> None:
     read = {
         "source.address",
@@ -78,6 +81,7 @@ def test_the_fields_the_rules_read_are_compared() -> None:
     assert not any(key.startswith(LEFT_OUT) for key in read)
 
 
+@pytest.mark.reference_data
 def test_every_invictus_record_maps_without_a_bad_record() -> None:
     items = [item for _, item in read_all([INVICTUS_DIR])]
     assert all(isinstance(item, RawRecord) for item in items)

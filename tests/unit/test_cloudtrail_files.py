@@ -6,6 +6,8 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
+
 from detector.cloudtrail.files import (
     BadRecord,
     Position,
@@ -93,6 +95,7 @@ def test_directories_are_walked_recursively_for_log_files_only(tmp_path: Path) -
     assert missing([tmp_path, tmp_path / "nope"]) == [tmp_path / "nope"]
 
 
+@pytest.mark.reference_data
 def test_the_55_invictus_files_hold_2900_records() -> None:
     files = log_files([INVICTUS_DIR])
     assert len(files) == 55

@@ -1,4 +1,4 @@
-"""Execution-log documents and the health verdict built from them."""
+"""Execution-log documents: each execution's figures, warnings and checkpoint."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from detector.execution_log import documents, health
-from detector.execution_log.health import RuleRuns
+from detector.execution_log import documents
 from detector.results import ExecutionRef, ExecutionResult
 from detector.schedule.catchup import Gap
-from detector.times import iso
 
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 TIMING = documents.Timing(T + timedelta(seconds=1), T + timedelta(seconds=3, milliseconds=250))
@@ -147,67 +145,6 @@ def test_checkpoint_round_trip() -> None:
     assert documents.checkpoint_id("r1") == "checkpoint:r1"
 
 
-def runs(last: dict[str, object] | None, success: dict[str, object] | None) -> RuleRuns:
-    return RuleRuns("r1", "Rule one", last, success)
-
-
-def execution(status: str, ended: datetime, error: str | None = None) -> dict[str, object]:
-    return {"execution": {"status": status, "ended": iso(ended), "error": error}}
-
-
-MAX = timedelta(minutes=15)
-
-
-def test_health_ok_with_a_recent_success() -> None:
-    ok = execution("succeeded", T - timedelta(minutes=3))
-    assert health.problem(runs(ok, ok), T, MAX) is None
-    partial = execution("partial failure", T - timedelta(minutes=3))
-    assert health.problem(runs(partial, partial), T, MAX) is None
-
-
-def test_health_never_ran() -> None:
-    assert health.problem(runs(None, None), T, MAX) == "rule r1 (Rule one): never ran"
-
-
-def test_health_last_run_failed() -> None:
-    failed = execution("failed", T - timedelta(minutes=1), "index_not_found")
-    old = execution("succeeded", T - timedelta(hours=1))
-    line = health.problem(runs(failed, old), T, MAX)
-    assert line == (
-        "rule r1 (Rule one): last execution failed at 2025-01-15T11:59:00.000Z: index_not_found "
-        "(last success at 2025-01-15T11:00:00Z, 3600 s ago)"
-    )
-    never = health.problem(runs(failed, None), T, MAX)
-    assert never is not None
-    assert never.endswith("(never succeeded)")
-
-
-def test_health_a_recent_failure_after_a_recent_success_is_red_by_default() -> None:
-    failed = execution("failed", T - timedelta(minutes=1), "boom")
-    ok = execution("succeeded", T - timedelta(minutes=6))
-    line = health.problem(runs(failed, ok), T, MAX)
-    assert line == (
-        "rule r1 (Rule one): last execution failed at 2025-01-15T11:59:00.000Z: boom "
-        "(last success at 2025-01-15T11:54:00Z, 360 s ago)"
-    )
-
-
-def test_health_success_too_old() -> None:
-    old = execution("succeeded", T - timedelta(minutes=20))
-    assert health.problems([runs(old, old)], T, MAX) == [
-        "rule r1 (Rule one): last success at 2025-01-15T11:40:00Z, 1200 s ago "
-        "(more than the 900 s allowed)"
-    ]
-
-
-def test_health_cuts_a_huge_error_with_a_marker() -> None:
-    failed = execution("failed", T - timedelta(minutes=1), "x" * 40_000)
-    line = health.problem(runs(failed, None), T, MAX)
-    assert line is not None
-    assert len(line) < 400
-    assert "x" * 200 + "... [39800 more characters]" in line
-
-
 def test_skipped_documents_are_counted_with_one_example() -> None:
     built = doc(result(skipped_documents=4, skipped_example="logs-x/doc-9"))
     assert built["metrics"]["skipped_documents"] == 4  # type: ignore[index]
@@ -219,18 +156,3 @@ def test_the_baseline_and_its_held_terms_are_in_the_document() -> None:
     built = doc(result(baseline={**baseline, "mode": "hold"}, held=2, held_terms=(("a",), ("b",))))
     assert built["metrics"]["held_terms"] == 2  # type: ignore[index]
     assert built["baseline"] == {**baseline, "mode": "hold", "held_terms": [["a"], ["b"]]}
-
-
-def test_health_notes_a_baseline_that_does_not_cover_the_history() -> None:
-    young = {
-        **execution("succeeded", T),
-        "baseline": {"coverage": 0.5, "since": "2025-01-12T00:00:00.000Z", "mature": False},
-    }
-    held = {**young, "baseline": {**young["baseline"], "mode": "hold"}}  # type: ignore[dict-item]
-    mature = {**young, "baseline": {"coverage": 1.0, "mature": True}}
-    assert health.baseline_notes([runs(young, young)]) == [
-        "rule r1 (Rule one): baseline covers 50% of its history (data since "
-        "2025-01-12T00:00:00.000Z); alerts carry it"
-    ]
-    assert health.baseline_notes([runs(held, held)])[0].endswith("new terms are held")
-    assert health.baseline_notes([runs(mature, mature), runs(None, None)]) == []

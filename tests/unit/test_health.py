@@ -1,5 +1,6 @@
-"""`detector health` goes red on failures in a row, failed windows, a lagging checkpoint and
-clock skew (pure: the execution-log documents are built here)."""
+"""`detector health`: the last execution and the last success, the baseline notes; red on
+failures in a row, failed windows, a lagging checkpoint and clock skew (pure: the execution-log
+documents are built here)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,85 @@ def runs(*recent: dict[str, Any], **changes: Any) -> RuleRuns:
     values.update(changes)
     last = recent[0] if recent else None
     return RuleRuns("r1", "Rule one", last, successes[0] if successes else None, **values)
+
+
+# --- the last execution and the last success (execution-log documents as they are read) ---
+
+
+def runs_of(last: dict[str, object] | None, success: dict[str, object] | None) -> RuleRuns:
+    return RuleRuns("r1", "Rule one", last, success)
+
+
+def ended_at(status: str, ended: datetime, error: str | None = None) -> dict[str, object]:
+    return {"execution": {"status": status, "ended": iso(ended), "error": error}}
+
+
+def test_health_ok_with_a_recent_success() -> None:
+    ok = ended_at("succeeded", T - timedelta(minutes=3))
+    assert health.problem(runs_of(ok, ok), T, MAX) is None
+    partial = ended_at("partial failure", T - timedelta(minutes=3))
+    assert health.problem(runs_of(partial, partial), T, MAX) is None
+
+
+def test_health_never_ran() -> None:
+    assert health.problem(runs_of(None, None), T, MAX) == "rule r1 (Rule one): never ran"
+
+
+def test_health_last_run_failed() -> None:
+    failed = ended_at("failed", T - timedelta(minutes=1), "index_not_found")
+    old = ended_at("succeeded", T - timedelta(hours=1))
+    line = health.problem(runs_of(failed, old), T, MAX)
+    assert line == (
+        "rule r1 (Rule one): last execution failed at 2025-01-15T11:59:00.000Z: index_not_found "
+        "(last success at 2025-01-15T11:00:00Z, 3600 s ago)"
+    )
+    never = health.problem(runs_of(failed, None), T, MAX)
+    assert never is not None
+    assert never.endswith("(never succeeded)")
+
+
+def test_health_a_recent_failure_after_a_recent_success_is_red_by_default() -> None:
+    failed = ended_at("failed", T - timedelta(minutes=1), "boom")
+    ok = ended_at("succeeded", T - timedelta(minutes=6))
+    line = health.problem(runs_of(failed, ok), T, MAX)
+    assert line == (
+        "rule r1 (Rule one): last execution failed at 2025-01-15T11:59:00.000Z: boom "
+        "(last success at 2025-01-15T11:54:00Z, 360 s ago)"
+    )
+
+
+def test_health_success_too_old() -> None:
+    old = ended_at("succeeded", T - timedelta(minutes=20))
+    assert health.problems([runs_of(old, old)], T, MAX) == [
+        "rule r1 (Rule one): last success at 2025-01-15T11:40:00Z, 1200 s ago "
+        "(more than the 900 s allowed)"
+    ]
+
+
+def test_health_cuts_a_huge_error_with_a_marker() -> None:
+    failed = ended_at("failed", T - timedelta(minutes=1), "x" * 40_000)
+    line = health.problem(runs_of(failed, None), T, MAX)
+    assert line is not None
+    assert len(line) < 400
+    assert "x" * 200 + "... [39800 more characters]" in line
+
+
+def test_health_notes_a_baseline_that_does_not_cover_the_history() -> None:
+    young = {
+        **ended_at("succeeded", T),
+        "baseline": {"coverage": 0.5, "since": "2025-01-12T00:00:00.000Z", "mature": False},
+    }
+    held = {**young, "baseline": {**young["baseline"], "mode": "hold"}}  # type: ignore[dict-item]
+    mature = {**young, "baseline": {"coverage": 1.0, "mature": True}}
+    assert health.baseline_notes([runs_of(young, young)]) == [
+        "rule r1 (Rule one): baseline covers 50% of its history (data since "
+        "2025-01-12T00:00:00.000Z); alerts carry it"
+    ]
+    assert health.baseline_notes([runs_of(held, held)])[0].endswith("new terms are held")
+    assert health.baseline_notes([runs_of(mature, mature), runs_of(None, None)]) == []
+
+
+# --- failures in a row, failed windows, a lagging checkpoint, clock skew -------------------
 
 
 def test_healthy_when_the_last_execution_succeeded_and_the_checkpoint_keeps_up() -> None:

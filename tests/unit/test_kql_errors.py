@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -11,8 +10,9 @@ from hypothesis import strategies as st
 
 from detector.errors import QueryError
 from detector.kql import parse, to_dsl
+from tests.support.reference import REFERENCE
 
-RULES = (Path(__file__).resolve().parents[2] / "../shared/rules/elastic-new-terms-aws").resolve()
+RULES = REFERENCE / "rules" / "elastic-new-terms-aws"
 
 
 def error_for(query: str) -> QueryError:
@@ -115,10 +115,12 @@ def rule_queries() -> list[tuple[str, str]]:
     return [(path.stem, tomllib.loads(path.read_text())["rule"]["query"]) for path in files]
 
 
+@pytest.mark.reference_data
 def test_all_49_rules_are_there():
     assert len(rule_queries()) == 49
 
 
+@pytest.mark.reference_data
 @pytest.mark.parametrize(
     ("name", "query"), rule_queries(), ids=[name for name, _ in rule_queries()]
 )

@@ -15,9 +15,9 @@ from detector.rules import (
     load_rule_file,
     load_rules,
 )
+from tests.support.reference import REFERENCE
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ELASTIC_RULES = REPO_ROOT / ".." / "shared" / "rules" / "elastic-new-terms-aws"
+ELASTIC_RULES = REFERENCE / "rules" / "elastic-new-terms-aws"
 
 MINIMAL = """\
 [metadata]
@@ -67,12 +67,14 @@ def line_of(text: str, fragment: str) -> int:
     return text[: text.index(fragment)].count("\n") + 1
 
 
+@pytest.mark.reference_data
 def test_every_elastic_new_terms_rule_loads() -> None:
     result = load_rules([ELASTIC_RULES])
     assert [str(error) for error in result.errors] == []
     assert len(result.rules) == 49
 
 
+@pytest.mark.reference_data
 def test_elastic_rules_keep_their_new_terms_and_threat() -> None:
     path = ELASTIC_RULES / "collection_s3_unauthenticated_bucket_access_by_rare_source.toml"
     rule = load_rule_file(path)

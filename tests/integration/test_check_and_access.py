@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,7 +19,7 @@ from pydantic import SecretStr
 
 from detector.errors import AuthorizationError
 from detector.es.client import Elastic
-from tests.conftest import EsNode
+from tests.support.commands import Run, detector_command, node_variables
 
 # Start-up of a Python process that imports the client, on a slow CI machine.
 PROCESS_SLACK = 5.0
@@ -33,40 +28,9 @@ PROCESS_SLACK = 5.0
 READY_SLACK = 3.0 + PROCESS_SLACK
 
 
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-
 def detector_check(tmp_path, **variables: str) -> Run:
     """`python -m detector check` with exactly these DETECTOR_* variables, timed."""
     return detector_command(tmp_path, ["check"], **variables)
-
-
-def detector_command(tmp_path, args: list[str], **variables: str) -> Run:
-    """`python -m detector ARGS...` with exactly these DETECTOR_* variables, timed."""
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "detector", *args],
-        env={**os.environ, **variables},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
-
-
-def node_variables(node: EsNode, **overrides: str) -> dict[str, str]:
-    variables = {"DETECTOR_ES_URL": node.url}
-    if node.username and node.password:
-        variables["DETECTOR_ES_USERNAME"] = node.username
-        variables["DETECTOR_ES_PASSWORD"] = node.password
-    return {**variables, **overrides}
 
 
 def closed_port() -> int:

@@ -55,6 +55,7 @@ def test_flattened_wins_over_the_other_sources() -> None:
     assert s3_location(doc) == S3Location("flat", "flat-key")
 
 
+@pytest.mark.reference_data
 def test_real_put_object_takes_the_key_from_the_object_arn() -> None:
     # The integration's PutObject keeps no `key` parameter; only the object ARN names it.
     assert s3_location(_real("PutObject")) == S3Location(
@@ -62,12 +63,14 @@ def test_real_put_object_takes_the_key_from_the_object_arn() -> None:
     )
 
 
+@pytest.mark.reference_data
 def test_real_copy_object_names_the_destination_object() -> None:
     assert s3_location(_real("CopyObject")) == S3Location(
         "elastic-cspm-cloudtrail-test-bucket", "test-copy-object/README-copy.md"
     )
 
 
+@pytest.mark.reference_data
 def test_real_copy_object_in_retain_minimal_mode_still_finds_bucket_and_key() -> None:
     docs = [doc for doc in ecs_documents() if doc.get("event", {}).get("action") == "CopyObject"]
     minimal = [
@@ -88,6 +91,7 @@ def test_real_copy_object_in_retain_minimal_mode_still_finds_bucket_and_key() ->
         ("GetBucketPolicy", "threat-scenario-flow-log-bucket-23456"),
     ],
 )
+@pytest.mark.reference_data
 def test_real_bucket_operations_have_a_bucket_and_no_object(action: str, bucket: str) -> None:
     assert s3_location(_real(action)) == S3Location(bucket)
 
@@ -95,6 +99,7 @@ def test_real_bucket_operations_have_a_bucket_and_no_object(action: str, bucket:
 @pytest.mark.parametrize(
     "action", ["ConsoleLogin", "GetCallerIdentity", "AssumeRole", "UploadSSHPublicKey"]
 )
+@pytest.mark.reference_data
 def test_real_non_s3_events_have_no_location(action: str) -> None:
     assert s3_location(_real(action)) == S3Location()
 
@@ -222,6 +227,7 @@ def test_old_array_values() -> None:
     assert s3_location(doc) == S3Location("old-bucket")
 
 
+@pytest.mark.reference_data
 def test_ssh_key_value_with_spaces_and_at() -> None:
     doc = _real("UploadSSHPublicKey")
     parsed = parse_java_map(doc["aws"]["cloudtrail"]["request_parameters"])
