@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from detector.alerts.document import term_key
-from detector.es.client import BulkResult
 from detector.es.own_index import OwnIndex
+from detector.es.responses import BulkResult
 from detector.es.templates import template_name as template_name  # re-exported
 from detector.results import NewTerm
 from detector.rules import Rule

@@ -32,7 +32,8 @@ from detector.engine.history import TermHistory, default_history
 from detector.engine.outcome import Findings, Head, Meter, Trust
 from detector.engine.outcome import result as outcome_result
 from detector.errors import DetectorError
-from detector.es.client import BulkResult, Elastic
+from detector.es.client import Elastic
+from detector.es.responses import BulkResult
 from detector.logs import structured
 from detector.query.baseline import ALERT, Baseline, BaselineCache
 from detector.query.bodies import Plan, WindowTerm

@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
-from detector.es.client import BulkResult, Elastic, Versioned
+from detector.es.client import Elastic
 from detector.es.own_index import OwnIndex
+from detector.es.responses import BulkResult, Versioned
 from detector.es.templates import MANAGED_BY, load_resource, template_name, template_priority
 
 __all__ = [

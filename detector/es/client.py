@@ -12,10 +12,8 @@ jitter, bounded both in attempts and in seconds.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import elastic_transport
@@ -23,160 +21,35 @@ import elasticsearch
 from elasticsearch import Elasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 from tenacity import (
-    RetryCallState,
     Retrying,
     retry_if_exception,
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
     stop_before_delay,
-    wait_exponential,
-    wait_random,
 )
-from tenacity.wait import wait_base
 
 from detector.errors import (
-    AuthenticationError,
-    AuthorizationError,
     BulkError,
-    ConflictError,
-    ElasticsearchError,
     RequestError,
     TlsError,
     UnavailableError,
 )
+from detector.es.responses import (
+    BulkResult,
+    ClusterInfo,
+    RequestStats,
+    Versioned,
+    check_msearch_item,
+    check_shards,
+    cluster_info,
+    translate,
+)
+from detector.es.retrying import backoff, item_backoff, log_retry, until, worth_waiting_for
 from detector.settings import Settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-# Statuses that mean "try again later" (elastic-transport's default `retry_on_status`).
-TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
-
-
-def _backoff(max_seconds: float) -> wait_base:
-    """Exponential backoff from 0.2 s up to `max_seconds`, plus up to 1 s of jitter.
-
-    (`wait_exponential_jitter(initial=...)` warns since tenacity 9.2, and its replacement
-    argument `multiplier` does not exist before it.)
-    """
-    return wait_exponential(multiplier=0.2, max=max_seconds) + wait_random(0, 1)
-
-
-def _until(deadline: float, wait: wait_base) -> Callable[[RetryCallState], float]:
-    """`wait`, cut so that no sleep ends after `deadline` (a `time.monotonic()` value)."""
-
-    def capped(state: RetryCallState) -> float:
-        return max(0.0, min(float(wait(state)), deadline - time.monotonic()))
-
-    return capped
-
-
-def _log_retry(what: str, level: int = logging.INFO) -> Callable[[RetryCallState], None]:
-    """A `before_sleep` hook: one line per retry, with the reason and the delay, so a flaky
-    cluster shows in the logs before an execution fails."""
-
-    def log_it(state: RetryCallState) -> None:
-        outcome = state.outcome
-        reason = outcome.exception() if outcome is not None else None
-        delay = state.next_action.sleep if state.next_action is not None else 0.0
-        log.log(
-            level,
-            "%s: %s; attempt %d failed, retrying in %.1f s",
-            what,
-            reason,
-            state.attempt_number,
-            delay,
-            extra={"retry_attempt": state.attempt_number, "retry_in_seconds": round(delay, 3)},
-        )
-
-    return log_it
-
-
-def _worth_waiting_for(exc: BaseException) -> bool:
-    """Unreachable, timed out or not yellow yet; not a TLS failure (see `Elastic.wait_ready`)."""
-    return isinstance(exc, UnavailableError) and not isinstance(exc, TlsError)
-
-
-@dataclass(frozen=True)
-class ClusterInfo:
-    """What `GET /` says about the cluster."""
-
-    name: str
-    version: str
-
-
-@dataclass
-class RequestStats:
-    """Requests sent and time spent waiting for them, for execution reports."""
-
-    requests: int = 0
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class Versioned:
-    """A document's `_source` and the version a conditional write is checked on."""
-
-    source: dict[str, Any]
-    seq_no: int
-    primary_term: int
-
-
-@dataclass
-class BulkResult:
-    """Outcome of a bulk create: ids written now, ids that already existed, ids rejected."""
-
-    created: list[str] = field(default_factory=list)
-    existing: list[str] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _reason(body: Any) -> str:
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        if isinstance(error, Mapping):
-            root = error.get("root_cause") or [error]
-            first = root[0] if isinstance(root, list) and root else error
-            return f"{first.get('type', 'error')}: {first.get('reason', '')}".strip()
-        if isinstance(error, str):
-            return error
-    return str(body)[:500]
-
-
-def translate(exc: Exception) -> ElasticsearchError:
-    """Turn a client exception into the detector's own error."""
-    if isinstance(exc, elastic_transport.TlsError):
-        return TlsError(f"TLS failure talking to Elasticsearch: {exc.message}{_tls_hint(exc)}")
-    if isinstance(exc, elastic_transport.ConnectionTimeout):
-        return UnavailableError(f"Elasticsearch did not answer in time: {exc.message}")
-    if isinstance(exc, elastic_transport.ConnectionError):
-        return UnavailableError(f"cannot reach Elasticsearch: {exc.message}")
-    if isinstance(exc, elasticsearch.UnsupportedProductError):
-        return RequestError(f"the server is not Elasticsearch: {exc.message}")
-    if isinstance(exc, elasticsearch.ApiError):
-        return _translate_api_error(exc)
-    return RequestError(f"Elasticsearch request failed: {exc}")
-
-
-def _tls_hint(exc: elastic_transport.TlsError) -> str:
-    # OpenSSL reads a plain-HTTP answer to its ClientHello as a record of an unknown version.
-    if "wrong version number" in str(exc.message).lower():
-        return " (the node answers plain HTTP: use an http:// URL, or enable TLS on its HTTP layer)"
-    return ""
-
-
-def _translate_api_error(exc: elasticsearch.ApiError) -> ElasticsearchError:
-    status, reason = exc.meta.status, _reason(exc.body)
-    if status in TRANSIENT_STATUSES:
-        return UnavailableError(f"Elasticsearch is busy or unavailable ({status}): {reason}")
-    if status == 401:
-        return AuthenticationError(f"authentication failed (401): {reason}")
-    if status == 403:
-        return AuthorizationError(f"not authorized (403): {reason}")
-    if status == 409:
-        return ConflictError(f"version conflict (409): {reason}", status, reason)
-    return RequestError(f"Elasticsearch rejected the request ({status}): {reason}", status, reason)
 
 
 def build_client(settings: Settings) -> Elasticsearch:
@@ -228,8 +101,8 @@ class Elastic:
             # after the sleep, so 30 s could become 31).
             stop=stop_after_attempt(self.settings.es_retry_attempts)
             | stop_before_delay(self.settings.es_retry_max_seconds.total_seconds()),
-            wait=_backoff(10.0),
-            before_sleep=_log_retry("Elasticsearch request failed"),
+            wait=backoff(10.0),
+            before_sleep=log_retry(log, "Elasticsearch request failed"),
             reraise=True,
         )
         result: T = retrying(self._once, request)
@@ -252,7 +125,7 @@ class Elastic:
 
     def info(self) -> ClusterInfo:
         """The cluster's name and version."""
-        return self.call(_cluster_info)
+        return self.call(cluster_info)
 
     def wait_ready(self, timeout: float | None = None) -> ClusterInfo:
         """Wait until the cluster answers and is at least yellow, for at most `timeout` seconds.
@@ -281,10 +154,10 @@ class Elastic:
         # one last attempt is made.
         deadline = started + budget
         retrying = Retrying(
-            retry=retry_if_exception(_worth_waiting_for),
+            retry=retry_if_exception(worth_waiting_for),
             stop=stop_after_delay(max(budget - (time.monotonic() - started), 0.0)),
-            wait=_until(deadline, _backoff(2.0)),
-            before_sleep=_log_retry("Elasticsearch is not ready yet", logging.DEBUG),
+            wait=until(deadline, backoff(2.0)),
+            before_sleep=log_retry(log, "Elasticsearch is not ready yet", logging.DEBUG),
             reraise=True,
         )
         try:
@@ -298,7 +171,7 @@ class Elastic:
             ) from exc
 
     def _ready_once(self) -> ClusterInfo:
-        info = self._once(_cluster_info)
+        info = self._once(cluster_info)
         health = self._once(
             lambda es: es.cluster.health(wait_for_status="yellow", timeout="1s")
         ).body
@@ -317,7 +190,7 @@ class Elastic:
                 allow_no_indices=True,
             )
         ).body
-        _check_shards(response)
+        check_shards(response)
         return response
 
     def msearch(
@@ -338,7 +211,7 @@ class Elastic:
         def request(es: Elasticsearch) -> list[dict[str, Any]]:
             responses: list[dict[str, Any]] = es.msearch(searches=searches).body["responses"]
             for response in responses:
-                _check_msearch_item(response)
+                check_msearch_item(response)
             return responses
 
         return self.call(request)
@@ -584,7 +457,7 @@ class Elastic:
             if not pending:
                 break
             if attempt > 1:  # items refused as busy back off as whole requests do
-                time.sleep(_item_backoff(attempt - 1))
+                time.sleep(item_backoff(attempt - 1))
             retry = self._bulk_once(index, pending, refresh, result)
             pending = {doc_id: pending[doc_id] for doc_id in retry}
         result.rejected.extend({"_id": doc_id, "status": 429} for doc_id in pending)
@@ -634,52 +507,3 @@ class Elastic:
                     {"_id": doc_id, "status": status, "error": outcome.get("error")}
                 )
         return retry
-
-
-def _item_backoff(retry: int) -> float:
-    """Seconds before the `retry`-th resend of bulk items refused with 429: `_backoff`'s curve
-    (0.2 s doubling up to 10 s, plus up to 1 s of jitter)."""
-    return float(min(0.2 * 2 ** (retry - 1), 10.0) + random.uniform(0, 1))
-
-
-def _check_msearch_item(response: Mapping[str, Any]) -> None:
-    if "error" in response:
-        status, reason = response.get("status"), _reason(response)
-        if status in TRANSIENT_STATUSES:
-            raise UnavailableError(f"Elasticsearch is busy or unavailable ({status}): {reason}")
-        raise RequestError(
-            f"Elasticsearch rejected a search of a multi-search ({status}): {reason}",
-            status,
-            reason,
-        )
-    _check_shards(response)
-
-
-def _cluster_info(es: Elasticsearch) -> ClusterInfo:
-    """`GET /`, or the local node's info where `GET /` is missing (405).
-
-    The integ-test-zip the tests run on lacks the `rest-root` module that serves `GET /`.
-    """
-    try:
-        body = es.info().body
-        return ClusterInfo(name=body["cluster_name"], version=body["version"]["number"])
-    except elasticsearch.ApiError as exc:
-        if exc.meta.status != 405:
-            raise
-    nodes = es.nodes.info(node_id="_local", metric="_none").body
-    node = next(iter(nodes["nodes"].values()))
-    return ClusterInfo(name=nodes["cluster_name"], version=node["version"])
-
-
-def _check_shards(response: Mapping[str, Any]) -> None:
-    shards = response.get("_shards", {})
-    if shards.get("failed"):
-        failures = shards.get("failures") or [{}]
-        reason = failures[0].get("reason", {})
-        raise RequestError(
-            f"{shards['failed']} of {shards.get('total')} shards failed: "
-            f"{reason.get('type', '')}: {reason.get('reason', '')}",
-            reason=str(reason.get("type", "")),
-        )
-    if response.get("timed_out"):
-        raise UnavailableError("the search timed out on some shards; its result would be partial")

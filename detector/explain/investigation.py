@@ -25,7 +25,8 @@ from detector.alerts.store import AlertStore
 from detector.engine import execution, type_split
 from detector.engine.history import default_history
 from detector.errors import DetectorError
-from detector.es.client import BulkResult, Elastic
+from detector.es.client import Elastic
+from detector.es.responses import BulkResult
 from detector.explain.verdict import (
     DocRef,
     ExceptionMatch,

@@ -23,7 +23,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from detector.errors import DetectorError, NotifyError
-from detector.es.client import Elastic, Versioned
+from detector.es.client import Elastic
+from detector.es.responses import Versioned
 from detector.logs import structured
 from detector.notify import state
 from detector.notify.routing import Routing

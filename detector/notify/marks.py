@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from detector.engine.execution import AlertWriter
-from detector.es.client import BulkResult
+from detector.es.responses import BulkResult
 from detector.notify import state
 from detector.notify.routing import Routing
 from detector.results import NewTerm

@@ -17,7 +17,8 @@ import pytest
 from detector.alerts.store import AlertStore
 from detector.engine import execution
 from detector.errors import BulkError
-from detector.es.client import BulkResult, Elastic
+from detector.es.client import Elastic
+from detector.es.responses import BulkResult
 from detector.results import ExecutionResult
 from detector.rules import builtin_rules
 from detector.settings import Settings

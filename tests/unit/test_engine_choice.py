@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from detector.engine.execution import _choose
-from detector.es.client import BulkResult
+from detector.es.responses import BulkResult
 from detector.query.bodies import Plan, WindowTerm, rule_filter
 from detector.query.window import TimeFields, window_for
 from detector.results import NewTerm
