@@ -4,7 +4,8 @@
     ├── ConfigError                invalid settings (CLI exit code 2); one problem per line
     ├── RuleError                  a rule file or rule is wrong; carries path, rule_id, key, line
     │   ├── UnsupportedRuleError   a valid rule the engine does not run (type, language)
-    │   └── RuleProblems           several problems of one rule file; carries each RuleError
+    │   ├── RuleProblems           several problems of one rule file; carries each RuleError
+    │   └── FixtureError           a rule's test fixture (`X.tests.toml`) is wrong; adds the case
     ├── QueryError                 a KQL query cannot be parsed; carries query and position
     ├── DateMathError              an Elasticsearch date-math value cannot be parsed
     ├── ElasticsearchError         talking to Elasticsearch failed (raised by es.py only)
@@ -108,6 +109,18 @@ class RuleProblems(RuleError):
         self.message = "\n".join(error.message for error in errors)
         self.location = errors[0].location
         DetectorError.__init__(self, "\n".join(str(error) for error in errors))
+
+
+class FixtureError(RuleError):
+    """A rule's test fixture (`X.tests.toml`, `detector rules test`) that does not load, or does
+    not fit its rule; `case` names the case (None: the file as a whole)."""
+
+    def __init__(
+        self, message: str, location: Location | None = None, case: str | None = None
+    ) -> None:
+        self.case = case
+        where = Location() if location is None else location
+        super().__init__(f"case {case!r}: {message}" if case else message, where)
 
 
 class QueryError(DetectorError):
