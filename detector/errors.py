@@ -23,7 +23,8 @@
     ├── NotifyError                a notification could not be delivered; carries the channel
     ├── DemoError                  the demo cannot run (its index holds data it did not write)
     ├── RecordError                a raw CloudTrail record cannot be mapped (no eventID/eventTime)
-    └── ImportRefusedError         `detector import` will not write to that target (data stream)
+    ├── ImportRefusedError         `detector import` will not write to that target (data stream)
+    └── RuleTestIndexError         `rules test` will not write an index it did not create
 
 Messages are cut to `MAX_MESSAGE` characters with a marker (`shorten`). Only `detector.es.client`
 imports the Elasticsearch client and translates its exceptions into this tree,
@@ -232,3 +233,8 @@ class RecordError(DetectorError):
 
 class ImportRefusedError(DetectorError):
     """`detector import` refuses the target index (a data stream or alias it did not create)."""
+
+
+class RuleTestIndexError(DetectorError):
+    """A throw-away index name of `detector rules test` exists already: the test writes only
+    indices it creates, so the case does not run."""

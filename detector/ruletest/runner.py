@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from detector.alerts.store import AlertStore
-from detector.errors import DetectorError
+from detector.errors import DetectorError, RuleTestIndexError
 from detector.es.client import Elastic
 from detector.es.templates import MANAGED_BY
 from detector.execution_log import documents
@@ -35,10 +35,6 @@ from detector.service.runner import Runner
 
 PREFIX = "newterms-ruletest"
 _SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0}
-
-
-class CollisionError(DetectorError):
-    """A throw-away index name is taken: the test never writes an index it did not create."""
 
 
 class Session:
@@ -123,7 +119,7 @@ class Session:
 def _create(elastic: Elastic, name: str, body: dict[str, Any]) -> str:
     """Create `name` from `body` (a template's `template` part, or settings and mappings)."""
     if not elastic.create_index(name, body.get("template", body)):
-        raise CollisionError(f"index {name} exists already: refused (a test writes only "
+        raise RuleTestIndexError(f"index {name} exists already: refused (a test writes only "
                              "indices it creates)")
     return name
 
