@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,8 +73,9 @@ def rules_test(args: argparse.Namespace, settings: Settings) -> int:
         return _scaffold(args.paths)
     options = ruletest.Options(not args.allow_one_sided, not args.skip_untested)
     collected = ruletest.collect(args.paths, datetime.now(UTC), options)
+    started = time.monotonic()
     results = _run_cases(settings, collected.work) if collected.work else []
-    suite = ruletest.Suite(results, collected.problems)
+    suite = ruletest.Suite(results, collected.problems, round(time.monotonic() - started, 3))
     if args.junit is not None:
         args.junit.write_text(ruletest.junit_xml(suite), encoding="utf-8")
     if args.json:

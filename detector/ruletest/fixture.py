@@ -17,6 +17,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -230,12 +231,16 @@ class _Reader:
             line=line,
         )
 
-    def moment(self, value: Any, anchor: datetime, case: str, line: int | None, key: str) -> datetime:
+    def moment(
+        self, value: Any, anchor: datetime, case: str, line: int | None, key: str
+    ) -> datetime:
         """An absolute time, `now...` (date math at `anchor`), or an offset such as `-3d`."""
         if isinstance(value, datetime):
             return datemath.parse(value.isoformat(), anchor)
         if not isinstance(value, str):
-            raise self.error(f"`{key}` must be a time such as \"now\", \"-3d\" or an ISO date", case, line)
+            raise self.error(
+                f'`{key}` must be a time such as "now", "-3d" or an ISO date', case, line
+            )
         text = value.strip()
         expression = f"now{text}" if text[:1] in ("-", "+") else text
         try:
@@ -249,7 +254,7 @@ class _Reader:
         if not isinstance(raw, list) or not raw:
             raise self.error("`runs` must be a non-empty array of times or tables", case, line)
         runs = tuple(self.run(item, at, case, line) for item in raw)
-        if any(later.at <= earlier.at for earlier, later in zip(runs, runs[1:], strict=False)):
+        if any(later.at <= earlier.at for earlier, later in pairwise(runs)):
             raise self.error("`runs` must be in increasing time order", case, line)
         return runs
 
@@ -258,8 +263,9 @@ class _Reader:
             return Run(self.moment(item, at, case, line, "runs"))
         unknown = set(item) - _RUN_KEYS
         if unknown or "at" not in item:
-            raise self.error("a run is a time, or a table with `at` and optional `alert`, "
-                             "`silent`", case, line)
+            raise self.error(
+                "a run is a time, or a table with `at` and optional `alert`, `silent`", case, line
+            )
         alert, silent = item.get("alert"), item.get("silent")
         return Run(
             self.moment(item["at"], at, case, line, "runs.at"),
@@ -285,7 +291,7 @@ class _Reader:
             raise self.error("an event must be a table", case, line)
         fields = {key: value for key, value in raw.items() if key not in (TIME, INGESTED, INDEX)}
         if TIME not in raw:
-            raise self.error("an event needs `time` (e.g. \"-2m\", relative to `at`)", case, line)
+            raise self.error('an event needs `time` (e.g. "-2m", relative to `at`)', case, line)
         moment = iso(self.moment(raw[TIME], at, case, line, TIME))
         ingested = raw.get(INGESTED, raw[TIME])
         times: dict[str, Any] = {"@timestamp": moment}
@@ -293,8 +299,9 @@ class _Reader:
             times["event.ingested"] = iso(self.moment(ingested, at, case, line, INGESTED))
         index = raw.get(INDEX)
         if index is not None and not isinstance(index, str):
-            raise self.error("an event's `index` must be one of the rule's index patterns",
-                             case, line)
+            raise self.error(
+                "an event's `index` must be one of the rule's index patterns", case, line
+            )
         try:
             doc = _merge(defaults, expand({**fields, **times}))
         except ValueError as exc:
@@ -318,8 +325,12 @@ class _Reader:
         for item in raw:
             values = item if isinstance(item, list) else [item]
             if not values or not all(isinstance(v, str | int | float | bool) for v in values):
-                raise self.error(f"`{key}`: {item!r} is not a term (a value, or an array of "
-                                 "one value per new-terms field)", case, line)
+                raise self.error(
+                    f"`{key}`: {item!r} is not a term (a value, or an array of "
+                    "one value per new-terms field)",
+                    case,
+                    line,
+                )
             terms.append(tuple(values))
         return tuple(terms)
 
@@ -328,11 +339,21 @@ class _Reader:
             raise self.error("`exceptions` must be an array of {field, values}", case, line)
         items = []
         for entry in raw:
-            if not (isinstance(entry, dict) and isinstance(entry.get("field"), str)
-                    and isinstance(entry.get("values"), list) and entry["values"]):
-                raise self.error("an exception is {field = \"...\", values = [...]}", case, line)
-            items.append(ExceptionItem(ANY_RULE, entry["field"], tuple(entry["values"]),
-                                       origin=f"{self.path} case {case!r}"))
+            if not (
+                isinstance(entry, dict)
+                and isinstance(entry.get("field"), str)
+                and isinstance(entry.get("values"), list)
+                and entry["values"]
+            ):
+                raise self.error('an exception is {field = "...", values = [...]}', case, line)
+            items.append(
+                ExceptionItem(
+                    ANY_RULE,
+                    entry["field"],
+                    tuple(entry["values"]),
+                    origin=f"{self.path} case {case!r}",
+                )
+            )
         return tuple(items)
 
     def max_signals(self, raw: Any, case: str, line: int | None) -> int | None:
@@ -345,4 +366,4 @@ class _Reader:
     def baseline(self, raw: Any, case: str, line: int | None) -> str | None:
         if raw is not None and raw not in MODES:
             raise self.error(f"`baseline` must be one of {list(MODES)}", case, line)
-        return raw
+        return None if raw is None else str(raw)

@@ -33,7 +33,7 @@ def summary(suite: Suite) -> str:
     counts = {status: 0 for status in (PASS, FAIL, ERROR)}
     for result in suite.results:
         counts[result.status] += 1
-    seconds = sum(result.seconds for result in suite.results)
+    seconds = suite.seconds or sum(result.seconds for result in suite.results)
     return (
         f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[ERROR]} error(s), "
         f"{len(suite.problems)} fixture(s) not loaded, in {seconds:.1f} s"
@@ -119,8 +119,14 @@ def junit_xml(suite: Suite) -> str:
     for fixture, results in by_fixture.items():
         _suite_element(root, fixture, results)
     if suite.problems:
-        problems = ET.SubElement(root, "testsuite", name="fixtures", tests=str(len(suite.problems)),
-                                 failures="0", errors=str(len(suite.problems)))
+        problems = ET.SubElement(
+            root,
+            "testsuite",
+            name="fixtures",
+            tests=str(len(suite.problems)),
+            failures="0",
+            errors=str(len(suite.problems)),
+        )
         for number, problem in enumerate(suite.problems, 1):
             case = ET.SubElement(problems, "testcase", classname="fixtures", name=f"load {number}")
             ET.SubElement(case, "error", message=problem.splitlines()[0]).text = problem
@@ -139,8 +145,13 @@ def _suite_element(root: ET.Element, fixture: str, results: Sequence[CaseResult]
         time=f"{sum(result.seconds for result in results):.3f}",
     )
     for result in results:
-        case = ET.SubElement(element, "testcase", classname=fixture, name=result.case.name,
-                             time=f"{result.seconds:.3f}")
+        case = ET.SubElement(
+            element,
+            "testcase",
+            classname=fixture,
+            name=result.case.name,
+            time=f"{result.seconds:.3f}",
+        )
         if result.status != PASS:
             tag = "failure" if result.status == FAIL else "error"
             lines = details(result)

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,6 +37,9 @@ from detector.service.runner import Runner
 
 PREFIX = "newterms-ruletest"
 _SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0}
+REFRESH_INTERVAL = "50ms"
+# Cases run side by side: each spends most of its time waiting for the node.
+PARALLEL_CASES = 4
 
 
 class Session:
@@ -45,6 +50,7 @@ class Session:
         self.token = token or uuid.uuid4().hex[:10]
         self.log = ExecutionStore(elastic, f"{PREFIX}-{self.token}-executions")
         self.cases = 0
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Session:
         _create(self.elastic, self.log.index, ExecutionStore.template_body(self.log.index))
@@ -60,10 +66,12 @@ class Session:
     def run_case(self, fixture: Fixture, rule: Rule, case: Case) -> CaseResult:
         """One case in indices of its own, deleted afterwards."""
         started = time.monotonic()
-        self.cases += 1
+        with self._lock:
+            self.cases += 1
+            number = self.cases
         result = CaseResult(fixture.path, rule.rule_id, case)
         try:
-            with self._indices(rule, case) as (patterns, alerts):
+            with self._indices(rule, case, number) as (patterns, alerts):
                 runs = self._execute(_for_case(rule, case, patterns), case, alerts)
         except DetectorError as exc:
             return dataclasses.replace(result, error=str(exc), seconds=_since(started))
@@ -77,8 +85,8 @@ class Session:
         )
 
     @contextmanager
-    def _indices(self, rule: Rule, case: Case) -> Iterator[tuple[dict[str, str], str]]:
-        base = f"{PREFIX}-{self.token}-{self.cases}"
+    def _indices(self, rule: Rule, case: Case, number: int) -> Iterator[tuple[dict[str, str], str]]:
+        base = f"{PREFIX}-{self.token}-{number}"
         patterns = _used_patterns(rule, case)
         names = {pattern: f"{base}-{_slug(pattern)}" for pattern in patterns}
         alerts = f"{base}-alerts"
@@ -87,7 +95,7 @@ class Session:
             for name in names.values():
                 body = {"settings": _SETTINGS, "mappings": data_mappings(MANAGED_BY)}
                 created.append(_create(self.elastic, name, body))
-            created.append(_create(self.elastic, alerts, AlertStore.template_body(alerts)))
+            created.append(_create(self.elastic, alerts, _alerts_body(alerts)))
             self._load(rule, case, names)
             yield names, alerts
         finally:
@@ -119,9 +127,18 @@ class Session:
 def _create(elastic: Elastic, name: str, body: dict[str, Any]) -> str:
     """Create `name` from `body` (a template's `template` part, or settings and mappings)."""
     if not elastic.create_index(name, body.get("template", body)):
-        raise RuleTestIndexError(f"index {name} exists already: refused (a test writes only "
-                             "indices it creates)")
+        raise RuleTestIndexError(
+            f"index {name} exists already: refused (a test writes only indices it creates)"
+        )
     return name
+
+
+def _alerts_body(name: str) -> dict[str, Any]:
+    """The alerts index's template body, refreshed every 50 ms: the alert store writes with
+    `refresh=wait_for`, which waits for the next periodic refresh (1 s by default)."""
+    body: dict[str, Any] = AlertStore.template_body(name)["template"]
+    body["settings"]["index"]["refresh_interval"] = REFRESH_INTERVAL
+    return body
 
 
 def _used_patterns(rule: Rule, case: Case) -> list[str]:
@@ -142,7 +159,7 @@ def _for_case(rule: Rule, case: Case, names: dict[str, str]) -> Rule:
 
 
 def _slug(pattern: str) -> str:
-    """An index pattern as part of an index name (`logs-aws.cloudtrail*` -> `logs-aws.cloudtrail`)."""
+    """An index pattern as part of an index name (`filebeat-*` -> `filebeat`)."""
     return re.sub(r"[^a-z0-9._-]+", "", pattern.lower()).strip("-._") or "data"
 
 
@@ -151,6 +168,8 @@ def _since(started: float) -> float:
 
 
 def run_all(elastic: Elastic, work: Sequence[tuple[Fixture, Rule]]) -> list[CaseResult]:
-    """Every case of every fixture, in one session."""
-    with Session(elastic) as session:
-        return [result for fixture, rule in work for result in session.run_fixture(fixture, rule)]
+    """Every case of every fixture, in one session, `PARALLEL_CASES` at a time (each in its
+    own indices), in order."""
+    cases = [(fixture, rule, case) for fixture, rule in work for case in fixture.cases]
+    with Session(elastic) as session, ThreadPoolExecutor(PARALLEL_CASES) as pool:
+        return list(pool.map(lambda item: session.run_case(*item), cases))

@@ -130,8 +130,19 @@ def _offsets(rule: Rule, now: datetime) -> tuple[str, str]:
     start = datemath.parse(rule.from_, now)
     window_seconds = max(1, min(60, int((now - start).total_seconds()) // 2))
     history = start - datemath.parse(rule.history_window_start, now)
-    halfway = max(timedelta(seconds=1), history / 2) + (now - start)
-    return f"-{window_seconds}s", f"-{int(halfway.total_seconds())}s"
+    halfway = (now - start) + history / 2
+    unit = timedelta(hours=1) if halfway >= timedelta(hours=2) else timedelta(seconds=1)
+    halfway = halfway // unit * unit
+    return _offset(timedelta(seconds=window_seconds)), _offset(halfway)
+
+
+def _offset(span: timedelta) -> str:
+    """`-90s`, `-2m` or `-84h`: the largest whole unit."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"-{seconds // size}{unit}"
+    return f"-{seconds}s"
 
 
 def _solve(goals: list[Goal], search: _Search) -> _Search | None:
@@ -167,7 +178,7 @@ def _narrow(search: _Search, atom: Node, positive: bool) -> _Search | None:
         if positive
         else _Field(before.must, (*before.must_not, atom))
     )
-    value = _realize(after, search.types(name))
+    value = _realize(after, search.types(name), name)
     if value is None:
         return None
     return _Search(search.types, {**search.fields, name: after}, {**search.values, name: value})
@@ -180,11 +191,11 @@ def _field_name(atom: Node) -> str:
     return target.value
 
 
-def _realize(constraints: _Field, kind: str) -> Any:
+def _realize(constraints: _Field, kind: str, name: str) -> Any:
     """A value satisfying every constraint, ABSENT if none is needed, None if none fits."""
     if not constraints.must:
         return ABSENT
-    for candidate in _candidates(constraints, kind):
+    for candidate in _candidates(constraints, kind, name):
         if all(_matches(atom, candidate, kind) for atom in constraints.must) and not any(
             _matches(atom, candidate, kind) for atom in constraints.must_not
         ):
@@ -192,20 +203,30 @@ def _realize(constraints: _Field, kind: str) -> Any:
     return None
 
 
-def _candidates(constraints: _Field, kind: str) -> list[Any]:
-    literals = [_typed(atom.value, kind) for atom in constraints.must if _is_literal(atom)]
-    patterns = [atom.value for atom in constraints.must if isinstance(atom, Is)
-                and isinstance(atom.value, Wildcard) and not atom.value.is_lone]
+def _candidates(constraints: _Field, kind: str, name: str) -> list[Any]:
+    literals = [
+        _typed(atom.value, kind)
+        for atom in constraints.must
+        if isinstance(atom, Is) and isinstance(atom.value, Literal)
+    ]
+    patterns = [
+        atom.value
+        for atom in constraints.must
+        if isinstance(atom, Is) and isinstance(atom.value, Wildcard) and not atom.value.is_lone
+    ]
     shapes = [_FILLER.join(pattern.parts) for pattern in patterns]
     combined = ["".join(shapes)] if len(shapes) > 1 else []
     ranges = [_from_range(atom, kind) for atom in constraints.must if isinstance(atom, Range)]
-    default = _DEFAULTS.get(kind, f"{_FILLER}-value")
-    spares = [f"{_FILLER}-value-{n}" for n in range(2, 4)] if kind not in _DEFAULTS else []
+    default = _DEFAULTS.get(kind, _keyword_default(name))
+    spares = [f"{default}-{n}" for n in range(2, 4)] if kind not in _DEFAULTS else []
     return [*literals, *shapes, *combined, *ranges, default, *spares]
 
 
-def _is_literal(atom: Node) -> bool:
-    return isinstance(atom, Is) and isinstance(atom.value, Literal)
+def _keyword_default(name: str) -> str:
+    """A readable value for a keyword field: an address for `*.address`, else its name."""
+    if name.endswith(".address"):
+        return str(_DEFAULTS["ip"])
+    return f"{_FILLER}-{name.rsplit('.', 1)[-1].replace('_', '-').lower()}"
 
 
 def _typed(value: Wildcard | Literal | Any, kind: str) -> Any:
@@ -230,8 +251,9 @@ def _from_range(atom: Range, kind: str) -> Any:
 def _matches(atom: Node, value: Any, kind: str) -> bool:
     """Whether a document whose field holds `value` matches the atom (Elasticsearch's
     semantics for keyword, numeric, ip and boolean fields)."""
-    if isinstance(atom, Exists) or (isinstance(atom, Is) and isinstance(atom.value, Wildcard)
-                                    and atom.value.is_lone):
+    if isinstance(atom, Exists) or (
+        isinstance(atom, Is) and isinstance(atom.value, Wildcard) and atom.value.is_lone
+    ):
         return True
     if isinstance(atom, Is) and isinstance(atom.value, Wildcard):
         pattern = ".*".join(re.escape(part) for part in atom.value.parts)
@@ -256,8 +278,10 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _same(expected: Any, value: Any) -> bool:
-    return str(expected).lower() == str(value).lower() if isinstance(value, bool) else (
-        expected == value or str(expected) == str(value)
+    return (
+        str(expected).lower() == str(value).lower()
+        if isinstance(value, bool)
+        else (expected == value or str(expected) == str(value))
     )
 
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 from detector.errors import FixtureError, Location
-from detector.ruletest.fixture import Case, Event, Fixture, Term, values_at
 from detector.rules import Rule
+from detector.ruletest.fixture import Case, Event, Fixture, Term, values_at
 
 PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
 
@@ -64,6 +64,7 @@ class Suite:
 
     results: list[CaseResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # wall clock of the whole run (cases run side by side)
 
     @property
     def passed(self) -> int:
@@ -78,17 +79,28 @@ def check_fit(fixture: Fixture, rule: Rule, minimum_sides: bool) -> None:
     for case in fixture.cases:
         for term in _all_terms(case):
             if len(term) != len(rule.new_terms_fields):
-                raise _error(fixture, case, f"term {list(term)} has {len(term)} value(s); the "
-                             f"rule's new-terms fields are {list(rule.new_terms_fields)}")
+                raise _error(
+                    fixture,
+                    case,
+                    f"term {list(term)} has {len(term)} value(s); the "
+                    f"rule's new-terms fields are {list(rule.new_terms_fields)}",
+                )
         for event in case.events:
             if event.index is not None and event.index not in rule.index:
-                raise _error(fixture, case, f"event index {event.index!r} is not one of the "
-                             f"rule's index patterns {list(rule.index)}", event.line)
+                raise _error(
+                    fixture,
+                    case,
+                    f"event index {event.index!r} is not one of the "
+                    f"rule's index patterns {list(rule.index)}",
+                    event.line,
+                )
     if minimum_sides:
         _check_sides(fixture)
 
 
-def compare(case: Case, runs: Sequence[RunOutcome], fields: Sequence[str]) -> tuple[Difference, ...]:
+def compare(
+    case: Case, runs: Sequence[RunOutcome], fields: Sequence[str]
+) -> tuple[Difference, ...]:
     """The differences between what the runs alerted and what the case expects."""
     found: list[Difference] = []
     overall = {_key(term) for run in runs for term in run.alerted}
@@ -154,11 +166,15 @@ def _all_terms(case: Case) -> list[Term]:
 
 def _check_sides(fixture: Fixture) -> None:
     if not any(case.alerting for case in fixture.cases):
-        raise FixtureError("no alerting case (a case with `alert` terms); --allow-one-sided "
-                           "accepts it", Location(fixture.path))
+        raise FixtureError(
+            "no alerting case (a case with `alert` terms); --allow-one-sided accepts it",
+            Location(fixture.path),
+        )
     if not any(case.silencing for case in fixture.cases):
-        raise FixtureError("no silent case (a case with `silent` terms); --allow-one-sided "
-                           "accepts it", Location(fixture.path))
+        raise FixtureError(
+            "no silent case (a case with `silent` terms); --allow-one-sided accepts it",
+            Location(fixture.path),
+        )
 
 
 def _error(fixture: Fixture, case: Case, message: str, line: int | None = None) -> FixtureError:
