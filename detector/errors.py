@@ -4,7 +4,8 @@
     ├── ConfigError                invalid settings (CLI exit code 2); one problem per line
     ├── RuleError                  a rule file or rule is wrong; carries path, rule_id, key, line
     │   ├── UnsupportedRuleError   a valid rule the engine does not run (type, language)
-    │   └── RuleProblems           several problems of one rule file; carries each RuleError
+    │   ├── RuleProblems           several problems of one rule file; carries each RuleError
+    │   └── FixtureError           a rule's test fixture (`X.tests.toml`) is wrong; adds the case
     ├── QueryError                 a KQL query cannot be parsed; carries query and position
     ├── DateMathError              an Elasticsearch date-math value cannot be parsed
     ├── ElasticsearchError         talking to Elasticsearch failed (raised by es.py only)
@@ -22,7 +23,8 @@
     ├── NotifyError                a notification could not be delivered; carries the channel
     ├── DemoError                  the demo cannot run (its index holds data it did not write)
     ├── RecordError                a raw CloudTrail record cannot be mapped (no eventID/eventTime)
-    └── ImportRefusedError         `detector import` will not write to that target (data stream)
+    ├── ImportRefusedError         `detector import` will not write to that target (data stream)
+    └── RuleTestIndexError         `rules test` will not write an index it did not create
 
 Messages are cut to `MAX_MESSAGE` characters with a marker (`shorten`). Only `detector.es.client`
 imports the Elasticsearch client and translates its exceptions into this tree,
@@ -108,6 +110,18 @@ class RuleProblems(RuleError):
         self.message = "\n".join(error.message for error in errors)
         self.location = errors[0].location
         DetectorError.__init__(self, "\n".join(str(error) for error in errors))
+
+
+class FixtureError(RuleError):
+    """A rule's test fixture (`X.tests.toml`, `detector rules test`) that does not load, or does
+    not fit its rule; `case` names the case (None: the file as a whole)."""
+
+    def __init__(
+        self, message: str, location: Location | None = None, case: str | None = None
+    ) -> None:
+        self.case = case
+        where = Location() if location is None else location
+        super().__init__(f"case {case!r}: {message}" if case else message, where)
 
 
 class QueryError(DetectorError):
@@ -219,3 +233,8 @@ class RecordError(DetectorError):
 
 class ImportRefusedError(DetectorError):
     """`detector import` refuses the target index (a data stream or alias it did not create)."""
+
+
+class RuleTestIndexError(DetectorError):
+    """A throw-away index name of `detector rules test` exists already: the test writes only
+    indices it creates, so the case does not run."""

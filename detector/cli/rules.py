@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from detector.cli.common import Commands, report_rule_problems
+from detector.cli.common import Commands, executions_at_debug, report_rule_problems
 from detector.errors import UnsupportedRuleError
 
 if TYPE_CHECKING:
@@ -61,6 +64,86 @@ def compile_kql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def rules_test(args: argparse.Namespace, settings: Settings) -> int:
+    """Run each rule's fixture cases with the engine in throw-away indices (or `--scaffold`)."""
+    # lazy: start-up (`--help` needs neither the client nor the KQL parser)
+    from detector import ruletest
+
+    if args.scaffold:
+        return _scaffold(args.paths)
+    options = ruletest.Options(not args.allow_one_sided, not args.skip_untested)
+    collected = ruletest.collect(args.paths, datetime.now(UTC), options)
+    started = time.monotonic()
+    results = _run_cases(settings, collected.work) if collected.work else []
+    suite = ruletest.Suite(results, collected.problems, round(time.monotonic() - started, 3))
+    if args.junit is not None:
+        args.junit.write_text(ruletest.junit_xml(suite), encoding="utf-8")
+    if args.json:
+        print(json.dumps(ruletest.to_json(suite)))
+    else:
+        print("\n".join(ruletest.text_lines(suite)))
+    if suite.problems:
+        return 2
+    return 0 if suite.passed == len(suite.results) else 1
+
+
+def _run_cases(settings: Settings, work: list[Any]) -> list[Any]:
+    from detector import ruletest
+    from detector.es.client import Elastic
+
+    with Elastic(settings) as elastic, executions_at_debug():
+        elastic.wait_ready()
+        return ruletest.run_all(elastic, work)
+
+
+def _scaffold(paths: list[Path]) -> int:
+    """Write `X.tests.toml` beside each rule file that has none (never over one)."""
+    from detector import ruletest
+    from detector.rules import load_rule_file
+
+    written = 0
+    for path in paths:
+        target = ruletest.fixture_path(path)
+        if target.exists():
+            print(f"error: {target} exists; --scaffold never overwrites a fixture", file=sys.stderr)
+            return 2
+        target.write_text(ruletest.scaffold(load_rule_file(path), ruletest.field_types()))
+        print(f"wrote {target}")
+        written += 1
+    return 0 if written else 2
+
+
+def add_test_command(actions: Any) -> None:
+    """Register `rules test`."""
+    test = actions.add_parser(
+        "test",
+        help="run rules' test cases (X.tests.toml) against throw-away indices",
+        description="Run the cases of each rule's fixture (X.tests.toml beside X.toml) with the "
+        "engine, against throw-away indices of the configured Elasticsearch that are deleted "
+        "afterwards. Exit 0: every case passed; 1: a case failed; 2: a rule or fixture does "
+        "not load.",
+    )
+    test.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="rule file, fixture or folder"
+    )
+    test.add_argument("--json", action="store_true", help="print one JSON object")
+    test.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML to FILE")
+    test.add_argument(
+        "--allow-one-sided",
+        action="store_true",
+        help="accept a fixture without an alerting or without a silent case",
+    )
+    test.add_argument(
+        "--skip-untested", action="store_true", help="skip rule files that have no fixture"
+    )
+    test.add_argument(
+        "--scaffold",
+        action="store_true",
+        help="write a starting fixture (one alerting, one silent case) for each RULE.toml given",
+    )
+    test.set_defaults(handler=rules_test)
+
+
 def add_commands(commands: Commands) -> None:
     """Register `rules check`, `rules list` and `kql`."""
     rules = commands.add_parser(
@@ -88,6 +171,7 @@ def add_commands(commands: Commands) -> None:
         description="The built-in rules and those of DETECTOR_RULES_PATH, as a table.",
     )
     listing.set_defaults(handler=rules_list)
+    add_test_command(actions)
     query = commands.add_parser(
         "kql",
         help="compile a KQL query and print the query DSL",

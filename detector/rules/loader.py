@@ -17,6 +17,9 @@ from detector.rules.builder import parse_rule
 from detector.rules.model import Rule
 from detector.rules.toml_reader import RuleSource
 
+# A rule's test cases, beside it (`detector.ruletest`): not a rule file.
+FIXTURE_SUFFIX = ".tests.toml"
+
 if TYPE_CHECKING:
     from detector.settings import Settings
 
@@ -69,7 +72,7 @@ def load_rules(paths: Iterable[Path | str]) -> LoadResult:
 def builtin_rules() -> list[Rule]:
     """The rules shipped with the detector (some are disabled by default)."""
     folder = resources.files("detector") / "builtin"
-    entries = sorted((entry for entry in folder.iterdir() if entry.name.endswith(".toml")), key=str)
+    entries = sorted((entry for entry in folder.iterdir() if _is_rule_file(entry.name)), key=str)
     return [
         replace(parse_rule(entry.read_text(encoding="utf-8"), Path(str(entry))), builtin=True)
         for entry in entries
@@ -91,13 +94,20 @@ def rules_for(settings: Settings) -> LoadResult:
 
 def _rule_files(path: Path) -> tuple[list[Path], RuleError | None]:
     if path.is_dir():
-        files = sorted(file for file in path.rglob("*.toml") if file.is_file())
+        files = sorted(
+            file for file in path.rglob("*.toml") if file.is_file() and _is_rule_file(file.name)
+        )
         if not files:
             return [], RuleSource(path).error(None, "no *.toml rule files in this directory")
         return files, None
     if path.is_file():
         return [path], None
     return [], RuleSource(path).error(None, "no such file or directory")
+
+
+def _is_rule_file(name: str) -> bool:
+    """A `*.toml` that is not a rule's test fixture (`X.tests.toml`, `detector rules test`)."""
+    return name.endswith(".toml") and not name.endswith(FIXTURE_SUFFIX)
 
 
 def _drop_duplicates(result: LoadResult) -> None:

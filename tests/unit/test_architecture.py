@@ -53,6 +53,11 @@ PURE_MODULES_OF_IO_PACKAGES = (
     "detector.notify.message",
     "detector.notify.routing",
     "detector.notify.state",
+    "detector.ruletest.data",
+    "detector.ruletest.fixture",
+    "detector.ruletest.report",
+    "detector.ruletest.scaffold",
+    "detector.ruletest.verdict",
     "detector.service.sinks",
 )
 PURE = PURE_PACKAGES + PURE_TOP_LEVEL + PURE_MODULES_OF_IO_PACKAGES
