@@ -1,4 +1,4 @@
-"""`detector rules check`, `rules list` and `kql`: writing and reviewing rules."""
+"""`detector rules check`, `rules list`, `rules diff` and `kql`: writing and reviewing rules."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detector.cli.common import Commands, report_rule_problems
+from detector.cli.common import Commands, report_rule_problems, usage_error
 from detector.errors import UnsupportedRuleError
 
 if TYPE_CHECKING:
@@ -61,8 +61,45 @@ def compile_kql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def rules_diff(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the would-be alerts a rule change adds and removes over a past range (exit 0:
+    a difference is what was asked, not an error)."""
+    # lazy: start-up (`--help` needs neither the client nor the KQL parser)
+    from detector.cli.engineering import check_range, previews
+    from detector.preview import compare
+    from detector.rules import load_rule_file
+
+    problem = check_range(args.start, args.end)
+    if problem:
+        return usage_error(problem)
+    old, new = previews([load_rule_file(args.old), load_rule_file(args.new)], args, settings)
+    found = compare(old, new)
+    if args.json:
+        for change in found.to_json():
+            print(json.dumps(change))
+    else:
+        print("\n".join(found.lines()))
+    return 0
+
+
+def _add_diff(actions: Commands) -> None:
+    from detector.cli.engineering import range_options
+
+    diff = actions.add_parser(
+        "diff",
+        help="the would-be alerts a rule change adds and removes over a past range",
+        description="Preview OLD and NEW over --start..--end (as `detector preview`, writing "
+        "nothing) and print the alerts only NEW would write (+) and only OLD would (-). Exit 0 "
+        "whatever the difference.",
+    )
+    diff.add_argument("old", type=Path, metavar="OLD.toml", help="the rule as it is")
+    diff.add_argument("new", type=Path, metavar="NEW.toml", help="the rule as changed")
+    range_options(diff)
+    diff.set_defaults(handler=rules_diff)
+
+
 def add_commands(commands: Commands) -> None:
-    """Register `rules check`, `rules list` and `kql`."""
+    """Register `rules check`, `rules list`, `rules diff` and `kql`."""
     rules = commands.add_parser(
         "rules",
         help="check or list detection rules",
@@ -88,6 +125,7 @@ def add_commands(commands: Commands) -> None:
         description="The built-in rules and those of DETECTOR_RULES_PATH, as a table.",
     )
     listing.set_defaults(handler=rules_list)
+    _add_diff(actions)
     query = commands.add_parser(
         "kql",
         help="compile a KQL query and print the query DSL",
