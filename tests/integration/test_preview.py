@@ -254,9 +254,8 @@ def test_preview_equals_backfill_and_the_oracle_for_other_rule_shapes(
 def counts(elastic: Elastic) -> dict[str, int]:
     """Documents per index of the node (every index: a preview writes none)."""
     elastic.client.indices.refresh(index="*", expand_wildcards="all", ignore_unavailable=True)
-    rows: list[dict[str, Any]] = list(
-        elastic.client.cat.indices(format="json", expand_wildcards="all", h="index,docs.count")
-    )
+    answer = elastic.client.cat.indices(format="json", expand_wildcards="all", h="index,docs.count")
+    rows: list[dict[str, Any]] = list(answer.body)
     return {str(row["index"]): int(row["docs.count"] or 0) for row in rows}
 
 
