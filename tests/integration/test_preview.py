@@ -255,7 +255,7 @@ def counts(elastic: Elastic) -> dict[str, int]:
     """Documents per index of the node (every index: a preview writes none)."""
     elastic.client.indices.refresh(index="*", expand_wildcards="all", ignore_unavailable=True)
     answer = elastic.client.cat.indices(format="json", expand_wildcards="all", h="index,docs.count")
-    rows: list[dict[str, Any]] = list(answer.body)
+    rows: list[dict[str, Any]] = answer.body if isinstance(answer.body, list) else []
     return {str(row["index"]): int(row["docs.count"] or 0) for row in rows}
 
 
