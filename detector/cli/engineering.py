@@ -28,8 +28,11 @@ def check_range(start: datetime, end: datetime) -> str | None:
     return None
 
 
-def previews(rules: list[Rule], args: argparse.Namespace, settings: Settings) -> list[Preview]:
-    """The preview of each rule over `--start`..`--end` (reads only)."""
+def previews(
+    rules: list[Rule], args: argparse.Namespace, settings: Settings, *, fresh: bool = False
+) -> list[Preview]:
+    """The preview of each rule over `--start`..`--end` (reads only); `fresh`: without the
+    alerts already in DETECTOR_ALERTS_INDEX."""
     # lazy: start-up (`--help` and `rules check` need no Elasticsearch client)
     from detector.es.client import Elastic
     from detector.preview import preview
@@ -46,6 +49,7 @@ def previews(rules: list[Rule], args: argparse.Namespace, settings: Settings) ->
                 args.end,
                 exceptions=exceptions,
                 baseline_mode=settings.baseline,
+                alerts_index=None if fresh else settings.alerts_index,
             )
             for rule in rules
         ]
@@ -60,7 +64,7 @@ def preview_rule(args: argparse.Namespace, settings: Settings) -> int:
         rules, _ = select_rules([args.rule], settings)
     except ConfigError as exc:
         return usage_error("; ".join(exc.problems))
-    (found,) = previews(rules, args, settings)
+    (found,) = previews(rules, args, settings, fresh=args.fresh)
     if args.json:
         for alert in found.alerts:
             print(json.dumps(alert.to_json()))
@@ -97,4 +101,10 @@ def add_commands(commands: Commands) -> None:
         help="a rule id among the loaded rules, or a rule TOML file",
     )
     range_options(parser)
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="ignore the alerts already in DETECTOR_ALERTS_INDEX (default: like a backfill, "
+        "an alert already written is not listed again, nor its term within its episode)",
+    )
     parser.set_defaults(handler=preview_rule)

@@ -72,7 +72,8 @@ def rules_diff(args: argparse.Namespace, settings: Settings) -> int:
     problem = check_range(args.start, args.end)
     if problem:
         return usage_error(problem)
-    old, new = previews([load_rule_file(args.old), load_rule_file(args.new)], args, settings)
+    loaded = [load_rule_file(args.old), load_rule_file(args.new)]
+    old, new = previews(loaded, args, settings, fresh=True)
     found = compare(old, new)
     if args.json:
         for change in found.to_json():

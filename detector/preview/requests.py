@@ -20,7 +20,7 @@ from detector.query.batched import FIRST_DOCUMENT_SORT
 from detector.query.bodies import ACTIONS_SIZE, PAGE_SIZE, Body, terms_clause, time_range
 from detector.query.window import TimeFields, Window
 from detector.results import Values
-from detector.times import from_millis
+from detector.times import from_millis, iso
 
 _BUCKET = "preview_bucket"
 
@@ -141,3 +141,44 @@ def details(
 
 def _within(fields: TimeFields, window: Window) -> Body:
     return time_range(fields, window.start, window.end)
+
+
+def prior_alerts(
+    rule_id: str, reach: tuple[datetime, datetime], after: Mapping[str, Any] | None = None
+) -> Body:
+    """One composite page of the rule's alerts already in the alerts index whose first-seen
+    time is within `reach`: (term key, first-seen time), what the engine's same-episode check
+    (`AlertStore.already_alerted`) compares."""
+    composite: Body = {
+        "size": PAGE_SIZE,
+        "sources": [
+            {"key": {"terms": {"field": "detector.term_key"}}},
+            {"first_seen": {"terms": {"field": "detector.first_seen"}}},
+        ],
+    }
+    if after is not None:
+        composite["after"] = dict(after)
+    within = {"gte": iso(reach[0]), "lte": iso(reach[1]), "format": "strict_date_optional_time"}
+    filters = [
+        {"term": {"kibana.alert.rule.rule_id": rule_id}},
+        {"range": {"detector.first_seen": within}},
+    ]
+    return {
+        "size": 0,
+        "track_total_hits": False,
+        "query": {"bool": {"filter": filters}},
+        "aggs": {"prior": {"composite": composite}},
+    }
+
+
+def parse_prior_alerts(
+    response: Mapping[str, Any], into: dict[str, list[datetime]]
+) -> dict[str, Any] | None:
+    """Add a `prior_alerts` page's term key -> first-seen times to `into`; the next key."""
+    agg = response.get("aggregations", {}).get("prior", {})
+    buckets = agg.get("buckets", [])
+    for bucket in buckets:
+        into.setdefault(str(bucket["key"]["key"]), []).append(
+            from_millis(bucket["key"]["first_seen"])
+        )
+    return agg.get("after_key") if len(buckets) >= PAGE_SIZE else None

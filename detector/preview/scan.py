@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from detector.alerts.document import term_key
 from detector.datemath import parse_interval
 from detector.engine import phases, type_split
 from detector.engine.history import default_history
@@ -44,9 +45,14 @@ def preview(
     *,
     exceptions: ExceptionList = NO_EXCEPTIONS,
     baseline_mode: str = ALERT,
+    alerts_index: str | None = None,
 ) -> Preview:
     """What `rule` would have alerted over `[start, end]`: the executions a backfill of that
-    range runs (`start, start + interval, ... <= end`), replayed in memory."""
+    range runs (`start, start + interval, ... <= end`), replayed in memory.
+
+    With `alerts_index`, the rule's alerts already there count as a backfill counts them (an
+    alert suppresses its term's episode; it is not written again); without, the preview
+    starts from a clean slate (what the rule alerts on its own: `rules diff`)."""
     found = Preview(rule.rule_id, rule.name, as_utc(start), as_utc(end))
     nows = backfill_times(as_utc(start), as_utc(end), parse_interval(rule.interval))
     if not nows:
@@ -59,7 +65,9 @@ def preview(
     settings = simulation.Settings(
         rule.max_signals, rule.baseline or baseline_mode, _oldest(elastic, split)
     )
-    replayed = simulation.replay(slots, term_spans(elastic, split, slots), settings)
+    spans = term_spans(elastic, split, slots)
+    prior = _prior(elastic, alerts_index, rule, slots, spans) if alerts_index else None
+    replayed = simulation.replay(slots, spans, settings, prior)
     found.executions = [
         Executed(slot.now, tally) for slot, tally in zip(slots, replayed.tallies, strict=True)
     ]
@@ -107,6 +115,25 @@ def _read_spans(
         after = requests.parse_spans(elastic.search(plan.index, body), plan.terms_fields, into)
         if after is None:
             return
+
+
+def _prior(
+    elastic: Elastic, index: str, rule: Rule, slots: Sequence[Slot], spans: dict[Values, list[Span]]
+) -> dict[Values, list[datetime]]:
+    """The first-seen times of the rule's alerts already written, per term of the range, that
+    can be in the episode of a would-be alert (within a history length of the range)."""
+    longest = max(slot.window.history_length for slot in slots)
+    reach = (slots[0].window.history_start - longest, slots[-1].window.end + longest)
+    by_key: dict[str, list[datetime]] = {}
+    after = None
+    while True:
+        body = requests.prior_alerts(rule.rule_id, reach, after)
+        after = requests.parse_prior_alerts(elastic.search([index], body), by_key)
+        if after is None:
+            break
+    if not by_key:
+        return {}
+    return {values: by_key[key] for values in spans if (key := term_key(rule, values)) in by_key}
 
 
 def _oldest(elastic: Elastic, split: type_split.Split) -> datetime | None:

@@ -117,11 +117,17 @@ class Settings:
 
 
 def replay(
-    slots: Sequence[Slot], spans: Mapping[Values, Sequence[Span]], settings: Settings
+    slots: Sequence[Slot],
+    spans: Mapping[Values, Sequence[Span]],
+    settings: Settings,
+    prior: Mapping[Values, Sequence[datetime]] | None = None,
 ) -> Replay:
-    """The executions of `slots` replayed in order over the terms' `spans`."""
+    """The executions of `slots` replayed in order over the terms' `spans`; `prior`: the
+    first-seen times of the alerts already written per term (they suppress their episode)."""
     found = Replay()
-    alerted: dict[Values, list[datetime]] = {}
+    alerted: dict[Values, list[datetime]] = {
+        values: list(times) for values, times in (prior or {}).items()
+    }
     carried: dict[Candidate, int] = {}
     for position, (slot, new) in enumerate(zip(slots, candidates(slots, spans), strict=True)):
         window = slot.window

@@ -327,3 +327,28 @@ def test_rules_diff_shows_what_a_change_adds_and_removes(
     assert all(c["change"] == "added" for c in changes)
     assert "+ " in text.stdout and "198.51.100.1" in text.stdout
     assert "0 removed" in text.stdout
+
+
+def test_alerts_already_written_are_not_previewed_again_as_a_backfill_skips_them(
+    elastic: Elastic, token: str, make_runner: MakeRunner, tmp_path: Path
+) -> None:
+    rule = token_rule(token, max_signals=2)
+    exceptions, _ = exceptions_for(tmp_path)
+    add_events(elastic, cloudtrail_index(token), busy_range())
+    runner = make_runner("live")
+    runner.exceptions = exceptions
+    runner.backfill([rule], T0, minutes(90))  # what live executions wrote already
+    before = set(alerts_of(runner).values())
+    index = runner.store.index  # type: ignore[attr-defined]
+
+    found = preview(elastic, rule, T0, END, exceptions=exceptions, alerts_index=index)
+    fresh = preview(elastic, rule, T0, END, exceptions=exceptions)
+
+    runner.backfill([rule], T0, END)
+    added = set(alerts_of(runner).values()) - before
+    assert before and added
+    assert previewed(found) == added
+    # The alerts already there left room within max_signals: the fifth of the burst is
+    # alerted now, which a preview from a clean slate (and a backfill on one) loses.
+    assert (("192.0.2.5",), "2025-01-15T12:33:30.000Z") in previewed(found)
+    assert not any(alert.values == ("192.0.2.5",) for alert in fresh.alerts)
