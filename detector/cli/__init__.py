@@ -1,10 +1,9 @@
 """The `detector` command: a thin shell over the library.
 
 One module per group of commands, by what users do with them: `detection` (once, run,
-backfill), `rules` (rules check, rules list, kql), `operations` (check, health, status),
-`deployment` (setup, demo), `investigation` (import cloudtrail) and `notifications`
-(notify check, notify test); `common` holds what they
-share.
+backfill), `rules` (rules check, rules list, rules diff, kql), `operations` (check, health,
+status), `deployment` (setup, demo), `engineering` (preview), `investigation` (import
+cloudtrail) and `notifications` (notify check, notify test); `common` holds what they share.
 
 Exit codes: 0 success, 1 a runtime failure (Elasticsearch, a rule, an execution), 2 bad
 configuration or usage. User mistakes print one line per problem, never a traceback.
@@ -20,7 +19,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from detector import __version__
-from detector.cli import deployment, detection, investigation, notifications, operations, rules
+from detector.cli import (
+    deployment,
+    detection,
+    engineering,
+    investigation,
+    notifications,
+    operations,
+    rules,
+)
 from detector.cli.common import Handler, say
 from detector.errors import ConfigError, DetectorError, RuleError
 
@@ -42,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     operations.add_commands(commands)
     rules.add_commands(commands)
     detection.add_commands(commands)
+    engineering.add_commands(commands)
     deployment.add_commands(commands)
     investigation.add_commands(commands)
     notifications.add_commands(commands)

@@ -1,4 +1,4 @@
-"""`detector rules check`, `rules list` and `kql`: writing and reviewing rules."""
+"""`detector rules check`, `rules list`, `rules diff` and `kql`: writing and reviewing rules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from detector.cli.common import Commands, executions_at_debug, report_rule_problems
+from detector.cli.common import Commands, executions_at_debug, report_rule_problems, usage_error
 from detector.errors import UnsupportedRuleError
 
 if TYPE_CHECKING:
@@ -144,8 +144,46 @@ def add_test_command(actions: Any) -> None:
     test.set_defaults(handler=rules_test)
 
 
+def rules_diff(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the would-be alerts a rule change adds and removes over a past range (exit 0:
+    a difference is what was asked, not an error)."""
+    # lazy: start-up (`--help` needs neither the client nor the KQL parser)
+    from detector.cli.engineering import check_range, previews
+    from detector.preview import compare
+    from detector.rules import load_rule_file
+
+    problem = check_range(args.start, args.end)
+    if problem:
+        return usage_error(problem)
+    loaded = [load_rule_file(args.old), load_rule_file(args.new)]
+    old, new = previews(loaded, args, settings, fresh=True)
+    found = compare(old, new)
+    if args.json:
+        for change in found.to_json():
+            print(json.dumps(change))
+    else:
+        print("\n".join(found.lines()))
+    return 0
+
+
+def _add_diff(actions: Commands) -> None:
+    from detector.cli.engineering import range_options
+
+    diff = actions.add_parser(
+        "diff",
+        help="the would-be alerts a rule change adds and removes over a past range",
+        description="Preview OLD and NEW over --start..--end (as `detector preview`, writing "
+        "nothing) and print the alerts only NEW would write (+) and only OLD would (-). Exit 0 "
+        "whatever the difference.",
+    )
+    diff.add_argument("old", type=Path, metavar="OLD.toml", help="the rule as it is")
+    diff.add_argument("new", type=Path, metavar="NEW.toml", help="the rule as changed")
+    range_options(diff)
+    diff.set_defaults(handler=rules_diff)
+
+
 def add_commands(commands: Commands) -> None:
-    """Register `rules check`, `rules list` and `kql`."""
+    """Register `rules check`, `rules list`, `rules diff` and `kql`."""
     rules = commands.add_parser(
         "rules",
         help="check or list detection rules",
@@ -172,6 +210,7 @@ def add_commands(commands: Commands) -> None:
     )
     listing.set_defaults(handler=rules_list)
     add_test_command(actions)
+    _add_diff(actions)
     query = commands.add_parser(
         "kql",
         help="compile a KQL query and print the query DSL",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 # The one import of the template (it is moving to `detector.cloudtrail.template`).
-from detector.deployment.scenario import ECS_MAPPINGS
+from detector.cloudtrail.template import ECS_MAPPINGS
 from detector.ruletest.scaffold import mapping_types
 
 PURPOSE = "rules test"

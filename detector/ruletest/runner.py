@@ -113,7 +113,7 @@ class Session:
 
     def _execute(self, rule: Rule, case: Case, alerts: str) -> list[RunOutcome]:
         store = AlertStore(self.elastic, alerts)
-        runner = Runner(self.elastic, store, self.log, ExceptionList(case.exceptions))
+        runner = Runner.on(self.elastic, store, self.log, exceptions=ExceptionList(case.exceptions))
         outcomes = []
         for run in case.runs:
             result = runner.execute(rule, run.at, documents.MANUAL)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from detector.cli import main
-from detector.deployment.scenario import ECS_MAPPINGS
+from detector.cloudtrail.template import ECS_MAPPINGS
 from detector.errors import FixtureError
 from detector.kql import parse
 from detector.rules import load_rule_file, load_rules
