@@ -32,7 +32,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from detector.alerts.store import AlertStore
 from detector.datemath import parse_interval
@@ -71,6 +71,18 @@ DEFAULT_WINDOW_ATTEMPTS = 3
 Progress = Callable[[int, int, ExecutionResult], None]
 
 
+class Options(TypedDict, total=False):
+    """The `Runner` fields `Runner.on` passes through (each has a default)."""
+
+    exceptions: ExceptionList
+    max_catchup: timedelta
+    metrics: Metrics | None
+    sinks: Sequence[AlertSink]
+    replica_id: str | None
+    window_attempts: int
+    baseline_mode: str
+
+
 @dataclass
 class Runner:
     """Everything an execution needs besides the rule and its `now`, given at construction
@@ -103,7 +115,7 @@ class Runner:
         *,
         routing: Routing | None = None,
         keeper: Keeper | None = None,
-        **options: Any,
+        **options: Unpack[Options],
     ) -> Runner:
         """A runner writing to `alerts` and `executions`; with a `routing` that has channels,
         its alerts are created pending for them; with a `keeper`, it runs only the rules whose
