@@ -84,11 +84,36 @@ class AlertStore(OwnIndex):
             if any(abs(to_millis(term.first_seen) - other) <= limit for other in seen.get(key, ()))
         }
 
-    def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:
-        """Create the alerts under their ids; ids already there are reported, not errors."""
+    def write(
+        self, alerts: Mapping[str, Mapping[str, Any]], execution_id: str | None = None
+    ) -> BulkResult:
+        """Create the alerts under their ids; ids already there are reported, not errors.
+
+        With `execution_id`, an id already there that this very execution wrote counts as
+        created: a bulk request whose answer was lost (a timeout, a 429 after the node had
+        indexed it) is sent again, and its items then answer 409; without this, alerts the
+        execution did create would be counted by no execution."""
         if not alerts:
             return BulkResult()
-        return self.elastic.bulk_create(self.index, alerts)
+        result = self.elastic.bulk_create(self.index, alerts)
+        if execution_id is not None and result.existing:
+            ours = self._written_by(execution_id, result.existing)
+            result.created.extend(doc_id for doc_id in result.existing if doc_id in ours)
+            result.existing[:] = [doc_id for doc_id in result.existing if doc_id not in ours]
+        return result
+
+    def _written_by(self, execution_id: str, ids: Sequence[str]) -> set[str]:
+        """Which of these alerts carry `execution_id` (one `mget`, only when some existed)."""
+        found = self.elastic.mget_versioned(self.index, ids)
+        return {
+            doc_id for doc_id, doc in found.items() if _execution_of(doc.source) == execution_id
+        }
+
+
+def _execution_of(alert: Mapping[str, Any]) -> Any:
+    """`kibana.alert.rule.execution.uuid` of a stored alert (None if it has none)."""
+    rule = alert.get("kibana", {}).get("alert", {}).get("rule", {})
+    return rule.get("execution", {}).get("uuid") if isinstance(rule, Mapping) else None
 
 
 def episode_query(

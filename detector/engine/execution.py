@@ -67,8 +67,11 @@ class AlertWriter(Protocol):
         """Values of the terms alerted before within `history` of their first-seen time."""
         ...
 
-    def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:
-        """Create the alerts under their ids (op_type create: existing ids are no-ops)."""
+    def write(
+        self, alerts: Mapping[str, Mapping[str, Any]], execution_id: str | None = None
+    ) -> BulkResult:
+        """Create the alerts under their ids (op_type create: existing ids are no-ops; with
+        `execution_id`, those this execution wrote itself count as created)."""
         ...
 
 
@@ -162,7 +165,7 @@ def _run(
     index_seconds = 0.0
     if alerts and not dry_run:
         before = elastic.stats.seconds
-        created = tuple(store.write(alerts).created)
+        created = tuple(store.write(alerts, execution.id).created)
         index_seconds = elastic.stats.seconds - before
     return Findings(
         terms_checked=found.checked,

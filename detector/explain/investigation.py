@@ -61,7 +61,9 @@ class _AsOf:
     ) -> set[tuple[Any, ...]]:
         return self.store.already_alerted(rule, terms, history, before=self.at)
 
-    def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:
+    def write(
+        self, alerts: Mapping[str, Mapping[str, Any]], execution_id: str | None = None
+    ) -> BulkResult:
         raise DetectorError("detector explain writes no alert")  # its dry run never calls this
 
 

@@ -45,9 +45,12 @@ class MarkingWriter:
         """As the wrapped store answers."""
         return self.store.already_alerted(rule, terms, history)
 
-    def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:
+    def write(
+        self, alerts: Mapping[str, Mapping[str, Any]], execution_id: str | None = None
+    ) -> BulkResult:
         """Create the alerts, each with its pending marks."""
         now = datetime.now(UTC)
         return self.store.write(
-            {key: with_marks(doc, self.routing.targets(doc), now) for key, doc in alerts.items()}
+            {key: with_marks(doc, self.routing.targets(doc), now) for key, doc in alerts.items()},
+            execution_id,
         )

@@ -34,6 +34,7 @@ from tests.integration.test_engine import (
 from tests.support import cloudtrail as ct
 from tests.support.commands import detector_env
 from tests.support.es_node import EsNode
+from tests.support.http_faults import Fault, FaultProxy
 
 SOURCES = [f"198.51.100.{n}" for n in range(1, 41)]
 REPO = Path(__file__).resolve().parents[2]
@@ -92,9 +93,11 @@ class HalfThenCrash:
     def already_alerted(self, *args: Any) -> set[tuple[Any, ...]]:
         return self.store.already_alerted(*args)
 
-    def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:
+    def write(
+        self, alerts: Mapping[str, Mapping[str, Any]], execution_id: str | None = None
+    ) -> BulkResult:
         half = dict(list(alerts.items())[: len(alerts) // 2])
-        self.store.write(half)
+        self.store.write(half, execution_id)
         raise BulkError("connection lost in the middle of the bulk", [])
 
 
@@ -264,3 +267,26 @@ def test_once_exit_codes_for_a_failed_execution_and_a_bad_time(
     code, _, err = finish(once(es_node, es_settings, tmp_path, "--at", "yesterday-ish"))
     assert code == 2
     assert "--at" in err and "ISO-8601" in err
+
+
+def test_alerts_of_a_bulk_whose_answer_was_lost_are_counted_by_the_execution_that_wrote_them(
+    loaded: Harness, es_settings: Settings
+) -> None:
+    """The node indexes the alerts' bulk but its answer is lost (a 429 after the fact); the
+    client sends the bulk again, whose items answer 409. They are this execution's own alerts:
+    counted as written by it, not as alerted before."""
+    marker = f'"{loaded.rule.rule_id}"'.encode()
+    proxy = FaultProxy(es_settings.es_url[0], faults=(Fault(marker, times=1, lost=True),))
+    elastic = Elastic(es_settings.model_copy(update={"es_url": [proxy.url]}))
+    try:
+        store = AlertStore(elastic, es_settings.alerts_index)
+        result = execution.execute(elastic, store, loaded.rule, T0)
+    finally:
+        elastic.close()
+        proxy.close()
+
+    assert proxy.faulted == 1
+    assert result.status == "succeeded"
+    assert (result.alerts_written, result.already_alerted) == (len(SOURCES), 0)
+    assert len(result.created_alerts()) == len(SOURCES)
+    assert_each_source_alerted_once(loaded)

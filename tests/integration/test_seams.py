@@ -107,7 +107,7 @@ class _NoStore:
     def already_alerted(self, rule: Rule, terms: Any, history: timedelta) -> set[tuple[Any, ...]]:
         return set()
 
-    def write(self, alerts: Any) -> Any:
+    def write(self, alerts: Any, execution_id: str | None = None) -> Any:
         raise AssertionError("a dry run writes nothing")
 
 

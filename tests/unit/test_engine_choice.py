@@ -30,7 +30,9 @@ class RecordingStore:
         self.asked.append([term.values[0] for term in terms])
         return {term.values for term in terms if term.values[0] in self.alerted}
 
-    def write(self, alerts: Mapping[str, Mapping[str, Any]]) -> BulkResult:
+    def write(
+        self, alerts: Mapping[str, Mapping[str, Any]], execution_id: str | None = None
+    ) -> BulkResult:
         raise AssertionError("not written in these tests")
 
 
