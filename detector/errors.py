@@ -8,7 +8,7 @@
     │   └── FixtureError           a rule's test fixture (`X.tests.toml`) is wrong; adds the case
     ├── QueryError                 a KQL query cannot be parsed; carries query and position
     ├── DateMathError              an Elasticsearch date-math value cannot be parsed
-    ├── ElasticsearchError         talking to Elasticsearch failed (raised by es.py only)
+    ├── ElasticsearchError         talking to Elasticsearch failed (raised by `detector.es` only)
     │   ├── UnavailableError       unreachable, timed out or overloaded; transient, retried
     │   │   └── TlsError           TLS handshake or certificate verification failed
     │   ├── AuthenticationError    401: wrong credentials
@@ -26,9 +26,9 @@
     ├── ImportRefusedError         `detector import` will not write to that target (data stream)
     └── RuleTestIndexError         `rules test` will not write an index it did not create
 
-Messages are cut to `MAX_MESSAGE` characters with a marker (`shorten`). Only `detector.es.client`
-imports the Elasticsearch client and translates its exceptions into this tree,
-so no other module ever catches a client exception.
+Messages are cut to `MAX_MESSAGE` characters with a marker (`shorten`). Only the `detector.es`
+package imports the Elasticsearch client (`es.responses` translates its exceptions into this
+tree), so no other module ever catches a client exception.
 """
 
 from __future__ import annotations

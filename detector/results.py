@@ -80,6 +80,9 @@ class ExecutionResult:
     window_end: datetime | None = None
     history_start: datetime | None = None
     error: str | None = None
+    # The failure may pass if tried again soon (unreachable, 429, bulk items refused or left
+    # unanswered): the runner retries it within the interval, not at the next slot only.
+    transient: bool = False
     terms_checked: int = 0
     new_terms: int = 0
     already_alerted: int = 0

@@ -20,6 +20,7 @@ overflow: counted, listed and logged, and alerted by a later execution while sti
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from detector.engine import field_caps, type_split
 from detector.engine.history import TermHistory, default_history
 from detector.engine.outcome import Findings, Head, Meter, Trust
 from detector.engine.outcome import result as outcome_result
-from detector.errors import DetectorError
+from detector.errors import BulkError, DetectorError, TlsError, UnavailableError
 from detector.es.client import Elastic
 from detector.es.responses import BulkResult
 from detector.logs import structured
@@ -102,6 +103,7 @@ def execute(
     execution = execution or ExecutionRef.new("scheduled")
     window: Window | None = None
     outcome: Findings | str
+    transient = False
     try:
         window = window_for(rule, now)
         split = type_split.plan_execution(elastic, rule, window, exceptions)
@@ -115,13 +117,24 @@ def execute(
         outcome = _run(services, split, now, dry_run, execution)
     except DetectorError as exc:
         outcome = str(exc)
+        transient = _transient(exc)
         # A mapping may have changed under the cached `_field_caps`: the retry asks again.
         field_caps.SHARED.clear()
     head = Head(rule, as_utc(now), execution, dry_run, window)
     result = outcome_result(head, outcome, meter.spent(elastic, outcome))
+    if transient:
+        result = dataclasses.replace(result, transient=True)
     if not quiet:
         _log(rule, result)
     return result
+
+
+def _transient(exc: DetectorError) -> bool:
+    """Whether trying again soon may succeed: Elasticsearch unreachable or busy (a TLS failure
+    stays), or bulk items refused or left unanswered; a rejected query or mapping does not."""
+    if isinstance(exc, TlsError):
+        return False
+    return isinstance(exc, UnavailableError | BulkError)
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,10 @@ def within_interval(
 
 
 def _failed(step: Step) -> bool:
-    """Failed, and its window not given up (that moves the catch-up on)."""
+    """Failed on a transient error, and its window not given up (that moves the catch-up on);
+    a rejected query fails again at once, so it waits for the next slot."""
     result, goes_on = step
-    return not result.succeeded and not goes_on
+    return not result.succeeded and result.transient and not goes_on
 
 
 def _last(state: RetryCallState) -> Step:

@@ -290,3 +290,28 @@ def test_alerts_of_a_bulk_whose_answer_was_lost_are_counted_by_the_execution_tha
     assert (result.alerts_written, result.already_alerted) == (len(SOURCES), 0)
     assert len(result.created_alerts()) == len(SOURCES)
     assert_each_source_alerted_once(loaded)
+
+
+@pytest.mark.parametrize(
+    ("fault", "transient"),
+    [
+        (Fault(b"", times=100, path="/_search", status=429), True),  # busy: try again soon
+        (Fault(b"", times=100, path="/_search", status=400), False),  # rejected: fails again
+    ],
+    ids=["busy", "rejected"],
+)
+def test_a_failed_execution_says_whether_trying_again_soon_may_succeed(
+    loaded: Harness, es_settings: Settings, fault: Fault, transient: bool
+) -> None:
+    proxy = FaultProxy(es_settings.es_url[0], faults=(fault,))
+    settings = es_settings.model_copy(update={"es_url": [proxy.url], "es_retry_attempts": 1})
+    elastic = Elastic(settings)
+    try:
+        result = execution.execute(
+            elastic, AlertStore(elastic, es_settings.alerts_index), loaded.rule, T0
+        )
+    finally:
+        elastic.close()
+        proxy.close()
+
+    assert (result.status, result.transient) == ("failed", transient)

@@ -10,8 +10,8 @@ from detector.service.retries import Step, within_interval
 T = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
 
-def outcome(status: str, goes_on: bool = False) -> Step:
-    return ExecutionResult("r1", "Rule one", T, status), goes_on
+def outcome(status: str, goes_on: bool = False, transient: bool = True) -> Step:
+    return ExecutionResult("r1", "Rule one", T, status, transient=transient), goes_on
 
 
 def test_a_failure_is_retried_until_an_attempt_succeeds() -> None:
@@ -27,6 +27,19 @@ def test_a_failure_is_retried_until_an_attempt_succeeds() -> None:
     )
     assert result.succeeded and goes_on
     assert numbers == [1, 2]
+
+
+def test_a_failure_that_is_not_transient_waits_for_the_next_slot() -> None:
+    calls: list[int] = []
+
+    def attempt(number: int) -> Step:
+        calls.append(number)
+        return outcome(FAILED, transient=False)  # e.g. the query was rejected (400)
+
+    result, goes_on = within_interval(
+        attempt, datetime.now(UTC) + timedelta(minutes=1), lambda: True
+    )
+    assert (calls, result.status, goes_on) == ([1], FAILED, False)
 
 
 def test_a_window_given_up_is_not_retried() -> None:
