@@ -40,6 +40,7 @@ from detector.es.responses import (
     ClusterInfo,
     RequestStats,
     Versioned,
+    check_field_caps,
     check_msearch_item,
     check_shards,
     cluster_info,
@@ -179,8 +180,12 @@ class Elastic:
             raise UnavailableError(f"cluster health is {health.get('status')}, waiting for yellow")
         return info
 
-    def search(self, index: Iterable[str], body: Mapping[str, Any]) -> dict[str, Any]:
-        """Search; missing indices are not an error, but failed shards are (partial = wrong)."""
+    def search(
+        self, index: Iterable[str], body: Mapping[str, Any], expect: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Search; missing indices are not an error, but a partial answer is (partial = wrong):
+        a cluster skipped, failed shards, or a cluster of `expect` (aliases that hold the
+        indices, `(local)` for this one) that searched no shard (`responses.check_shards`)."""
         names = ",".join(index)
         response: dict[str, Any] = self.call(
             lambda es: es.search(
@@ -190,11 +195,14 @@ class Elastic:
                 allow_no_indices=True,
             )
         ).body
-        check_shards(response)
+        check_shards(response, expect)
         return response
 
     def msearch(
-        self, index: Iterable[str], bodies: Sequence[Mapping[str, Any]]
+        self,
+        index: Iterable[str],
+        bodies: Sequence[Mapping[str, Any]],
+        expect: Iterable[str] = (),
     ) -> list[dict[str, Any]]:
         """Several searches in one `_msearch`, each as `search` would send it.
 
@@ -204,6 +212,7 @@ class Elastic:
         if not bodies:
             return []
         header = {"index": ",".join(index), "ignore_unavailable": True, "allow_no_indices": True}
+        expected = tuple(expect)
         searches: list[Mapping[str, Any]] = []
         for body in bodies:
             searches.extend((header, dict(body)))
@@ -211,7 +220,7 @@ class Elastic:
         def request(es: Elasticsearch) -> list[dict[str, Any]]:
             responses: list[dict[str, Any]] = es.msearch(searches=searches).body["responses"]
             for response in responses:
-                check_msearch_item(response)
+                check_msearch_item(response, expected)
             return responses
 
         return self.call(request)
@@ -419,6 +428,7 @@ class Elastic:
                 allow_no_indices=True,
             )
         )
+        check_field_caps(body)
         every = list(body.get("indices", []))
         types = {
             field: {kind: list(caps.get("indices") or every) for kind, caps in kinds.items()}
