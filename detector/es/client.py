@@ -31,6 +31,8 @@ from tenacity import (
 
 from detector.errors import (
     BulkError,
+    ElasticsearchError,
+    PartialResultError,
     RequestError,
     TlsError,
     UnavailableError,
@@ -115,9 +117,33 @@ class Elastic:
         try:
             return request(self.client)
         except (elastic_transport.TransportError, elasticsearch.ApiError) as exc:
-            raise translate(exc) from exc
+            error = translate(exc)
+            if isinstance(error, PartialResultError):
+                error = self._named(error)
+            raise error from exc
         finally:
             self.stats.seconds += time.monotonic() - started
+
+    def _named(self, error: PartialResultError) -> PartialResultError:
+        """`error` with the alias of a remote Elasticsearch named by its address only (a
+        refused connection), looked up in `_remote/info`; as it is if that fails too."""
+        if not any(":" in cluster for cluster in error.clusters):
+            return error
+        try:
+            remotes = self.remote_info()
+        except ElasticsearchError:
+            return error
+        aliases = {seed: alias for alias, info in remotes.items() for seed in info.get("seeds", [])}
+        names = tuple(aliases.get(cluster, cluster) for cluster in error.clusters)
+        message = str(error)
+        for address, alias in zip(error.clusters, names, strict=True):
+            message = message.replace(f"cluster {address}", f"cluster {alias} ({address})", 1)
+        return PartialResultError(message, names)
+
+    def remote_info(self) -> dict[str, Any]:
+        """The remote clusters configured (`GET _remote/info`): alias -> `connected`,
+        `skip_unavailable`, `seeds` (or `proxy_address`)..."""
+        return self._body(lambda es: es.cluster.remote_info())
 
     def _body(self, request: Callable[[Elasticsearch], Any]) -> dict[str, Any]:
         """`call`, for requests whose answer is a JSON object."""

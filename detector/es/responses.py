@@ -5,6 +5,7 @@ client hands back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,17 @@ SHARD_LOST = frozenset(
         "unavailable_shards_exception",
     }
 )
+# Errors of a whole request that mean a remote cluster is out of reach.
+REMOTE_LOST = frozenset(
+    {
+        "connect_transport_exception",
+        "node_disconnected_exception",
+        "node_not_connected_exception",
+        "no_such_remote_cluster_exception",
+    }
+)
+_ALIAS = re.compile(r"(?:Unable to connect to|remote cluster:?) \[([^\]\[]+)\]")
+_ADDRESS = re.compile(r"\[[^\]]*\]\[([0-9a-fA-F.:]+:\d+)\]")
 # Statuses that mean "try again later" (elastic-transport's default `retry_on_status`).
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -114,6 +126,9 @@ def _tls_hint(exc: elastic_transport.TlsError) -> str:
 
 def _translate_api_error(exc: elasticsearch.ApiError) -> ElasticsearchError:
     status, reason = exc.meta.status, reason_of(exc.body)
+    lost = remote_lost(exc.body)
+    if lost is not None:
+        return lost
     if status in TRANSIENT_STATUSES:
         return UnavailableError(f"Elasticsearch is busy or unavailable ({status}): {reason}")
     if status == 401:
@@ -125,8 +140,27 @@ def _translate_api_error(exc: elasticsearch.ApiError) -> ElasticsearchError:
     return RequestError(f"Elasticsearch rejected the request ({status}): {reason}", status, reason)
 
 
+def remote_lost(body: Any) -> PartialResultError | None:
+    """The answer of a request that a remote cluster failed as a whole (`_field_caps` even
+    with `skip_unavailable`, a search without it: 502 `connect_transport_exception`), naming
+    the cluster: its alias where Elasticsearch gives it (`Unable to connect to [east]`, `no
+    such remote cluster: [east]`), else its address (`Elastic` looks the alias up)."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping) or error.get("type") not in REMOTE_LOST:
+        return None
+    text = str(error.get("reason", ""))
+    named = _ALIAS.search(text) or _ADDRESS.search(text)
+    cluster = named.group(1) if named else "a remote cluster"
+    return PartialResultError(
+        f"remote cluster {cluster} is unavailable: {reason_of(body)}", (cluster,)
+    )
+
+
 def check_msearch_item(response: Mapping[str, Any], expected: Iterable[str] = ()) -> None:
     if "error" in response:
+        lost = remote_lost(response)
+        if lost is not None:
+            raise lost
         status, reason = response.get("status"), reason_of(response)
         if status in TRANSIENT_STATUSES:
             raise UnavailableError(f"Elasticsearch is busy or unavailable ({status}): {reason}")

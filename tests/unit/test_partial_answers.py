@@ -12,7 +12,12 @@ from prometheus_client import generate_latest
 
 from detector.engine.execution import _transient
 from detector.errors import PartialResultError, RequestError
-from detector.es.responses import check_field_caps, check_msearch_item, check_shards
+from detector.es.responses import (
+    check_field_caps,
+    check_msearch_item,
+    check_shards,
+    remote_lost,
+)
 from detector.execution_log import health
 from detector.execution_log.health import RuleRuns
 from detector.execution_log.status import RuleStatus
@@ -152,3 +157,24 @@ def test_status_and_health_name_the_lost_cluster() -> None:
     line = health.problem(RuleRuns("r1", "Rule one", doc, None), NOW, NOW - NOW)
     assert line is not None
     assert "last execution failed (cluster east unavailable)" in line
+
+
+def test_a_remote_refusing_a_whole_request_is_named_by_alias() -> None:
+    body = {
+        "error": {"type": "connect_transport_exception", "reason": "Unable to connect to [east]"}
+    }
+    lost = remote_lost(body)
+    assert lost is not None
+    assert lost.clusters == ("east",)
+    assert "remote cluster east is unavailable" in str(lost)
+
+
+def test_a_remote_refused_at_its_address_is_named_by_the_address() -> None:
+    reason = "[][127.0.0.1:60121] connect_exception"
+    lost = remote_lost({"error": {"type": "connect_transport_exception", "reason": reason}})
+    assert lost is not None
+    assert lost.clusters == ("127.0.0.1:60121",)
+
+
+def test_other_errors_are_not_a_lost_remote() -> None:
+    assert remote_lost({"error": {"type": "parsing_exception", "reason": "bad"}}) is None
