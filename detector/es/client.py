@@ -140,6 +140,10 @@ class Elastic:
             message = message.replace(f"cluster {address}", f"cluster {alias} ({address})", 1)
         return PartialResultError(message, names)
 
+    def resolve_cluster(self, names: Sequence[str]) -> dict[str, Any]:
+        """Each cluster these patterns name: `connected`, `skip_unavailable`, `version`..."""
+        return self._body(lambda es: es.indices.resolve_cluster(name=list(names)))
+
     def remote_info(self) -> dict[str, Any]:
         """The remote clusters configured (`GET _remote/info`): alias -> `connected`,
         `skip_unavailable`, `seeds` (or `proxy_address`)..."""

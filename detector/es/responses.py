@@ -238,6 +238,7 @@ def check_field_caps(response: Mapping[str, Any]) -> None:
         return
     indices = sorted({str(name) for failure in failures for name in failure.get("indices", [])})
     reason = failures[0].get("failure", {})
+    reason = reason.get("error", reason)  # 8.x nests it: {"failure": {"error": {...}}}
     clusters = tuple(sorted({cluster_of(index) for index in indices}))
     raise PartialResultError(
         f"_field_caps could not read {', '.join(indices) or 'some indices'} (cluster(s) "
