@@ -9,6 +9,7 @@ the detector's user searches `east` with its own role, resolved by name on the r
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import tempfile
@@ -21,6 +22,8 @@ from typing import Any
 import pytest
 
 from detector.alerts.store import AlertStore
+from detector.cli import operations
+from detector.engine import execute
 from detector.es.client import Elastic
 from detector.execution_log.store import ExecutionStore
 from detector.query.clusters import with_remotes
@@ -168,3 +171,52 @@ def test_a_lost_remote_fails_the_execution_and_its_return_alerts_each_term_once(
     assert {values for values, _ in expected} == {(FRESH,), (REMOTE_ONLY,), (LATE,)}
     assert len(alerts_of(runner)) == 3  # each exactly once
     detector.close()
+
+
+def check_output(node: EsNode, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`detector check` with the built-in rules searched on `east` too."""
+    values = {"es_username": node.detector_username, "es_password": node.detector_password}
+    settings = settings_of(es_url=[node.url], remote_clusters=["east"], **values)
+    code = operations.check(argparse.Namespace(wait=None), settings)
+    return code, capsys.readouterr().out
+
+
+def test_check_exits_1_naming_a_remote_that_is_not_connected(
+    pair: Pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = check_output(pair.main, capsys)
+    assert "remote cluster east: connected, skip_unavailable: true, version: " in out
+    assert "east:logs-aws.cloudtrail*" in out
+    pair.kill_east()
+    try:
+        code, out = check_output(pair.main, capsys)
+        assert code == 1
+        assert "remote cluster east: NOT connected" in out
+        assert "error: remote cluster east is not connected" in out
+    finally:
+        pair.revive_east()
+
+
+def test_a_remote_costs_no_request(pair: Pair, admin: tuple[Elastic, Elastic], token: str) -> None:
+    """Every phase is one search whatever the clusters (`ccs_minimize_roundtrips`)."""
+    local_index, remote_index = (
+        f"logs-aws.cloudtrail-main-{token}",
+        f"logs-aws.cloudtrail-east-{token}",
+    )
+    add_events(admin[0], local_index, [event(FRESH, T0 + timedelta(minutes=3))])
+    add_events(admin[1], remote_index, [event(REMOTE_ONLY, T0 + timedelta(minutes=4))])
+    with admin[0].client as es:
+        port = json.loads(pair.east_state.read_text())["transport_port"]
+        es.cluster.put_settings(persistent={"cluster.remote.west.seeds": [f"127.0.0.1:{port}"]})
+    rule = token_rule(token)
+    store = AlertStore(admin[0], f"detector-alerts-{token}-cost")
+    counts = {}
+    for remotes in ([], ["east"], ["east", "west"]):
+        elastic = elastic_on(pair.main, remote_clusters=remotes)
+        result = execute(elastic, store, rule, T0 + EVERY, dry_run=True)
+        assert result.succeeded, result.error
+        counts[len(remotes)] = (result.requests, result.new_terms)
+        elastic.close()
+    print(f"requests per execution by remotes: {counts}")
+    assert counts[0][0] == counts[1][0] == counts[2][0]
+    assert (counts[0][1], counts[1][1]) == (1, 2)
