@@ -205,8 +205,8 @@ def test_a_remote_costs_no_request(pair: Pair, admin: tuple[Elastic, Elastic], t
     )
     add_events(admin[0], local_index, [event(FRESH, T0 + timedelta(minutes=3))])
     add_events(admin[1], remote_index, [event(REMOTE_ONLY, T0 + timedelta(minutes=4))])
-    with admin[0].client as es:
-        port = json.loads(pair.east_state.read_text())["transport_port"]
+    port = json.loads(pair.east_state.read_text())["transport_port"]
+    with pair.main.client() as es:  # `west`: a second alias of the same remote
         es.cluster.put_settings(persistent={"cluster.remote.west.seeds": [f"127.0.0.1:{port}"]})
     rule = token_rule(token)
     store = AlertStore(admin[0], f"detector-alerts-{token}-cost")
