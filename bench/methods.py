@@ -32,8 +32,8 @@ class TookElastic(Elastic):
 
     took_ms = 0
 
-    def search(self, index: Any, body: Any) -> dict[str, Any]:
-        response = super().search(index, body)
+    def search(self, index: Any, body: Any, expect: Any = ()) -> dict[str, Any]:
+        response = super().search(index, body, expect)
         self.took_ms += int(response.get("took", 0))
         return response
 

@@ -15,7 +15,9 @@
     │   ├── AuthorizationError     403: the credentials lack a privilege
     │   ├── RequestError           any other rejected request (4xx/5xx); carries status and reason
     │   │   └── ConflictError      409: a conditional write lost (`if_seq_no`, `op_type: create`)
-    │   └── BulkError              some items of a bulk write were rejected; carries the items
+    │   ├── BulkError              some items of a bulk write were rejected; carries the items
+    │   └── PartialResultError     a search answered without a cluster or some shards (a remote
+    │                              skipped, shards failed or missing); transient; names them
     ├── KibanaError                Kibana is unreachable, refused a request or reported errors
     │   └── KibanaAuthError        Kibana rejected the credentials (waiting will not help)
     ├── SetupError                 a `detector setup` step failed (role, API key)
@@ -192,6 +194,19 @@ class BulkError(ElasticsearchError):
         # What the same bulk write did with the other documents.
         self.created = created or []
         self.existing = existing or []
+        super().__init__(message)
+
+
+class PartialResultError(ElasticsearchError):
+    """A search answered without part of its data: a remote cluster skipped or failed
+    (`_clusters`), shards failed on a lost node, or a cluster that holds the rule's indices
+    searched no shard. Any answer built on it would be wrong (a term whose history sat there
+    alerts as new), so the execution fails; transient: the window is tried again.
+
+    `clusters`: the cluster aliases concerned (`(local)` for the cluster asked)."""
+
+    def __init__(self, message: str, clusters: tuple[str, ...] = ()) -> None:
+        self.clusters = clusters
         super().__init__(message)
 
 

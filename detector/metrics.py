@@ -110,6 +110,13 @@ class Metrics:
             ["rule_id"],
             registry=reg,
         )
+        self.cluster_unavailable = Counter(
+            "detector_cluster_unavailable",
+            "Executions failed because a cluster (`(local)` or a remote alias) did not answer "
+            "in full: skipped, shards failed or missing.",
+            ["cluster"],
+            registry=reg,
+        )
         self.leases_held = Gauge(
             "detector_leases_held",
             "Rule leases this replica holds.",
@@ -157,6 +164,8 @@ class Metrics:
         if status != FAILED:
             self.future_documents.labels(rule_id=rule).set(result.future_documents)
         self._observe_trust(result)
+        for cluster in result.unavailable_clusters:
+            self.cluster_unavailable.labels(cluster=cluster).inc()
         if gap_seconds:
             self.gap_seconds.labels(rule_id=rule).inc(gap_seconds)
         if status == FAILED:

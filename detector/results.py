@@ -83,6 +83,8 @@ class ExecutionResult:
     # The failure may pass if tried again soon (unreachable, 429, bulk items refused or left
     # unanswered): the runner retries it within the interval, not at the next slot only.
     transient: bool = False
+    # The clusters (`(local)`, remote aliases) that did not answer in full: why it failed.
+    unavailable_clusters: tuple[str, ...] = ()
     terms_checked: int = 0
     new_terms: int = 0
     already_alerted: int = 0
@@ -172,6 +174,7 @@ class ExecutionResult:
             item.name: getattr(self, item.name) for item in fields(self) if item.name != "alerts"
         }
         data["created_ids"] = list(self.created_ids)
+        data["unavailable_clusters"] = list(self.unavailable_clusters)
         for key in ("now", "window_start", "window_end", "history_start"):
             value = data[key]
             data[key] = iso(value) if value is not None else None

@@ -31,6 +31,8 @@ _TEST_PREFIX = "DETECTOR_TEST_"
 # Elasticsearch index names: lowercase, no leading `-_+`, none of `\/*?"<>| ,#:` (see the
 # create-index API docs). A leading dot would make a hidden index that Kibana data views skip.
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
+# A remote cluster's alias as `cluster.remote.<alias>` names it (or a wildcard over aliases).
+_CLUSTER_ALIAS = re.compile(r"^[A-Za-z0-9_*][A-Za-z0-9_*-]*$")
 
 
 def _split_list(value: Any) -> Any:
@@ -128,6 +130,15 @@ class Settings(BaseSettings):
     )
     builtin_rules: bool = Field(
         default=True, description="Also run the built-in rules shipped with the detector."
+    )
+    remote_clusters: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description=(
+            "Remote clusters (cross-cluster search aliases, separated by commas; `*`: every "
+            "remote configured) on which each rule's index patterns are searched as well "
+            "(`logs-*` also as `east:logs-*`). A remote that does not answer in full fails the "
+            "execution, which is retried."
+        ),
     )
     unsupported_rules: Literal["warn", "fail"] = Field(
         default="warn",
@@ -321,7 +332,9 @@ class Settings(BaseSettings):
 
     # --- Validators, one per concern ---
 
-    @field_validator("es_url", "rules_path", "exception_source_addresses", mode="before")
+    @field_validator(
+        "es_url", "rules_path", "exception_source_addresses", "remote_clusters", mode="before"
+    )
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         return _split_list(value)
@@ -384,6 +397,16 @@ class Settings(BaseSettings):
                 "'-', '_', '.', '+'; not starting with '.', '-', '_' or '+')"
             )
         return name
+
+    @field_validator("remote_clusters")
+    @classmethod
+    def _check_remotes(cls, aliases: list[str]) -> list[str]:
+        for alias in aliases:
+            if not _CLUSTER_ALIAS.match(alias):
+                raise ValueError(
+                    f"{alias!r} is not a cluster alias (letters, digits, `_`, `-`, `*` wildcards)"
+                )
+        return aliases
 
     @field_validator("exception_source_addresses")
     @classmethod

@@ -18,6 +18,8 @@ from detector.cli.common import (
     select_rules,
     validate_startup,
 )
+from detector.cli.remotes import check_remotes
+from detector.query.clusters import with_remotes
 
 if TYPE_CHECKING:
     from detector.es.client import Elastic
@@ -36,15 +38,16 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
     if not enabled:
         print(f"error: {NO_RULES}: `detector run` would exit 1")
     patterns = index_patterns(enabled)
+    searched = list(with_remotes(patterns, settings.remote_clusters))
     wait = None if args.wait is None else args.wait.total_seconds()
     with Elastic(settings) as elastic:
         info = elastic.wait_ready(wait)
         print(f"connected to {', '.join(settings.es_url)}")
         print(f"cluster: {info.name}  version: {info.version}")
-        for pattern in patterns:
-            names = elastic.matching_indices(pattern)
-            found = f"{len(names)} index(es)" if names else "no index yet"
-            print(f"  {pattern}: {found}")
+        remotes = check_remotes(elastic, searched)
+        for pattern in searched:
+            print(f"  {pattern}: {_matching(elastic, pattern)}")
+        # A remote checks the privileges of its own indices (the role resolved there).
         unreadable = elastic.unreadable(patterns)
         misnested = [line for rule in enabled for line in _nesting(elastic, rule)]
         notes = [line for rule in enabled for line in _mapping_notes(elastic, rule)]
@@ -52,14 +55,24 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
         misplaced = _alerts_index(elastic, settings, enabled)
     for line in notes:
         print(f"warning: {line}")
-    for line in misnested + unaggregatable + misplaced:
+    for line in misnested + unaggregatable + misplaced + remotes:
         print(f"error: {line}")
     if unreadable is None:
         print("read privileges: not checked (security is off or the API is not available)")
     for pattern in unreadable or ():
         print(f"error: no read privilege on {pattern}: searches would silently leave it out")
-    failed = unreadable or misnested or unaggregatable or misplaced or not enabled
+    failed = unreadable or misnested or unaggregatable or misplaced or remotes or not enabled
     return max(problems, 1 if failed else 0)
+
+
+def _matching(elastic: Elastic, pattern: str) -> str:
+    from detector.errors import ElasticsearchError  # lazy: start-up
+
+    try:
+        names = elastic.matching_indices(pattern)
+    except ElasticsearchError as exc:
+        return f"not resolved ({exc})"
+    return f"{len(names)} index(es)" if names else "no index yet"
 
 
 def _alerts_index(elastic: Elastic, settings: Settings, enabled: list[Rule]) -> list[str]:

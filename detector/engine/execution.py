@@ -32,7 +32,13 @@ from detector.engine import field_caps, type_split
 from detector.engine.history import TermHistory, default_history
 from detector.engine.outcome import Findings, Head, Meter, Trust
 from detector.engine.outcome import result as outcome_result
-from detector.errors import BulkError, DetectorError, TlsError, UnavailableError
+from detector.errors import (
+    BulkError,
+    DetectorError,
+    PartialResultError,
+    TlsError,
+    UnavailableError,
+)
 from detector.es.client import Elastic
 from detector.es.responses import BulkResult
 from detector.logs import structured
@@ -103,7 +109,7 @@ def execute(
     execution = execution or ExecutionRef.new("scheduled")
     window: Window | None = None
     outcome: Findings | str
-    transient = False
+    transient, lost = False, tuple[str, ...]()
     try:
         window = window_for(rule, now)
         split = type_split.plan_execution(elastic, rule, window, exceptions)
@@ -118,12 +124,13 @@ def execute(
     except DetectorError as exc:
         outcome = str(exc)
         transient = _transient(exc)
+        lost = exc.clusters if isinstance(exc, PartialResultError) else ()
         # A mapping may have changed under the cached `_field_caps`: the retry asks again.
         field_caps.SHARED.clear()
     head = Head(rule, as_utc(now), execution, dry_run, window)
     result = outcome_result(head, outcome, meter.spent(elastic, outcome))
     if transient:
-        result = dataclasses.replace(result, transient=True)
+        result = dataclasses.replace(result, transient=True, unavailable_clusters=lost)
     if not quiet:
         _log(rule, result)
     return result
@@ -131,10 +138,11 @@ def execute(
 
 def _transient(exc: DetectorError) -> bool:
     """Whether trying again soon may succeed: Elasticsearch unreachable or busy (a TLS failure
-    stays), or bulk items refused or left unanswered; a rejected query or mapping does not."""
+    stays), bulk items refused or left unanswered, or a partial answer (a remote cluster or a
+    node lost); a rejected query or mapping does not."""
     if isinstance(exc, TlsError):
         return False
-    return isinstance(exc, UnavailableError | BulkError)
+    return isinstance(exc, UnavailableError | BulkError | PartialResultError)
 
 
 @dataclass(frozen=True)

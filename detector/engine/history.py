@@ -60,7 +60,7 @@ class AggregationHistory:
         body = bodies.history_single(
             plan.base, plan.fields, plan.window, plan.terms_fields[0], singles
         )
-        keys = bodies.parse_history_single(self.elastic.search(plan.index, body))
+        keys = bodies.parse_history_single(self.elastic.search(plan.index, body, plan.clusters))
         return {(key,) for key in keys}
 
     def _seen_multi(self, plan: Plan, values: list[Values]) -> set[Values]:
@@ -91,7 +91,7 @@ class AggregationHistory:
         while True:
             body = build(plan.base, plan.fields, plan.window, plan.terms_fields, values, after)
             combos, after = bodies.parse_history_multi(
-                self.elastic.search(plan.index, body), plan.terms_fields
+                self.elastic.search(plan.index, body, plan.clusters), plan.terms_fields
             )
             seen.update(combo for combo in combos if combo in wanted)
             if after is None:

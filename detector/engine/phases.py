@@ -82,7 +82,7 @@ def window_pages(
         )
         if future is not None:
             body["aggs"][_SKIPPED] = skipped.skipped_agg(plan.fields, plan.terms_fields)
-        response = elastic.search(plan.index, body)
+        response = elastic.search(plan.index, body, plan.clusters)
         if found is not None and after is None:
             found.shards += int(response.get("_shards", {}).get("total", 0))
             found.future += bodies.parse_future(response)
@@ -137,7 +137,7 @@ def _time_aggs(elastic: Elastic, plan: Plan) -> TimeFields:
 
 
 def _search(elastic: Elastic, plan: Plan, body: dict[str, Any]) -> dict[str, Any]:
-    return elastic.search(plan.index, body)
+    return elastic.search(plan.index, body, plan.clusters)
 
 
 def details_unseen(elastic: Elastic, plan: Plan, new: Sequence[Values]) -> list[NewTerm]:

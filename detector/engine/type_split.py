@@ -38,6 +38,7 @@ from detector.logs import structured
 from detector.query import bodies
 from detector.query.batched import Details
 from detector.query.bodies import Plan, WindowTerm
+from detector.query.clusters import clusters_of, exclusion, with_remotes
 from detector.query.type_groups import FieldTypes, Group, canonical, unaggregatable_text
 from detector.query.window import Window, time_fields
 from detector.results import NewTerm, Values
@@ -140,11 +141,13 @@ def split(
     """A `Split` of `plan`: one plan per group, searching its indices with its own filter
     (`bases`, in the order of `groups`). No group (no index matched): `plan` alone."""
     if len(groups) <= 1:
-        only = replace(plan, base=bases[0]) if bases else plan
+        clusters = clusters_of(groups[0].indices) if groups else ()
+        only = replace(plan, base=bases[0], clusters=clusters) if bases else plan
         return Split(only, (only,), tuple(groups), frozenset())
     indices = [_largest(plan.rule.index, groups), *(group.indices for group in groups[1:])]
     plans = tuple(
-        replace(plan, base=base, indices=names) for names, base in zip(indices, bases, strict=True)
+        replace(plan, base=base, indices=names, clusters=clusters_of(group.indices))
+        for names, base, group in zip(indices, bases, groups, strict=True)
     )
     return Split(plan, plans, tuple(groups), canonical_fields)
 
@@ -159,7 +162,7 @@ def _largest(patterns: Sequence[str], groups: Sequence[Group]) -> tuple[str, ...
     wildcards = [pattern for pattern in patterns if "*" in pattern]
     if not wildcards:
         return groups[0].indices
-    others = [f"-{name}" for group in groups[1:] for name in group.indices]
+    others = [exclusion(name) for group in groups[1:] for name in group.indices]
     return (*wildcards, *others, *groups[0].indices)
 
 
@@ -168,7 +171,13 @@ def plan_execution(
 ) -> Split:
     """The plan of an execution of `rule` over `window`: the filter of every phase (the rule's
     query less its exceptions) and the groups of indices of one type per field. `explain` asks
-    through this very plan, so it cannot disagree with an execution."""
+    through this very plan, so it cannot disagree with an execution.
+
+    The rule's patterns are searched on `DETECTOR_REMOTE_CLUSTERS` as well (`with_remotes`):
+    every phase, the baseline, `explain` and `preview` go through this plan."""
+    remotes = elastic.settings.remote_clusters
+    if remotes:
+        rule = replace(rule, index=with_remotes(rule.index, remotes))
     rule_query = kql.to_dsl(rule.query)
     base = bodies.rule_filter(rule_query, exceptions.must_not(rule.rule_id))
     plan = Plan(rule, window, time_fields(rule), base)

@@ -31,6 +31,8 @@ from tenacity import (
 
 from detector.errors import (
     BulkError,
+    ElasticsearchError,
+    PartialResultError,
     RequestError,
     TlsError,
     UnavailableError,
@@ -40,6 +42,7 @@ from detector.es.responses import (
     ClusterInfo,
     RequestStats,
     Versioned,
+    check_field_caps,
     check_msearch_item,
     check_shards,
     cluster_info,
@@ -114,9 +117,37 @@ class Elastic:
         try:
             return request(self.client)
         except (elastic_transport.TransportError, elasticsearch.ApiError) as exc:
-            raise translate(exc) from exc
+            error = translate(exc)
+            if isinstance(error, PartialResultError):
+                error = self._named(error)
+            raise error from exc
         finally:
             self.stats.seconds += time.monotonic() - started
+
+    def _named(self, error: PartialResultError) -> PartialResultError:
+        """`error` with the alias of a remote Elasticsearch named by its address only (a
+        refused connection), looked up in `_remote/info`; as it is if that fails too."""
+        if not any(":" in cluster for cluster in error.clusters):
+            return error
+        try:
+            remotes = self.remote_info()
+        except ElasticsearchError:
+            return error
+        aliases = {seed: alias for alias, info in remotes.items() for seed in info.get("seeds", [])}
+        names = tuple(aliases.get(cluster, cluster) for cluster in error.clusters)
+        message = str(error)
+        for address, alias in zip(error.clusters, names, strict=True):
+            message = message.replace(f"cluster {address}", f"cluster {alias} ({address})", 1)
+        return PartialResultError(message, names)
+
+    def resolve_cluster(self, names: Sequence[str]) -> dict[str, Any]:
+        """Each cluster these patterns name: `connected`, `skip_unavailable`, `version`..."""
+        return self._body(lambda es: es.indices.resolve_cluster(name=list(names)))
+
+    def remote_info(self) -> dict[str, Any]:
+        """The remote clusters configured (`GET _remote/info`): alias -> `connected`,
+        `skip_unavailable`, `seeds` (or `proxy_address`)..."""
+        return self._body(lambda es: es.cluster.remote_info())
 
     def _body(self, request: Callable[[Elasticsearch], Any]) -> dict[str, Any]:
         """`call`, for requests whose answer is a JSON object."""
@@ -179,8 +210,12 @@ class Elastic:
             raise UnavailableError(f"cluster health is {health.get('status')}, waiting for yellow")
         return info
 
-    def search(self, index: Iterable[str], body: Mapping[str, Any]) -> dict[str, Any]:
-        """Search; missing indices are not an error, but failed shards are (partial = wrong)."""
+    def search(
+        self, index: Iterable[str], body: Mapping[str, Any], expect: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Search; missing indices are not an error, but a partial answer is (partial = wrong):
+        a cluster skipped, failed shards, or a cluster of `expect` (aliases that hold the
+        indices, `(local)` for this one) that searched no shard (`responses.check_shards`)."""
         names = ",".join(index)
         response: dict[str, Any] = self.call(
             lambda es: es.search(
@@ -190,11 +225,14 @@ class Elastic:
                 allow_no_indices=True,
             )
         ).body
-        check_shards(response)
+        check_shards(response, expect)
         return response
 
     def msearch(
-        self, index: Iterable[str], bodies: Sequence[Mapping[str, Any]]
+        self,
+        index: Iterable[str],
+        bodies: Sequence[Mapping[str, Any]],
+        expect: Iterable[str] = (),
     ) -> list[dict[str, Any]]:
         """Several searches in one `_msearch`, each as `search` would send it.
 
@@ -204,6 +242,7 @@ class Elastic:
         if not bodies:
             return []
         header = {"index": ",".join(index), "ignore_unavailable": True, "allow_no_indices": True}
+        expected = tuple(expect)
         searches: list[Mapping[str, Any]] = []
         for body in bodies:
             searches.extend((header, dict(body)))
@@ -211,7 +250,7 @@ class Elastic:
         def request(es: Elasticsearch) -> list[dict[str, Any]]:
             responses: list[dict[str, Any]] = es.msearch(searches=searches).body["responses"]
             for response in responses:
-                check_msearch_item(response)
+                check_msearch_item(response, expected)
             return responses
 
         return self.call(request)
@@ -419,6 +458,7 @@ class Elastic:
                 allow_no_indices=True,
             )
         )
+        check_field_caps(body)
         every = list(body.get("indices", []))
         types = {
             field: {kind: list(caps.get("indices") or every) for kind, caps in kinds.items()}

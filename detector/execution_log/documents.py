@@ -129,6 +129,7 @@ def execution_doc(
             "error": result.error,
             "warnings": [*warnings_of(result, gap), *notes],
             "no_index_matched": result.no_index_matched,
+            "unavailable_clusters": list(result.unavailable_clusters),
         },
         "window": {
             "start": _iso_or_none(result.window_start),

@@ -128,6 +128,9 @@ def _failures(
         what = "last execution failed"
         if max_failures > 1:
             what = f"last {max_failures} executions failed, the last"
+        lost = execution.get("unavailable_clusters") or []
+        if lost:
+            what += f" (cluster {', '.join(lost)} unavailable)"
         error = shorten(str(execution.get("error")), HEALTH_ERROR)
         return f"{what} at {execution['ended']}: {error} ({since})"
     if success is not None and current - success <= max_age:

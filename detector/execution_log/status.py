@@ -42,6 +42,8 @@ class RuleStatus:
     # history its data covered, and since when the data reaches.
     baseline_coverage: float | None = None
     baseline_since: str | None = None
+    # The clusters the last execution failed on (`(local)`, remote aliases).
+    unavailable_clusters: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of `--json`."""
@@ -57,12 +59,17 @@ class RuleStatus:
             holder,
             self.lease_expires,
             self.last_scheduled,
-            self.last_status,
+            self._status(),
             self.last_replica,
             self.checkpoint,
             self._baseline(),
         )
         return tuple(cell or "-" for cell in cells)
+
+    def _status(self) -> str | None:
+        if not self.unavailable_clusters:
+            return self.last_status
+        return f"{self.last_status} ({', '.join(self.unavailable_clusters)} unavailable)"
 
     def _baseline(self) -> str | None:
         if self.baseline_coverage is None:
@@ -100,6 +107,7 @@ def rule_statuses(
                 iso(checkpoint) if checkpoint else None,
                 baseline.get("coverage"),
                 baseline.get("since"),
+                tuple(execution.get("unavailable_clusters") or ()),
             )
         )
     return statuses

@@ -132,7 +132,9 @@ class _Term:
         fields = self.whole.terms_fields
         return [
             self.elastic.search(
-                group.plan.index, body(group, spelled(fields, list(group.spellings)))
+                group.plan.index,
+                body(group, spelled(fields, list(group.spellings))),
+                group.plan.clusters,
             )
             for group in self.groups
         ]

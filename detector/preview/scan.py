@@ -112,7 +112,9 @@ def _read_spans(
         body = requests.spans(
             plan.base, plan.fields, time_field, reach, plan.terms_fields, width, after
         )
-        after = requests.parse_spans(elastic.search(plan.index, body), plan.terms_fields, into)
+        after = requests.parse_spans(
+            elastic.search(plan.index, body, plan.clusters), plan.terms_fields, into
+        )
         if after is None:
             return
 
@@ -191,7 +193,7 @@ def _batched_details(
         batch = would_be[start : start + DETAILS_BATCH]
         asked = [(item.values, item.first_seen, slots[item.execution].window) for item in batch]
         body = requests.details(plan.base, plan.fields, plan.terms_fields, asked)
-        answers.extend(parse_details(elastic.search(plan.index, body), len(batch)))
+        answers.extend(parse_details(elastic.search(plan.index, body, plan.clusters), len(batch)))
     return answers
 
 

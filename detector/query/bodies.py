@@ -61,6 +61,9 @@ class Plan:
     # The concrete indices to search instead of the rule's patterns (one group of indices of
     # one type per field, `detector.engine.type_split`); empty: the rule's patterns.
     indices: tuple[str, ...] = ()
+    # The clusters (`(local)`, remote aliases) where `_field_caps` found the indices this plan
+    # searches: each must search a shard, else its shards are lost (`responses.check_shards`).
+    clusters: tuple[str, ...] = ()
 
     @property
     def index(self) -> tuple[str, ...]:

@@ -44,17 +44,18 @@ HERE = Path(__file__).resolve().parent
 # README's "Development" section lists the same split.
 NEWEST, OLDEST = "9.5.4", "8.19.21"
 ONE_VERSION = {
-    # the long real-process scenarios (marker `scenario`) run against NEWEST, and:
+    # the long real-process scenarios (marker `scenario`) run against NEWEST; the tests that
+    # start clusters of their own (marker `clusters`: a remote, joined nodes) against OLDEST;
     "test_execution_log": NEWEST,
     "test_run": NEWEST,
     "test_lease_store": NEWEST,
     "test_seams": NEWEST,
+    "test_notifications": NEWEST,
+    "test_engine_runs": NEWEST,
     # against OLDEST:
     "test_failed_windows": OLDEST,
     "test_backfill": OLDEST,
     "test_demo_setup": OLDEST,
-    "test_notifications": OLDEST,
-    "test_engine_runs": OLDEST,
     "test_catchup_runs": OLDEST,
     "test_cloudtrail_import": OLDEST,
     "test_json_logs": OLDEST,
@@ -67,6 +68,8 @@ def version_for(item: pytest.Item) -> str | None:
     """The one version `scripts/check` runs this test against, or None for both."""
     if item.get_closest_marker("scenario"):
         return NEWEST
+    if item.get_closest_marker("clusters"):
+        return OLDEST
     return ONE_VERSION.get(Path(item.path).stem)
 
 

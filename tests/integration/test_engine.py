@@ -413,7 +413,9 @@ class ClauseLimitedElastic(Elastic):
 
     limit = 125
 
-    def search(self, index: Iterable[str], body: Mapping[str, Any]) -> dict[str, Any]:
+    def search(
+        self, index: Iterable[str], body: Mapping[str, Any], expect: Iterable[str] = ()
+    ) -> dict[str, Any]:
         for clause in body["query"]["bool"]["filter"]:
             should = clause.get("bool", {}).get("should", [])
             if len(should) > self.limit:
@@ -423,7 +425,7 @@ class ClauseLimitedElastic(Elastic):
                     400,
                     "search_phase_execution_exception",
                 )
-        return super().search(index, body)
+        return super().search(index, body, expect)
 
 
 def test_multi_field_batches_are_halved_on_clause_limits(

@@ -78,7 +78,7 @@ def external_node(url: str) -> EsNode:
     )
 
 
-def _local_es(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def local_es(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # Not measured by coverage's subprocess support (scripts/check): local-es is no part of the
     # detector, and its watcher outlives the session, writing a data file after it is combined.
     env = {key: value for key, value in os.environ.items() if not key.startswith("COVERAGE_")}
@@ -92,13 +92,14 @@ def _local_es(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def start_local_node(state: Path) -> EsNode:
+def start_local_node(state: Path, *options: str) -> EsNode:
+    """A node (or cluster: `--nodes 3`) of `scripts/local-es start` with `options`."""
     version = os.environ.get("ES_VERSION", "the default version")
     try:
         # The node is stopped at the session's end, or by local-es if this process dies first.
-        started = _local_es(state, "start", "--stop-with-pid", str(os.getpid()))
+        started = local_es(state, "start", "--stop-with-pid", str(os.getpid()), *options)
     except subprocess.TimeoutExpired:
-        _local_es(state, "stop")
+        local_es(state, "stop")
         pytest.fail(f"scripts/local-es start ({version}) took over {START_TIMEOUT}s", pytrace=False)
     if started.returncode != 0:
         pytest.fail(
@@ -119,7 +120,7 @@ def start_local_node(state: Path) -> EsNode:
 
 
 def stop_local_node(state: Path) -> None:
-    stopped = _local_es(state, "stop")
+    stopped = local_es(state, "stop")
     if stopped.returncode != 0:
         print(f"scripts/local-es stop failed: {stopped.stderr}", file=sys.stderr)
 

@@ -67,6 +67,7 @@ def test_execution_document_carries_every_figure() -> None:
             "error": None,
             "warnings": [],
             "no_index_matched": False,
+            "unavailable_clusters": [],
         },
         "window": {
             "start": "2025-01-15T11:51:00.000Z",

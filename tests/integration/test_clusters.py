@@ -1,0 +1,222 @@
+"""Cross-cluster search fails closed (real clusters on loopback, marker `clusters`): a second
+single-node cluster is the remote `east` of a main node of this module's own (the shared node
+is never reconfigured). History held only on `east` keeps a term quiet; `east` killed (kill -9),
+the execution fails naming it and alerts nothing, not even the terms whose history sat there;
+`east` back, every term alerts exactly once, as the brute-force oracle says.
+
+Both clusters run with security on and the same file-realm users and roles (scripts/local-es):
+the detector's user searches `east` with its own role, resolved by name on the remote."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detector.alerts.store import AlertStore
+from detector.cli import operations
+from detector.engine import execute
+from detector.es.client import Elastic
+from detector.execution_log.store import ExecutionStore
+from detector.query.clusters import with_remotes
+from detector.service.runner import Runner
+from tests.integration.test_engine import T0, event, spec_for, token_rule
+from tests.support.bruteforce import Doc, Simulation
+from tests.support.es_node import EsNode, local_es, settings_of, start_local_node
+from tests.support.runs import add_events, alerts_of, log_docs, runner_factory
+
+pytestmark = pytest.mark.clusters
+
+EVERY = timedelta(minutes=5)
+QUIET = "198.51.100.10"  # window on the main cluster, history only on east
+FRESH = "198.51.100.11"  # new everywhere
+REMOTE_ONLY = "198.51.100.12"  # new, its window document only on east
+LOST = "198.51.100.13"  # window during the outage, history only on east: must stay quiet
+LATE = "198.51.100.14"  # window during the outage on the main cluster: alerts once east is back
+
+
+class Pair:
+    """The main node and its remote `east` (its state file: to kill and revive it)."""
+
+    def __init__(self, main: EsNode, east: EsNode, east_state: Path) -> None:
+        self.main, self.east, self.east_state = main, east, east_state
+
+    def kill_east(self) -> None:
+        assert local_es(self.east_state, "kill").returncode == 0
+
+    def revive_east(self) -> None:
+        revived = local_es(self.east_state, "revive", "--heap", "256m")
+        assert revived.returncode == 0, revived.stderr
+        # The main node reconnects on its own; `_resolve/cluster` makes it try now.
+        with self.main.client() as es:
+            for _ in range(60):
+                if es.indices.resolve_cluster(name="east:*").body["east"].get("connected"):
+                    return
+                time.sleep(0.5)
+        pytest.fail("the main node did not reconnect to east within 30 s")
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Pair]:
+    """Started once per module (start-up is the cost), stopped at its end."""
+    folder = Path(tempfile.mkdtemp(prefix="detector-test-clusters-"))
+    main_state, east_state = folder / "main.json", folder / "east.json"
+    try:
+        main = start_local_node(main_state, "--heap", "384m")
+        east = start_local_node(east_state, "--heap", "256m")
+        port = json.loads(east_state.read_text())["transport_port"]
+        with main.client() as es:
+            remote = {"seeds": [f"127.0.0.1:{port}"], "skip_unavailable": True}
+            es.cluster.put_settings(persistent={"cluster.remote.east": remote})
+        yield Pair(main, east, east_state)
+    finally:
+        for state in (east_state, main_state):
+            local_es(state, "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def elastic_on(node: EsNode, **values: Any) -> Elastic:
+    user = node.detector_username, node.detector_password
+    return Elastic(
+        settings_of(es_url=[node.url], es_username=user[0], es_password=user[1], **values)
+    )
+
+
+@pytest.fixture
+def admin(pair: Pair) -> Iterator[tuple[Elastic, Elastic]]:
+    """Superuser clients of both clusters, for test data."""
+    main = Elastic(
+        settings_of(es_url=[pair.main.url], es_username="elastic", es_password=pair.main.password)
+    )
+    east = Elastic(
+        settings_of(es_url=[pair.east.url], es_username="elastic", es_password=pair.east.password)
+    )
+    yield main, east
+    main.close()
+    east.close()
+
+
+def detector_runner(admin: Elastic, detector: Elastic, token: str) -> Runner:
+    """A runner searching as the detector's user; its indices made by the superuser (the
+    detector's role may not change index settings)."""
+    made = runner_factory(admin, token)("ccs")
+    alerts = AlertStore(detector, made.records.alerts_index or "")
+    return Runner.on(detector, alerts, ExecutionStore(detector, made.executions.index))
+
+
+def stored(runner: Runner) -> set[tuple[Any, ...]]:
+    return {(terms, datetime.fromisoformat(seen)) for terms, seen in alerts_of(runner).values()}
+
+
+def test_a_lost_remote_fails_the_execution_and_its_return_alerts_each_term_once(
+    pair: Pair, admin: tuple[Elastic, Elastic], token: str
+) -> None:
+    local_index, remote_index = (
+        f"logs-aws.cloudtrail-main-{token}",
+        f"logs-aws.cloudtrail-east-{token}",
+    )
+    local_docs = [
+        event(QUIET, T0 + timedelta(minutes=2)),
+        event(FRESH, T0 + timedelta(minutes=3)),
+        event(LOST, T0 + timedelta(minutes=8)),
+        event(LATE, T0 + timedelta(minutes=9)),
+    ]
+    remote_docs = [
+        event(QUIET, T0 - timedelta(days=3)),
+        event(LOST, T0 - timedelta(days=2)),
+        event(REMOTE_ONLY, T0 + timedelta(minutes=4)),
+    ]
+    add_events(admin[0], local_index, local_docs)
+    add_events(admin[1], remote_index, remote_docs)
+    rule = token_rule(token)
+    detector = elastic_on(pair.main, remote_clusters=["east"])
+    runner = detector_runner(admin[0], detector, token)
+    oracle = Simulation(
+        [Doc(local_index, doc) for doc in local_docs]
+        + [Doc(f"east:{remote_index}", doc) for doc in remote_docs],
+        spec_for(rule, index_patterns=with_remotes(rule.index, ["east"])),
+    )
+
+    first = runner.run_due(rule, T0 + EVERY)
+    assert [result.status for result in first] == ["succeeded"]
+    expected = {(item.values, item.first_seen) for item in oracle.run(T0 + EVERY)}
+    assert stored(runner) == expected
+    assert {values for values, _ in expected} == {(FRESH,), (REMOTE_ONLY,)}  # QUIET kept quiet
+    by_value = {hit[0]: hit for hit in alerts_of(runner).values()}
+    assert (REMOTE_ONLY,) in by_value
+
+    pair.kill_east()
+    outage = runner.run_due(rule, T0 + 2 * EVERY)
+    assert outage and all(result.status == "failed" for result in outage)
+    assert "east" in (outage[-1].error or "")
+    assert outage[-1].unavailable_clusters == ("east",)
+    assert stored(runner) == expected  # no false alert for LOST, nothing at all
+    failed = [doc for doc in log_docs(runner) if doc["execution"]["status"] == "failed"]
+    assert failed and failed[-1]["execution"]["unavailable_clusters"] == ["east"]
+
+    pair.revive_east()
+    back = runner.run_due(rule, T0 + 3 * EVERY)
+    assert back and all(result.succeeded for result in back)
+    for now in (T0 + 2 * EVERY, T0 + 3 * EVERY):
+        expected |= {(item.values, item.first_seen) for item in oracle.run(now)}
+    assert stored(runner) == expected
+    assert {values for values, _ in expected} == {(FRESH,), (REMOTE_ONLY,), (LATE,)}
+    assert len(alerts_of(runner)) == 3  # each exactly once
+    detector.close()
+
+
+def check_output(node: EsNode, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`detector check` with the built-in rules searched on `east` too."""
+    values = {"es_username": node.detector_username, "es_password": node.detector_password}
+    settings = settings_of(es_url=[node.url], remote_clusters=["east"], **values)
+    code = operations.check(argparse.Namespace(wait=None), settings)
+    return code, capsys.readouterr().out
+
+
+def test_check_exits_1_naming_a_remote_that_is_not_connected(
+    pair: Pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = check_output(pair.main, capsys)
+    assert "remote cluster east: connected, skip_unavailable: true, version: " in out
+    assert "east:logs-aws.cloudtrail*" in out
+    pair.kill_east()
+    try:
+        code, out = check_output(pair.main, capsys)
+        assert code == 1
+        assert "remote cluster east: NOT connected" in out
+        assert "error: remote cluster east is not connected" in out
+    finally:
+        pair.revive_east()
+
+
+def test_a_remote_costs_no_request(pair: Pair, admin: tuple[Elastic, Elastic], token: str) -> None:
+    """Every phase is one search whatever the clusters (`ccs_minimize_roundtrips`)."""
+    local_index, remote_index = (
+        f"logs-aws.cloudtrail-main-{token}",
+        f"logs-aws.cloudtrail-east-{token}",
+    )
+    add_events(admin[0], local_index, [event(FRESH, T0 + timedelta(minutes=3))])
+    add_events(admin[1], remote_index, [event(REMOTE_ONLY, T0 + timedelta(minutes=4))])
+    port = json.loads(pair.east_state.read_text())["transport_port"]
+    with pair.main.client() as es:  # `west`: a second alias of the same remote
+        es.cluster.put_settings(persistent={"cluster.remote.west.seeds": [f"127.0.0.1:{port}"]})
+    rule = token_rule(token)
+    store = AlertStore(admin[0], f"detector-alerts-{token}-cost")
+    counts = {}
+    for remotes in ([], ["east"], ["east", "west"]):
+        elastic = elastic_on(pair.main, remote_clusters=remotes)
+        result = execute(elastic, store, rule, T0 + EVERY, dry_run=True)
+        assert result.succeeded, result.error
+        counts[len(remotes)] = (result.requests, result.new_terms)
+        elastic.close()
+    print(f"requests per execution by remotes: {counts}")
+    assert counts[0][0] == counts[1][0] == counts[2][0]
+    assert (counts[0][1], counts[1][1]) == (1, 2)
