@@ -19,10 +19,11 @@ from detector.es.client import Elastic
 from detector.rules import load_rule_file
 from detector.ruletest.runner import PREFIX
 from detector.settings import Settings
+from tests.support.reference import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILTIN = ROOT / "detector" / "builtin"
-ELASTIC_AWS = ROOT.parent / "shared" / "rules" / "elastic-new-terms-aws"
+ELASTIC_AWS = REFERENCE / "rules" / "elastic-new-terms-aws"
 DEFAULT_RULE = "aws_s3_unauthenticated_access_rare_source"
 LEGACY_RULE = "aws_s3_unauthenticated_access_rare_source_legacy_principal"
 
@@ -97,6 +98,7 @@ def test_a_failure_names_the_case_the_missing_term_and_its_events(
     assert "(time -8d)" in out[at + 1] and "(time -2m)" in out[at + 1]
 
 
+@pytest.mark.reference_data
 def test_every_scaffold_of_the_elastic_aws_rules_passes_as_written(
     elastic: Elastic, tmp_path: Path
 ) -> None:

@@ -19,10 +19,11 @@ from detector.ruletest import Fixture, Suite, field_types, junit_xml, parse_fixt
 from detector.ruletest.report import to_json
 from detector.ruletest.scaffold import mapping_types, satisfying_document
 from detector.ruletest.verdict import CaseResult, RunOutcome, compare
+from tests.support.reference import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILTIN = ROOT / "detector" / "builtin"
-ELASTIC_AWS = ROOT.parent / "shared" / "rules" / "elastic-new-terms-aws"
+ELASTIC_AWS = REFERENCE / "rules" / "elastic-new-terms-aws"
 RULE = BUILTIN / "aws_s3_unauthenticated_access_rare_source.toml"
 AT = datetime(2025, 6, 2, 12, tzinfo=UTC)
 PATH = Path("x.tests.toml")
@@ -91,6 +92,7 @@ def test_invalid_toml_names_the_file_and_line() -> None:
         _fixture("[[case]\n")
 
 
+@pytest.mark.reference_data
 def test_the_scaffold_document_satisfies_negations_wildcards_and_alternatives() -> None:
     rule = load_rule_file(
         ELASTIC_AWS / "discovery_new_terms_sts_getcalleridentity_ec2_role_new_source_as.toml"
@@ -101,17 +103,20 @@ def test_the_scaffold_document_satisfies_negations_wildcards_and_alternatives() 
     assert "aws.cloudtrail.user_identity.arn" not in doc
 
 
+@pytest.mark.reference_data
 def test_the_scaffold_types_values_by_the_mapping() -> None:
     rule = load_rule_file(ELASTIC_AWS / "discovery_new_terms_vpn_asn_discovery_api_calls.toml")
     doc = satisfying_document(rule, field_types())
     assert doc["source.as.number"] == 216025  # a long, not "216025"
 
 
+@pytest.mark.reference_data
 def test_a_field_only_negated_is_left_out() -> None:
     rule = load_rule_file(ELASTIC_AWS / "execution_ssm_sendcommand_by_rare_user.toml")
     assert "source.address" not in satisfying_document(rule, field_types())
 
 
+@pytest.mark.reference_data
 @pytest.mark.parametrize("path", sorted(ELASTIC_AWS.glob("*.toml")), ids=lambda p: p.stem)
 def test_every_elastic_aws_rule_gets_a_document_with_its_new_terms_fields(path: Path) -> None:
     rule = load_rule_file(path)
