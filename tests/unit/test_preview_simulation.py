@@ -6,15 +6,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from detector.errors import RuleError
 from detector.preview.diff import compare
 from detector.preview.report import Alert, Preview
 from detector.preview.requests import bucket_width
 from detector.preview.simulation import Settings, Slot, Span, WouldBe, candidates, replay
 from detector.query.baseline import HOLD, Baseline
-from detector.query.window import Window
+from detector.query.window import Window, window_for
+from tests.support.rules import make_rule
 
 T0 = datetime(2025, 1, 15, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -23,13 +26,11 @@ Times = Mapping[tuple[str], Sequence[datetime]]
 
 
 def slots(runs: int, every: int = 5, lookback: int = 9, history: int = 60) -> list[Slot]:
-    """`runs` executions from T0, every `every` minutes, windows and histories in minutes."""
-    found = []
-    for n in range(runs):
-        now = T0 + n * every * MINUTE
-        window = Window(now - lookback * MINUTE, now, now - history * MINUTE)
-        found.append(Slot(now, window))
-    return found
+    """`runs` executions from T0, every `every` minutes, windows and histories in minutes:
+    the engine's own windows (`window_for`), so only a rule that can run is replayed."""
+    rule = make_rule(from_=f"now-{lookback}m", history_window_start=f"now-{history}m")
+    nows = [T0 + n * every * MINUTE for n in range(runs)]
+    return [Slot(now, window_for(rule, now)) for now in nows]
 
 
 def spans_of(times: Times, width: timedelta) -> dict[tuple[str], list[Span]]:
@@ -123,6 +124,16 @@ def test_a_holding_baseline_alerts_nothing_and_records_nothing() -> None:
     assert [tally.held for tally in held.tallies] == [0, 0, 1, 1, 0, 0]
 
 
+def test_a_history_not_reaching_before_the_window_is_no_rule_to_replay() -> None:
+    # Hypothesis once drew this (lookback 21 min, history 20): the naive model then saw a
+    # document at a window's start as new (the history `[start + 1m, start]` is empty) and
+    # never dedup'ed (a history length of -1 min). The engine refuses such a rule, as Kibana's
+    # `validateHistoryWindowStart` does: it does not load, and an execution fails before any
+    # search, so neither a backfill nor a preview alerts anything for it.
+    with pytest.raises(RuleError, match="must be earlier than from"):
+        slots(40, every=6, lookback=21, history=20)
+
+
 def test_candidates_cover_exactly_the_executions_that_see_the_term_new() -> None:
     ran = slots(5, lookback=16)
     found = candidates(ran, {("a",): [Span(T0 + 2 * MINUTE, T0 + 3 * MINUTE)]})
@@ -145,6 +156,8 @@ def test_candidates_cover_exactly_the_executions_that_see_the_term_new() -> None
     st.sampled_from(["alert", "hold"]),
     st.integers(-150, 60),
 )
+# A document exactly at the start of a later window, with the shortest history a rule may have.
+@example(minutes={"a": [15]}, every=6, extra=15, history=22, max_signals=1, mode="alert", oldest=0)
 def test_the_replay_equals_the_naive_one_execution_at_a_time(
     minutes: dict[str, list[int]],
     every: int,
@@ -154,6 +167,7 @@ def test_the_replay_equals_the_naive_one_execution_at_a_time(
     mode: str,
     oldest: int,
 ) -> None:
+    assume(history > every + extra)  # the history must reach before the window (no rule else)
     ran = slots(40, every=every, lookback=every + extra, history=history)
     times = {(name,): [T0 + m * MINUTE for m in ms] for name, ms in minutes.items()}
     known = Settings(max_signals, mode, T0 + oldest * MINUTE)
