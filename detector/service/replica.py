@@ -177,15 +177,18 @@ class Keeper:
         if self._stopping.wait(FIRST_CLAIM_DELAY):
             return
         while not self._stopping.is_set():
+            began = time.monotonic()
             try:
                 self.cycle()
             except Exception:  # a dead renewal thread would silently stop the replica
                 log.exception("lease round of replica %s failed", self.replica)
-            self._stopping.wait(self.renew.total_seconds())
+            # Rounds start every `renew` s, however long one took: waiting `renew` after a slow
+            # round would let the lease age past `may_start`'s margin (or expire) in between.
+            self._stopping.wait(max(self.renew.total_seconds() - (time.monotonic() - began), 0))
 
     def cycle(self) -> None:
         """One round: heartbeat, read, then renew, release and take leases."""
-        sent, now = time.monotonic(), datetime.now(UTC)
+        now = datetime.now(UTC)
         try:
             self._heartbeat(now)
             current = self.store.read(list(self.rules))
@@ -209,13 +212,17 @@ class Keeper:
             self._release(rule_id)
         taken = () if self.draining else decision.take
         for rule_id in (*decision.renew, *taken):
-            self._claim(current[rule_id], sent, now)
+            self._claim(current[rule_id], now)
         self._gauge()
 
     # --- writes ----------------------------------------------------------------------------
 
-    def _claim(self, lease: Lease, sent: float, now: datetime) -> None:
-        """Renew (held) or take (free) the lease, conditionally on the version known."""
+    def _claim(self, lease: Lease, now: datetime) -> None:
+        """Renew (held) or take (free) the lease, conditionally on the version known. Its
+        freshness (`may_start`) counts from just before this write, whose expiry is computed
+        after that moment, not from the round's start: the round's reads (heartbeat, leases,
+        heartbeats) over a slow network would otherwise use up the margin before the lease is
+        even written, and the replica would start no execution at all."""
         rule = self.rules[lease.rule_id]
         with self._locks[rule.rule_id]:
             held = self._held.get(rule.rule_id)
@@ -224,6 +231,7 @@ class Keeper:
             try:
                 if version is None:
                     checkpoint = self._first_checkpoint(rule, now)
+                sent = time.monotonic()
                 written = self._write(rule, self.replica, checkpoint, version)
             except ConflictError:
                 if held is not None:

@@ -15,6 +15,8 @@ from detector.rules import Rule
 from detector.service.checkpoints import FENCED, MOVED
 from detector.service.replica import Keeper
 from detector.settings import Settings
+from tests.support.es_node import EsNode
+from tests.support.proxy import Proxy
 from tests.support.rules import make_rule
 
 RULES = [make_rule(rule_id=f"lease-rule-{n}", query="a: b") for n in range(4)]
@@ -82,3 +84,25 @@ def test_stop_releases_the_leases_and_another_replica_takes_them_at_once(
     elastic.refresh(store.index)
     staying.cycle()
     assert len(staying.held()) == 4
+
+
+def test_a_lease_renewed_over_a_slow_network_is_fresh_from_its_write_not_the_round_start(
+    elastic: Elastic, es_node: EsNode, es_settings: Settings
+) -> None:
+    """The round's reads (heartbeat, leases, heartbeats: 3 requests of at least 1.8 s each)
+    take longer than `may_start`'s margin (lease - renew = 5 s); the lease's expiry is
+    computed at its write, so the replica may start right after the round."""
+    slow = Proxy(es_node.url, delay=1.8)
+    index = _store(elastic, es_settings).index
+    through = Elastic(es_settings.model_copy(update={"es_url": [slow.url]}))
+    try:
+        store = LeaseStore(through, index)
+        keeper = Keeper(store, RULES[:1], "slow", timedelta(seconds=6), timedelta(seconds=1))
+        began = time.monotonic()
+        keeper.cycle()
+        assert time.monotonic() - began > 5  # the round outlasted the margin
+        assert keeper.held() == [RULES[0].rule_id]
+        assert keeper.may_start(RULES[0].rule_id)
+    finally:
+        through.close()
+        slow.close()

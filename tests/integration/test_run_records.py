@@ -62,11 +62,13 @@ def test_a_checkpoint_ahead_of_the_clock_is_skew_and_loses_no_new_source(
     feeder = rp.Feeder(elastic, index, every=1.0)
     with feeder.running():
         first = rp.start_replica(es_node, es_settings, rules, tmp_path, "before")
-        rp.wait_until(
-            lambda: len(rp.runs_by_rule(rp.executions(elastic, log_index))) > 0, 90, "a run"
-        )
-        time.sleep(8)
-        assert rp.stop([first]) == [0]
+        try:
+            rp.wait_until(
+                lambda: len(rp.runs_by_rule(rp.executions(elastic, log_index))) > 0, 90, "a run"
+            )
+            time.sleep(8)
+        finally:
+            assert rp.stop([first]) == [0]
         ahead = write_future_checkpoint(elastic, log_index, rule_id)
         red = health(es_node, es_settings, rules)
         second = rp.start_replica(es_node, es_settings, rules, tmp_path, "after")
@@ -112,6 +114,15 @@ def caught_mid_execution(elastic: Elastic, settings: Settings) -> str | None:
     return next((hit["_id"] for hit in hits if written[hit["_id"]] > 0), None)
 
 
+def ended_by(elastic: Elastic, settings: Settings, replica: str) -> list[dict[str, Any]]:
+    """The executions of `replica` that have ended."""
+    return [
+        doc
+        for doc in rp.executions(elastic, settings.execution_log_index)
+        if doc["replica"]["id"] == replica and doc["execution"]["status"] != "running"
+    ]
+
+
 def test_the_alerts_of_an_execution_killed_mid_way_are_counted_from_the_alerts_index(
     elastic: Elastic, es_node: EsNode, es_settings: Settings, token: str, tmp_path: Path
 ) -> None:
@@ -120,6 +131,7 @@ def test_the_alerts_of_an_execution_killed_mid_way_are_counted_from_the_alerts_i
     (rule_id,) = rp.write_rules(rules, index, 1)
     feeder = rp.Feeder(elastic, index, every=0.3)
     slow = Proxy(es_node.url, delay=0.4)  # an execution lasts long enough to be caught
+    doomed: rp.Replica | None = None
     try:
         with feeder.running():
             doomed = rp.start_replica(es_node, es_settings, rules, tmp_path, "doomed", url=slow.url)
@@ -130,10 +142,13 @@ def test_the_alerts_of_an_execution_killed_mid_way_are_counted_from_the_alerts_i
             doomed.process.wait(timeout=30)
             heir = rp.start_replica(es_node, es_settings, rules, tmp_path, "heir")
             try:
-                time.sleep(20)  # the lease expires (6 s), then the heir runs the rule
+                # The lease expires (6 s), then the heir reconciles and runs the rule.
+                rp.wait_until(lambda: ended_by(elastic, es_settings, "heir"), 120, "the heir")
             finally:
                 assert rp.stop([heir]) == [0]
     finally:
+        if doomed is not None:
+            rp.kill(doomed)  # reaped even when it was never caught mid-execution
         slow.close()
 
     docs = {
@@ -168,17 +183,17 @@ def test_once_then_run_is_no_clock_skew_and_the_next_slot_runs_clean(
     env["DETECTOR_ALERTS_INDEX"] = es_settings.alerts_index
     rp.wait_for_slot(timedelta(minutes=1), into=1)  # `once` and `run` in the same grid cell
     done = subprocess.run(
-        [sys.executable, "-m", "detector", "once"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "detector", "once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     replica = rp.start_replica(es_node, es_settings, rules, tmp_path, "after-once")
     try:
         ran = rp.wait_until(
-            lambda: [
-                doc
-                for doc in rp.executions(elastic, es_settings.execution_log_index)
-                if doc["replica"]["id"] == "after-once" and doc["execution"]["status"] != "running"
-            ],
+            lambda: ended_by(elastic, es_settings, "after-once"),
             120,
             "a scheduled execution of `run`",
             step=1,

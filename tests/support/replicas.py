@@ -154,6 +154,14 @@ def stop(replicas: Sequence[Replica], timeout: float = 60) -> list[int | None]:
     return [replica.process.wait(timeout=timeout) for replica in replicas]
 
 
+def kill(replica: Replica, timeout: float = 30) -> None:
+    """SIGKILL the replica if it still runs, and reap it (a `Popen` collected while its
+    process runs is a ResourceWarning, an error under the suite's filterwarnings)."""
+    if replica.alive():
+        replica.process.kill()
+    replica.process.wait(timeout=timeout)
+
+
 @dataclass
 class Feeder:
     """New anonymous sources arriving into `index` while the replicas run, one every `every`
