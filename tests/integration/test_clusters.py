@@ -234,17 +234,19 @@ class Trio:
         self.node, self.state = node, state
 
     def victim(self, index: str) -> int:
-        """A node holding a primary of `index` to kill: neither the node the clients talk to
-        (node 0) nor the elected master (a new election would only slow the test)."""
+        """A node holding a copy of `index` to kill, a primary where one may: neither the node
+        the clients talk to (node 0) nor the elected master (an election would only slow the
+        test)."""
         with self.node.client() as es:
             master = es.cluster.state(metric="master_node").body["master_node"]
             placement = es.search_shards(index=index).body
         names = {node_id: node["name"] for node_id, node in placement["nodes"].items()}
-        for copy in (copy for copies in placement["shards"] for copy in copies):
-            name = names[copy["node"]]
-            if copy["primary"] and copy["node"] != master and name != "local-es-0":
-                return int(name.rsplit("-", 1)[1])
-        pytest.fail(f"no primary of {index} on a node other than node 0 and the master")
+        copies = [copy for copies in placement["shards"] for copy in copies]
+        copies.sort(key=lambda copy: not copy["primary"])
+        for copy in copies:
+            if copy["node"] != master and names[copy["node"]] != "local-es-0":
+                return int(names[copy["node"]].rsplit("-", 1)[1])
+        pytest.fail(f"no copy of {index} on a node other than node 0 and the master")
 
     def kill(self, node: int) -> None:
         killed = local_es(self.state, "kill", "--node", str(node))
@@ -260,7 +262,7 @@ class Trio:
 def wait_for(node: EsNode, status: str, index: str | None = None) -> None:
     """Wait until the cluster (or `index`) is `status`; else fail saying why a shard is not."""
     with node.client() as es:
-        health = es.options(request_timeout=100).cluster.health(
+        health = es.options(request_timeout=100, ignore_status=408).cluster.health(
             index=index, wait_for_status=status, timeout="90s"
         )
         if health.body["timed_out"]:
@@ -293,13 +295,12 @@ def trio_admin(trio: Trio) -> Iterator[Elastic]:
 
 
 def spread_index(trio: Trio, name: str, replicas: int) -> list[str]:
-    """Create a CloudTrail index of three primaries, one per node (with `replicas` copies
-    each); for each shard a routing value that lands a document there."""
-    settings = {
-        "number_of_shards": 3,
-        "number_of_replicas": replicas,
-        "routing.allocation.total_shards_per_node": 1 + replicas,
-    }
+    """Create a CloudTrail index of three primaries (without replicas: one per node) with
+    `replicas` copies each; for each shard a routing value that lands a document there."""
+    settings: dict[str, Any] = {"number_of_shards": 3, "number_of_replicas": replicas}
+    if not replicas:
+        # With replicas the limit can leave a copy unassigned (the allocator does not backtrack).
+        settings["routing.allocation.total_shards_per_node"] = 1
     with trio.node.client() as es:
         es.indices.create(index=name, settings=settings, mappings=ct.INDEX_BODY["mappings"])
         wait_for(trio.node, "green", name)
@@ -415,6 +416,7 @@ def test_a_lost_node_with_replicas_fails_over_and_never_alerts_a_partial_history
         during = runner.run_due(rule, T0 + EVERY)
         expected = {(item.values, item.first_seen) for item in oracle.run(T0 + EVERY)}
         assert [result.status for result in during] in (["succeeded"], ["failed"])
+        print(f"the execution during the failover: {during[-1].status} {during[-1].error or ''}")
         if during[-1].succeeded:
             assert tally(runner, expected) == (0, 0, 0)
         else:
