@@ -1,8 +1,9 @@
-"""Cross-cluster search fails closed (real clusters on loopback, marker `clusters`): a second
-single-node cluster is the remote `east` of a main node of this module's own (the shared node
-is never reconfigured). History held only on `east` keeps a term quiet; `east` killed (kill -9),
-the execution fails naming it and alerts nothing, not even the terms whose history sat there;
-`east` back, every term alerts exactly once, as the brute-force oracle says.
+"""Cross-cluster search and a multi-node cluster fail closed (real clusters on loopback, marker
+`clusters`): a second single-node cluster is the remote `east` of a main node of this module's
+own (the shared node is never reconfigured). History held only on `east` keeps a term quiet;
+`east` killed (kill -9), the execution fails naming it and alerts nothing, not even the terms
+whose history sat there; `east` back, every term alerts exactly once, as the brute-force oracle
+says. The same holds within one cluster of three joined nodes when a node holding a shard dies.
 
 Both clusters run with security on and the same file-realm users and roles (scripts/local-es):
 the detector's user searches `east` with its own role, resolved by name on the remote."""
@@ -29,6 +30,7 @@ from detector.execution_log.store import ExecutionStore
 from detector.query.clusters import with_remotes
 from detector.service.runner import Runner
 from tests.integration.test_engine import T0, event, spec_for, token_rule
+from tests.support import cloudtrail as ct
 from tests.support.bruteforce import Doc, Simulation
 from tests.support.es_node import EsNode, local_es, settings_of, start_local_node
 from tests.support.runs import add_events, alerts_of, log_docs, runner_factory
@@ -220,3 +222,210 @@ def test_a_remote_costs_no_request(pair: Pair, admin: tuple[Elastic, Elastic], t
     print(f"requests per execution by remotes: {counts}")
     assert counts[0][0] == counts[1][0] == counts[2][0]
     assert (counts[0][1], counts[1][1]) == (1, 2)
+
+
+# --- three joined nodes -------------------------------------------------------------------------
+
+
+class Trio:
+    """A cluster of three joined nodes (its state file: to kill and revive one)."""
+
+    def __init__(self, node: EsNode, state: Path) -> None:
+        self.node, self.state = node, state
+
+    def victim(self, index: str) -> int:
+        """A node holding a copy of `index` to kill, a primary where one may: neither the node
+        the clients talk to (node 0) nor the elected master (an election would only slow the
+        test)."""
+        with self.node.client() as es:
+            master = es.cluster.state(metric="master_node").body["master_node"]
+            placement = es.search_shards(index=index).body
+        names = {node_id: node["name"] for node_id, node in placement["nodes"].items()}
+        copies = [copy for copies in placement["shards"] for copy in copies]
+        copies.sort(key=lambda copy: not copy["primary"])
+        for copy in copies:
+            if copy["node"] != master and names[copy["node"]] != "local-es-0":
+                return int(names[copy["node"]].rsplit("-", 1)[1])
+        pytest.fail(f"no copy of {index} on a node other than node 0 and the master")
+
+    def kill(self, node: int) -> None:
+        killed = local_es(self.state, "kill", "--node", str(node))
+        assert killed.returncode == 0, killed.stderr
+
+    def revive(self, node: int) -> None:
+        """Start the node again and wait until every shard is assigned (green)."""
+        revived = local_es(self.state, "revive", "--node", str(node), "--heap", "256m")
+        assert revived.returncode == 0, revived.stderr
+        wait_for(self.node, "green")
+
+
+def wait_for(node: EsNode, status: str, index: str | None = None) -> None:
+    """Wait until the cluster (or `index`) is `status`; else fail saying why a shard is not."""
+    with node.client() as es:
+        health = es.options(request_timeout=100, ignore_status=408).cluster.health(
+            index=index, wait_for_status=status, timeout="90s"
+        )
+        if health.body["timed_out"]:
+            why = es.cluster.allocation_explain(include_yes_decisions=False).body
+            pytest.fail(f"not {status} within 90 s: {json.dumps(why)[:2000]}")
+
+
+@pytest.fixture(scope="module")
+def trio() -> Iterator[Trio]:
+    """Three nodes of 256 MB heap each, started once per module, stopped at its end."""
+    folder = Path(tempfile.mkdtemp(prefix="detector-test-trio-"))
+    state = folder / "trio.json"
+    try:
+        began = time.monotonic()
+        node = start_local_node(state, "--nodes", "3", "--heap", "256m")
+        print(f"three nodes started in {time.monotonic() - began:.0f} s")
+        yield Trio(node, state)
+    finally:
+        local_es(state, "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def trio_admin(trio: Trio) -> Iterator[Elastic]:
+    """A superuser client of the three-node cluster (through node 0), for test data."""
+    values = {"es_username": "elastic", "es_password": trio.node.password}
+    elastic = Elastic(settings_of(es_url=[trio.node.url], **values))
+    yield elastic
+    elastic.close()
+
+
+def spread_index(trio: Trio, name: str, replicas: int) -> list[str]:
+    """Create a CloudTrail index of three primaries (without replicas: one per node) with
+    `replicas` copies each; for each shard a routing value that lands a document there."""
+    settings: dict[str, Any] = {"number_of_shards": 3, "number_of_replicas": replicas}
+    if not replicas:
+        # With replicas the limit can leave a copy unassigned (the allocator does not backtrack).
+        settings["routing.allocation.total_shards_per_node"] = 1
+    with trio.node.client() as es:
+        es.indices.create(index=name, settings=settings, mappings=ct.INDEX_BODY["mappings"])
+        wait_for(trio.node, "green", name)
+        routes: dict[int, str] = {}
+        for candidate in map(str, range(1000)):
+            shard = es.search_shards(index=name, routing=candidate).body["shards"][0][0]["shard"]
+            routes.setdefault(int(shard), candidate)
+            if len(routes) == 3:
+                return [routes[shard] for shard in range(3)]
+    pytest.fail(f"no routing value found for every shard of {name}")
+
+
+def add_routed(
+    trio: Trio, index: str, placed: list[tuple[int, dict[str, Any]]], routes: list[str]
+) -> None:
+    """Index each document on the shard it names (custom routing), searchable on return."""
+    operations: list[dict[str, Any]] = []
+    for number, (shard, doc) in enumerate(placed):
+        operations += [
+            {"create": {"_index": index, "_id": f"doc-{number}", "routing": routes[shard]}},
+            doc,
+        ]
+    with trio.node.client() as es:
+        answer = es.bulk(operations=operations, refresh=True).body
+    assert not answer["errors"], answer
+
+
+def tally(runner: Runner, expected: set[tuple[Any, ...]]) -> tuple[int, int, int]:
+    """(lost, duplicated, unexpected) alerts of the runner against the oracle's."""
+    written = list(alerts_of(runner).values())
+    found = {(terms, datetime.fromisoformat(seen)) for terms, seen in written}
+    duplicated = len(written) - len({terms for terms, _ in written})
+    return len(expected - found), duplicated, len(found - expected)
+
+
+def address(kind: int, shard: int) -> str:
+    return f"203.0.113.{10 * kind + shard}"
+
+
+def test_a_lost_node_fails_the_execution_on_its_shards_and_its_return_alerts_each_term_once(
+    trio: Trio, trio_admin: Elastic, token: str
+) -> None:
+    """No replicas: the shard of a killed node is gone until it returns. The execution fails
+    naming the index instead of alerting terms whose history sat on that shard."""
+    index = f"logs-aws.cloudtrail-trio-{token}"
+    routes = spread_index(trio, index, replicas=0)
+    placed: list[tuple[int, dict[str, Any]]] = []
+    for shard in range(3):
+        # EARLY: new before the outage. KNOWN: history on this shard, window on the next one.
+        # HELD: the same during the outage. NEW: new during the outage, window on this shard.
+        placed += [
+            (shard, event(address(1, shard), T0 + timedelta(minutes=3))),
+            (shard, event(address(2, shard), T0 - timedelta(days=2))),
+            ((shard + 1) % 3, event(address(2, shard), T0 + timedelta(minutes=2))),
+            (shard, event(address(3, shard), T0 - timedelta(days=3))),
+            ((shard + 1) % 3, event(address(3, shard), T0 + timedelta(minutes=8))),
+            (shard, event(address(4, shard), T0 + timedelta(minutes=9))),
+        ]
+    add_routed(trio, index, placed, routes)
+    rule = token_rule(token)
+    runner = runner_factory(trio_admin, token)("trio")
+    oracle = Simulation([Doc(index, doc) for _, doc in placed], spec_for(rule))
+
+    first = runner.run_due(rule, T0 + EVERY)
+    assert [result.status for result in first] == ["succeeded"]
+    expected = {(item.values, item.first_seen) for item in oracle.run(T0 + EVERY)}
+    assert {values for values, _ in expected} == {(address(1, s),) for s in range(3)}
+    assert tally(runner, expected) == (0, 0, 0)
+
+    victim = trio.victim(index)
+    trio.kill(victim)
+    try:
+        outage = runner.run_due(rule, T0 + 2 * EVERY)
+        assert outage and all(result.status == "failed" for result in outage)
+        assert index in (outage[-1].error or "")
+        assert tally(runner, expected) == (0, 0, 0)  # none at all, not for HELD on the lost shard
+    finally:
+        trio.revive(victim)
+
+    back = runner.run_due(rule, T0 + 3 * EVERY)
+    assert back and all(result.succeeded for result in back)
+    for now in (T0 + 2 * EVERY, T0 + 3 * EVERY):
+        expected |= {(item.values, item.first_seen) for item in oracle.run(now)}
+    assert {values for values, _ in expected} == {
+        (address(kind, s),) for kind in (1, 4) for s in range(3)
+    }
+    assert tally(runner, expected) == (0, 0, 0)
+
+
+def test_a_lost_node_with_replicas_fails_over_and_never_alerts_a_partial_history(
+    trio: Trio, trio_admin: Elastic, token: str
+) -> None:
+    """One replica per shard: right after a node dies its shards fail over to their copies;
+    the execution then succeeds as the oracle says or fails alerting nothing, and once the
+    copies are promoted every term alerts exactly once."""
+    index = f"logs-aws.cloudtrail-replicas-{token}"
+    routes = spread_index(trio, index, replicas=1)
+    placed: list[tuple[int, dict[str, Any]]] = []
+    for shard in range(3):
+        placed += [
+            (shard, event(address(2, shard), T0 - timedelta(days=2))),
+            ((shard + 1) % 3, event(address(2, shard), T0 + timedelta(minutes=2))),
+            (shard, event(address(1, shard), T0 + timedelta(minutes=3))),
+        ]
+    add_routed(trio, index, placed, routes)
+    rule = token_rule(token)
+    runner = runner_factory(trio_admin, token)("replicas")
+    oracle = Simulation([Doc(index, doc) for _, doc in placed], spec_for(rule))
+
+    victim = trio.victim(index)
+    trio.kill(victim)
+    try:
+        during = runner.run_due(rule, T0 + EVERY)
+        expected = {(item.values, item.first_seen) for item in oracle.run(T0 + EVERY)}
+        assert [result.status for result in during] in (["succeeded"], ["failed"])
+        print(f"the execution during the failover: {during[-1].status} {during[-1].error or ''}")
+        if during[-1].succeeded:
+            assert tally(runner, expected) == (0, 0, 0)
+        else:
+            assert alerts_of(runner) == {}
+        wait_for(trio.node, "yellow", index)  # every primary promoted
+        after = runner.run_due(rule, T0 + 2 * EVERY)
+        assert after and all(result.succeeded for result in after)
+        expected |= {(item.values, item.first_seen) for item in oracle.run(T0 + 2 * EVERY)}
+        assert {values for values, _ in expected} == {(address(1, s),) for s in range(3)}
+        assert tally(runner, expected) == (0, 0, 0)
+    finally:
+        trio.revive(victim)
