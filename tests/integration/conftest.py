@@ -46,13 +46,13 @@ NEWEST, OLDEST = "9.5.4", "8.19.21"
 ONE_VERSION = {
     # the long real-process scenarios (marker `scenario`) run against NEWEST; the tests that
     # start clusters of their own (marker `clusters`: a remote, joined nodes) against OLDEST;
-    "test_execution_log": NEWEST,
     "test_run": NEWEST,
-    "test_lease_store": NEWEST,
-    "test_seams": NEWEST,
     "test_notifications": NEWEST,
-    "test_engine_runs": NEWEST,
     # against OLDEST:
+    "test_execution_log": OLDEST,
+    "test_lease_store": OLDEST,
+    "test_seams": OLDEST,
+    "test_engine_runs": OLDEST,
     "test_failed_windows": OLDEST,
     "test_backfill": OLDEST,
     "test_demo_setup": OLDEST,

@@ -138,7 +138,9 @@ def delayed_proxy(es_node) -> Iterator[DelayedProxy]:
     proxy.stop()
 
 
-def test_check_waits_for_a_node_that_starts_listening_late(es_node, delayed_proxy, tmp_path):
+def test_check_waits_for_a_node_that_starts_listening_late_saying_so_once(
+    es_node, delayed_proxy, tmp_path
+):
     variables = node_variables(
         es_node,
         DETECTOR_ES_URL=f"http://127.0.0.1:{delayed_proxy.port}",
@@ -150,6 +152,10 @@ def test_check_waits_for_a_node_that_starts_listening_late(es_node, delayed_prox
     assert run.returncode == 0, run.stderr
     assert f"version: {es_node.version}" in run.stdout
     assert run.seconds >= delayed_proxy.delay - 0.5
+    # One line says what it waits for and how long; the retries stay out of sight (DEBUG).
+    waiting = [line for line in run.stderr.splitlines() if "waiting" in line]
+    assert len(waiting) == 1, run.stderr
+    assert "waiting up to 30 s for it to answer and be at least yellow" in waiting[0]
 
 
 def test_an_api_key_is_checked_by_elasticsearch(es_node, tmp_path):
@@ -278,3 +284,47 @@ def test_check_names_a_nested_query_on_a_field_an_index_does_not_nest(es_node, t
     assert run.returncode == 1, run.stdout + run.stderr
     assert f"its query searches items as nested, but {flat} map it as object" in run.stdout
     assert nested not in run.stdout.split("nested, but", 1)[1]
+
+
+# --- `check` is as strict as `run`, and says at once what it waits for (the real node) -----
+
+
+BAD_EXCEPTIONS = '[[exception]]\nrule_id = "*"\nfeild = "x"\n'
+
+
+@pytest.mark.parametrize("command", ["check", "once"])
+def test_a_bad_exceptions_file_is_refused_by_check_as_by_once_with_the_node_up(
+    es_node, tmp_path, command
+):
+    exceptions = tmp_path / "exceptions.toml"
+    exceptions.write_text(BAD_EXCEPTIONS)
+    variables = node_variables(es_node, DETECTOR_EXCEPTIONS_FILE=str(exceptions))
+    run = detector_command(tmp_path, [command], **variables)
+
+    assert run.returncode == 2, run.stderr
+    assert f"configuration error: {exceptions}: exception #1" in run.stderr
+    assert "feild" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "once"])
+def test_a_notification_url_of_no_known_scheme_is_refused_by_check_as_by_once(
+    es_node, tmp_path, command
+):
+    variables = node_variables(es_node, DETECTOR_NOTIFY_URLS="nosuchscheme://foo")
+    run = detector_command(tmp_path, [command], **variables)
+
+    assert run.returncode == 2, run.stderr
+    assert "configuration error: DETECTOR_NOTIFY_URLS: URL 1" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_https_to_the_plain_http_node_fails_at_once_naming_the_cause(es_node, tmp_path):
+    if not es_node.url.startswith("http://"):
+        pytest.skip("the test node serves HTTPS")
+    url = es_node.url.replace("http://", "https://", 1)
+    variables = node_variables(es_node, DETECTOR_ES_URL=url, DETECTOR_ES_READY_TIMEOUT="60s")
+    run = detector_check(tmp_path, **variables)
+
+    assert_clean_failure(run, "the node answers plain HTTP: use an http:// URL")
+    assert run.seconds < PROCESS_SLACK + 5  # not the 60 s it would wait for a node to come up

@@ -25,15 +25,19 @@ import pytest
 from detector.alerts.store import AlertStore
 from detector.cli import operations
 from detector.engine import execute
+from detector.errors import DetectorError
 from detector.es.client import Elastic
 from detector.execution_log.store import ExecutionStore
+from detector.explain import explain
+from detector.preview import preview
 from detector.query.clusters import with_remotes
 from detector.service.runner import Runner
 from tests.integration.test_engine import T0, event, spec_for, token_rule
 from tests.support import cloudtrail as ct
 from tests.support.bruteforce import Doc, Simulation
 from tests.support.es_node import EsNode, local_es, settings_of, start_local_node
-from tests.support.runs import add_events, alerts_of, log_docs, runner_factory
+from tests.support.http_faults import FaultProxy
+from tests.support.runs import add_events, alerts_index, alerts_of, log_docs, runner_factory
 
 pytestmark = pytest.mark.clusters
 
@@ -222,6 +226,62 @@ def test_a_remote_costs_no_request(pair: Pair, admin: tuple[Elastic, Elastic], t
     print(f"requests per execution by remotes: {counts}")
     assert counts[0][0] == counts[1][0] == counts[2][0]
     assert (counts[0][1], counts[1][1]) == (1, 2)
+
+
+def test_explain_preview_and_the_alert_read_the_remote_as_the_engine_does(
+    pair: Pair, admin: tuple[Elastic, Elastic], token: str
+) -> None:
+    """`explain` and `preview` search the rule's patterns on `east` too, name the remote index
+    (`east:<index>`) as the alert does, and fail naming `east` while it is lost."""
+    local_index, remote_index = (
+        f"logs-aws.cloudtrail-main-{token}",
+        f"logs-aws.cloudtrail-east-{token}",
+    )
+    local_docs = [event(QUIET, T0 + timedelta(minutes=2)), event(FRESH, T0 + timedelta(minutes=3))]
+    add_events(admin[0], local_index, local_docs)
+    remote_docs = [
+        event(QUIET, T0 - timedelta(days=3)),
+        event(REMOTE_ONLY, T0 + timedelta(minutes=4)),
+    ]
+    add_events(admin[1], remote_index, remote_docs)
+    rule, now, on_east = token_rule(token), T0 + EVERY, f"east:{remote_index}"
+    detector = elastic_on(pair.main, remote_clusters=["east"])
+    runner = detector_runner(admin[0], detector, token)
+    alerts = AlertStore(detector, alerts_index(runner))
+
+    previewed = preview(detector, rule, now, now)
+    by_value = {alert.values: alert for alert in previewed.alerts}
+    assert set(by_value) == {(FRESH,), (REMOTE_ONLY,)}
+    assert (by_value[(REMOTE_ONLY,)].document or ("", ""))[0] == on_east
+    quiet = explain(detector, alerts, rule, now, (QUIET,))
+    assert not quiet.new and quiet.last_history is not None
+    assert quiet.last_history.index == on_east
+    remote = explain(detector, alerts, rule, now, (REMOTE_ONLY,))
+    assert remote.new and remote.first_document is not None
+    assert remote.first_document.index == on_east
+
+    assert [result.status for result in runner.run_due(rule, now)] == ["succeeded"]
+    assert stored(runner) == {alert.key for alert in previewed.alerts}
+    sources = alert_sources(runner)
+    assert sources[(REMOTE_ONLY,)]["kibana"]["alert"]["ancestors"][0]["index"] == on_east
+
+    pair.kill_east()
+    try:
+        with pytest.raises(DetectorError, match="east"):
+            preview(detector, rule, now, now)
+        with pytest.raises(DetectorError, match="east"):
+            explain(detector, alerts, rule, now, (QUIET,))
+    finally:
+        pair.revive_east()
+        detector.close()
+
+
+def alert_sources(runner: Runner) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The new terms of each alert the runner wrote -> the alert document."""
+    runner.elastic.refresh(alerts_index(runner))
+    body = {"size": 100, "query": {"match_all": {}}}
+    hits = runner.elastic.search([alerts_index(runner)], body)["hits"]["hits"]
+    return {tuple(hit["_source"]["kibana"]["alert"]["new_terms"]): hit["_source"] for hit in hits}
 
 
 # --- three joined nodes -------------------------------------------------------------------------
@@ -429,3 +489,55 @@ def test_a_lost_node_with_replicas_fails_over_and_never_alerts_a_partial_history
         assert tally(runner, expected) == (0, 0, 0)
     finally:
         trio.revive(victim)
+
+
+def test_a_node_lost_during_an_execution_fails_it_and_its_return_alerts_each_term_once(
+    trio: Trio, trio_admin: Elastic, token: str
+) -> None:
+    """No replicas; the node dies in the middle of an execution, after its window search was
+    answered by every shard and before its next search: the history searched without the
+    node's shard would make KNOWN new, so the execution fails instead of alerting."""
+    index = f"logs-aws.cloudtrail-during-{token}"
+    routes = spread_index(trio, index, replicas=0)
+    placed: list[tuple[int, dict[str, Any]]] = []
+    for shard in range(3):
+        # KNOWN: history on this shard, window on the next one. NEW: window on this shard.
+        placed += [
+            (shard, event(address(2, shard), T0 - timedelta(days=2))),
+            ((shard + 1) % 3, event(address(2, shard), T0 + timedelta(minutes=2))),
+            (shard, event(address(1, shard), T0 + timedelta(minutes=3))),
+        ]
+    add_routed(trio, index, placed, routes)
+    rule = token_rule(token)
+    oracle = Simulation([Doc(index, doc) for _, doc in placed], spec_for(rule))
+    victim = trio.victim(index)
+    searches: list[str] = []
+
+    def kill_after_the_window_search(path: str, body: bytes) -> None:
+        if "logs-aws.cloudtrail" in path and "/_search" in path:
+            searches.append(path)
+            if len(searches) == 2:
+                trio.kill(victim)
+
+    proxy = FaultProxy(trio.node.url, on_request=kill_after_the_window_search)
+    values = {"es_username": "elastic", "es_password": trio.node.password}
+    through_proxy = Elastic(settings_of(es_url=[proxy.url], es_retry_attempts=1, **values))
+    runner = runner_factory(through_proxy, token)("during")
+    try:
+        during = runner.run_due(rule, T0 + EVERY)
+        assert len(searches) >= 2, searches  # the node died within the execution
+        assert during and all(result.status == "failed" for result in during)
+        assert index in (during[-1].error or "")
+        assert alerts_of(runner) == {}  # not KNOWN, whose history sat on the lost shard
+    finally:
+        trio.revive(victim)
+        proxy.close()
+
+    back = runner.run_due(rule, T0 + 2 * EVERY)
+    assert back and all(result.succeeded for result in back)
+    expected = set()
+    for now in (T0 + EVERY, T0 + 2 * EVERY):
+        expected |= {(item.values, item.first_seen) for item in oracle.run(now)}
+    assert {values for values, _ in expected} == {(address(1, s),) for s in range(3)}
+    assert tally(runner, expected) == (0, 0, 0)
+    through_proxy.close()

@@ -273,9 +273,9 @@ def test_metrics_count_executions_failures_alerts_and_last_success(
 ) -> None:
     rule = token_rule(token)
     add_events(elastic, cloudtrail_index(token), [event("198.51.100.1", T0 - timedelta(minutes=1))])
-    runner = make_runner("metrics")
-    runner.metrics = Metrics()
-    server = runner.metrics.serve(0, "127.0.0.1")
+    metrics = Metrics()
+    runner = make_runner("metrics", metrics=metrics)
+    server = metrics.serve(0, "127.0.0.1")
     try:
         runner.run_due(rule, T0)
         runner.run_due(rule, T0 + EVERY)

@@ -102,8 +102,7 @@ def backfilled(
     baseline: str = "alert",
     end: datetime = END,
 ) -> tuple[Found, Runner]:
-    runner = make_runner("backfill")
-    runner.exceptions, runner.baseline_mode = exceptions, baseline
+    runner = make_runner("backfill", exceptions=exceptions, baseline_mode=baseline)
     results = runner.backfill([rule], T0, end)
     assert all(result.error is None for result in results)
     return {(terms, seen) for terms, seen in alerts_of(runner).values()}, runner
@@ -335,8 +334,7 @@ def test_alerts_already_written_are_not_previewed_again_as_a_backfill_skips_them
     rule = token_rule(token, max_signals=2)
     exceptions, _ = exceptions_for(tmp_path)
     add_events(elastic, cloudtrail_index(token), busy_range())
-    runner = make_runner("live")
-    runner.exceptions = exceptions
+    runner = make_runner("live", exceptions=exceptions)
     runner.backfill([rule], T0, minutes(90))  # what live executions wrote already
     before = set(alerts_of(runner).values())
     index = runner.store.index  # type: ignore[attr-defined]

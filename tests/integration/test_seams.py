@@ -60,9 +60,8 @@ def test_sinks_get_the_created_alerts_and_nothing_on_a_rerun(
     elastic: Elastic, token: str, make_runner: MakeRunner
 ) -> None:
     _two_new_sources(elastic, token)
-    runner = make_runner("sinks")
     sink = RecordingSink()
-    runner.sinks = [sink]
+    runner = make_runner("sinks", sinks=[sink])
     rule = token_rule(token)
     first = runner.execute(rule, T0)
     again = runner.execute(rule, T0 + timedelta(minutes=1))  # overlapping window, same terms
@@ -74,9 +73,8 @@ def test_a_failing_sink_is_logged_and_the_execution_stands(
     elastic: Elastic, token: str, make_runner: MakeRunner, caplog: pytest.LogCaptureFixture
 ) -> None:
     _two_new_sources(elastic, token)
-    runner = make_runner("broken")
     recording = RecordingSink()
-    runner.sinks = [BrokenSink(), recording]
+    runner = make_runner("broken", sinks=[BrokenSink(), recording])
     with caplog.at_level(logging.ERROR, logger="detector.service.runner"):
         result = runner.execute(token_rule(token), T0)
     assert result.succeeded and result.alerts_written == 2

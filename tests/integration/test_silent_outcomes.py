@@ -63,8 +63,8 @@ def test_documents_ingested_in_the_future_are_counted_warned_and_measured(
             event("198.51.100.4", at),
         ],
     )
-    runner = make_runner("future")
-    runner.metrics = Metrics()
+    metrics = Metrics()
+    runner = make_runner("future", metrics=metrics)
 
     with caplog.at_level(logging.WARNING, logger="detector.engine.execution"):
         (result,) = runner.run_due(token_rule(token), T0)
@@ -75,7 +75,7 @@ def test_documents_ingested_in_the_future_are_counted_warned_and_measured(
     assert doc["metrics"]["future_documents"] == 1
     assert doc["execution"]["warnings"][0].startswith("1 document(s) of the rule have a time")
     assert "1 document(s) have event.ingested in the future" in caplog.text
-    gauge = runner.metrics.registry.get_sample_value(
+    gauge = metrics.registry.get_sample_value(
         "detector_future_documents", {"rule_id": result.rule_id}
     )
     assert gauge == 1.0

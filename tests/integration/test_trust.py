@@ -178,9 +178,7 @@ def test_with_alert_every_alert_carries_the_baseline_coverage(young: Harness) ->
 
 
 def hold_runner(make_runner: MakeRunner, name: str) -> Runner:
-    runner = make_runner(name)
-    runner.baseline_mode = HOLD
-    return runner
+    return make_runner(name, baseline_mode=HOLD)
 
 
 def test_with_hold_nothing_alerts_until_the_data_covers_the_history_then_the_oracle_rules(

@@ -11,6 +11,9 @@ against the real node.
 marker: refused without reaching the node, or `lost`: executed by the node, then answered with
 the fault instead of the node's answer (a request left unanswered; the client never knows what
 was written).
+
+`on_request`, when given, is called with each request's path and body before it goes on: a test
+acts at a chosen moment of an execution (kills a node between two of its searches).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -50,7 +54,11 @@ class FaultProxy:
     answers the requests of `faults` with their fault."""
 
     def __init__(
-        self, target_url: str, poison: tuple[bytes, ...] = (), faults: tuple[Fault, ...] = ()
+        self,
+        target_url: str,
+        poison: tuple[bytes, ...] = (),
+        faults: tuple[Fault, ...] = (),
+        on_request: Callable[[str, bytes], None] | None = None,
     ) -> None:
         parts = urlsplit(target_url)
         if parts.scheme != "http":
@@ -71,6 +79,8 @@ class FaultProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if on_request is not None:
+                    on_request(self.path, body)
                 if any(marker in body for marker in proxy.poison):
                     proxy.rejected += 1
                     self._answer(400, json.dumps(_rejection()).encode(), "application/json")

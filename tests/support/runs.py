@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, Unpack
 
 from detector.alerts.store import AlertStore
 from detector.es.client import Elastic
 from detector.execution_log.store import ExecutionStore
-from detector.service.runner import Runner
+from detector.service.runner import Options, Runner
 from tests.support import cloudtrail as ct
 
 DAY = timedelta(hours=24)
 
-MakeRunner = Callable[[str], Runner]
+
+class MakeRunner(Protocol):
+    """Makes a runner named `name`; `options` are `Runner.on`'s (exceptions, metrics, ...)."""
+
+    def __call__(self, name: str, /, **options: Unpack[Options]) -> Runner: ...
 
 
 def runner_factory(elastic: Elastic, token: str) -> MakeRunner:
     """Runners with alerts and execution-log indices of their own, named after `name`."""
 
-    def make(name: str, max_catchup: timedelta = DAY) -> Runner:
+    def make(name: str, /, **options: Unpack[Options]) -> Runner:
         store = AlertStore(elastic, f"detector-alerts-{token}-{name}")
         log = ExecutionStore(elastic, f"detector-executions-{token}-{name}")
         store.ensure_index()
@@ -29,7 +32,8 @@ def runner_factory(elastic: Elastic, token: str) -> MakeRunner:
         elastic.client.indices.put_settings(
             index=store.index, settings={"index": {"refresh_interval": "100ms"}}
         )
-        return Runner.on(elastic, store, log, max_catchup=max_catchup)
+        options.setdefault("max_catchup", DAY)
+        return Runner.on(elastic, store, log, **options)
 
     return make
 

@@ -3,7 +3,6 @@ nothing more, and no traceback."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from detector.cli import BROKEN_PIPE
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.commands import detector_env
 
 
 @pytest.mark.parametrize(
@@ -26,11 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 def test_a_reader_that_went_away_ends_the_command_quietly(
     command: list[str], code: int, tmp_path: Path
 ) -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DETECTOR_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "detector", *command],
         cwd=tmp_path,  # no `.env`
-        env={**env, "PYTHONPATH": str(REPO)},
+        env=detector_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -64,3 +64,20 @@ def test_readme_sections_are_the_settings_class_sections_in_order() -> None:
     in_class = _sections(SETTINGS.read_text().splitlines(), SECTION, FIELD)
     assert [(title, [env_name(n) for n in names]) for title, names in in_class] == readme
     assert [name for _, names in in_class for name in names] == list(Settings.model_fields)
+
+
+def _listed_for(version: str) -> set[str]:
+    """The test modules the README's "Development" section lists under "VERSION only"."""
+    text = README.read_text()
+    start = text.index(f"  - {version} only:")
+    ends = (text.find(marker, start + 1) for marker in ("\n  - ", "\n\n"))
+    block = text[start : min(end for end in ends if end != -1)]
+    return set(re.findall(r"`(test_[a-z_0-9]+)\.py`", block))
+
+
+def test_the_readme_lists_the_modules_each_version_runs_alone() -> None:
+    from tests.integration.conftest import NEWEST, OLDEST, ONE_VERSION
+
+    for version in (NEWEST, OLDEST):
+        by_module = {module for module, only in ONE_VERSION.items() if only == version}
+        assert by_module <= _listed_for(version), version
