@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -123,7 +124,7 @@ def stored(runner: Runner) -> set[tuple[Any, ...]]:
 
 
 def test_a_lost_remote_fails_the_execution_and_its_return_alerts_each_term_once(
-    pair: Pair, admin: tuple[Elastic, Elastic], token: str
+    pair: Pair, admin: tuple[Elastic, Elastic], token: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     local_index, remote_index = (
         f"logs-aws.cloudtrail-main-{token}",
@@ -160,7 +161,11 @@ def test_a_lost_remote_fails_the_execution_and_its_return_alerts_each_term_once(
     assert (REMOTE_ONLY,) in by_value
 
     pair.kill_east()
-    outage = runner.run_due(rule, T0 + 2 * EVERY)
+    with caplog.at_level(logging.ERROR, logger="detector.engine.execution"):
+        outage = runner.run_due(rule, T0 + 2 * EVERY)
+    (line, *_) = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert "east" in line.getMessage()
+    assert getattr(line, "unavailable_clusters", None) == ["east"]  # a field of the JSON line
     assert outage and all(result.status == "failed" for result in outage)
     assert "east" in (outage[-1].error or "")
     assert outage[-1].unavailable_clusters == ("east",)
