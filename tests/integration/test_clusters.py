@@ -455,14 +455,10 @@ def test_a_lost_node_fails_the_execution_on_its_shards_and_its_return_alerts_eac
     assert tally(runner, expected) == (0, 0, 0)
 
 
-def test_a_lost_node_with_replicas_fails_over_and_never_alerts_a_partial_history(
-    trio: Trio, trio_admin: Elastic, token: str
-) -> None:
-    """One replica per shard: right after a node dies its shards fail over to their copies;
-    the execution then succeeds as the oracle says or fails alerting nothing, and once the
-    copies are promoted every term alerts exactly once."""
-    index = f"logs-aws.cloudtrail-replicas-{token}"
-    routes = spread_index(trio, index, replicas=1)
+def known_and_new(trio: Trio, index: str, replicas: int) -> list[dict[str, Any]]:
+    """`index` spread over the nodes with, for each shard, KNOWN (history on this shard, window
+    on the next one) and NEW (window on this shard); the documents, for the oracle."""
+    routes = spread_index(trio, index, replicas)
     placed: list[tuple[int, dict[str, Any]]] = []
     for shard in range(3):
         placed += [
@@ -471,9 +467,20 @@ def test_a_lost_node_with_replicas_fails_over_and_never_alerts_a_partial_history
             (shard, event(address(1, shard), T0 + timedelta(minutes=3))),
         ]
     add_routed(trio, index, placed, routes)
+    return [doc for _, doc in placed]
+
+
+def test_a_lost_node_with_replicas_fails_over_and_never_alerts_a_partial_history(
+    trio: Trio, trio_admin: Elastic, token: str
+) -> None:
+    """One replica per shard: right after a node dies its shards fail over to their copies;
+    the execution then succeeds as the oracle says or fails alerting nothing, and once the
+    copies are promoted every term alerts exactly once."""
+    index = f"logs-aws.cloudtrail-replicas-{token}"
+    docs = known_and_new(trio, index, replicas=1)
     rule = token_rule(token)
     runner = runner_factory(trio_admin, token)("replicas")
-    oracle = Simulation([Doc(index, doc) for _, doc in placed], spec_for(rule))
+    oracle = Simulation([Doc(index, doc) for doc in docs], spec_for(rule))
 
     victim = trio.victim(index)
     trio.kill(victim)
@@ -503,18 +510,9 @@ def test_a_node_lost_during_an_execution_fails_it_and_its_return_alerts_each_ter
     answered by every shard and before its next search: the history searched without the
     node's shard would make KNOWN new, so the execution fails instead of alerting."""
     index = f"logs-aws.cloudtrail-during-{token}"
-    routes = spread_index(trio, index, replicas=0)
-    placed: list[tuple[int, dict[str, Any]]] = []
-    for shard in range(3):
-        # KNOWN: history on this shard, window on the next one. NEW: window on this shard.
-        placed += [
-            (shard, event(address(2, shard), T0 - timedelta(days=2))),
-            ((shard + 1) % 3, event(address(2, shard), T0 + timedelta(minutes=2))),
-            (shard, event(address(1, shard), T0 + timedelta(minutes=3))),
-        ]
-    add_routed(trio, index, placed, routes)
+    docs = known_and_new(trio, index, replicas=0)
     rule = token_rule(token)
-    oracle = Simulation([Doc(index, doc) for _, doc in placed], spec_for(rule))
+    oracle = Simulation([Doc(index, doc) for doc in docs], spec_for(rule))
     victim = trio.victim(index)
     searches: list[str] = []
 
