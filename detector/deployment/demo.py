@@ -170,7 +170,11 @@ def load(
         _delete_own_documents(elastic, index)
     for start in range(0, len(docs), BATCH):
         _add(elastic, index, docs[start : start + BATCH])
-        progress.step("loading CloudTrail events", min(start + BATCH, len(docs)), len(docs))
+        progress.step(
+            "loading the CloudTrail events ingested before the last hour",
+            min(start + BATCH, len(docs)),
+            len(docs),
+        )
     progress.finish()
     elastic.refresh(index)
     return len(docs)
@@ -265,6 +269,10 @@ def replay(
     checkpoint nor lease is moved: the demo is not the rules' schedule."""
     waiting = sorted(arriving, key=_ingested)
     results = []
+    text = (
+        f"running the scheduled executions of the last hour, its {len(waiting)} CloudTrail "
+        "events arriving as they were ingested"
+    )
     for rule, now in plan:
         due = [doc for doc in waiting if _ingested(doc) <= now]
         if due:
@@ -272,7 +280,7 @@ def replay(
             replayer.elastic.refresh(index)
             waiting = waiting[len(due) :]
         results.append(replayer.execute(rule, now, execution_type))
-        progress.step("running the scheduled executions of the last hour", len(results), len(plan))
+        progress.step(text, len(results), len(plan))
     progress.finish()
     return results
 
