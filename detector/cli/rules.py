@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detector.cli.common import Commands, executions_at_debug, report_rule_problems, usage_error
-from detector.errors import UnsupportedRuleError
+from detector.errors import DetectorError, UnsupportedRuleError
 
 if TYPE_CHECKING:
     from detector.settings import Settings
@@ -97,20 +97,44 @@ def _run_cases(settings: Settings, work: list[Any]) -> list[Any]:
 
 
 def _scaffold(paths: list[Path]) -> int:
-    """Write `X.tests.toml` beside each rule file that has none (never over one)."""
+    """Write `X.tests.toml` beside each rule that has none: the files named and the rules below
+    the folders named. A fixture is never overwritten: one beside a file named is an error, one
+    beside a rule of a folder is left as it is (and counted). A rule that cannot be scaffolded is
+    an error naming it; the others are written all the same."""
+    from detector import ruletest
+
+    files, problems = ruletest.rule_files(paths)
+    named = {path for path in paths if path.is_file()}
+    written = kept = 0
+    for path in files:
+        target = ruletest.fixture_path(path)
+        if target.exists() and path not in named:
+            kept += 1
+        elif target.exists():
+            problems.append(f"{target} exists; --scaffold never overwrites a fixture")
+        elif problem := _scaffold_one(path, target):
+            problems.append(problem)
+        else:
+            print(f"wrote {target}")
+            written += 1
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if kept:
+        print(f"{kept} rule(s) already have a fixture, left as they are")
+    return 2 if problems or not (written or kept) else 0
+
+
+def _scaffold_one(rule_file: Path, target: Path) -> str | None:
+    """Write the scaffold of one rule file; the problem instead, if it has one."""
     from detector import ruletest
     from detector.rules import load_rule_file
 
-    written = 0
-    for path in paths:
-        target = ruletest.fixture_path(path)
-        if target.exists():
-            print(f"error: {target} exists; --scaffold never overwrites a fixture", file=sys.stderr)
-            return 2
-        target.write_text(ruletest.scaffold(load_rule_file(path), ruletest.field_types()))
-        print(f"wrote {target}")
-        written += 1
-    return 0 if written else 2
+    try:
+        text = ruletest.scaffold(load_rule_file(rule_file), ruletest.field_types())
+    except DetectorError as exc:
+        return str(exc)
+    target.write_text(text)
+    return None
 
 
 def add_test_command(actions: Any) -> None:
@@ -139,7 +163,8 @@ def add_test_command(actions: Any) -> None:
     test.add_argument(
         "--scaffold",
         action="store_true",
-        help="write a starting fixture (one alerting, one silent case) for each RULE.toml given",
+        help="write a starting fixture (one alerting, one silent case) for each rule given, or "
+        "below each folder given, that has none",
     )
     test.set_defaults(handler=rules_test)
 

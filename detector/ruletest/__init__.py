@@ -14,7 +14,7 @@ Dependencies run one way: fixture, scaffold <- data, verdict <- collect, runner,
 
 from __future__ import annotations
 
-from detector.ruletest.collect import Collected, Options, collect
+from detector.ruletest.collect import Collected, Options, collect, rule_files
 from detector.ruletest.data import field_types
 from detector.ruletest.fixture import Case, Event, Fixture, Run, fixture_path, parse_fixture
 from detector.ruletest.report import junit_xml, text_lines, to_json
@@ -40,6 +40,7 @@ __all__ = [
     "fixture_path",
     "junit_xml",
     "parse_fixture",
+    "rule_files",
     "run_all",
     "satisfying_document",
     "scaffold",

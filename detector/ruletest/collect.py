@@ -51,6 +51,14 @@ def collect(paths: Iterable[Path], now: datetime, options: Options = Options()) 
     return collected
 
 
+def rule_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
+    """The rule files of `paths` (files, and the `*.toml` below folders that are not fixtures),
+    in order without repeats, and the problems (a path that is not there, an empty folder)."""
+    collected = Collected()
+    files = [file for path in paths for file in _rule_files(path, collected)]
+    return list(dict.fromkeys(files)), collected.problems
+
+
 def _rule_files(path: Path, collected: Collected) -> list[Path]:
     if path.is_dir():
         found = sorted(

@@ -261,3 +261,31 @@ def test_scaffold_writes_a_fixture_that_loads_and_never_overwrites_one(
     assert [case.alerting for case in cases] == [True, False]
     assert [case.silencing for case in cases] == [False, True]
     assert main(["rules", "test", "--scaffold", str(rule)]) == 2
+
+
+def test_scaffold_of_a_folder_writes_each_rule_without_a_fixture_and_keeps_the_others(
+    rule_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    legacy = BUILTIN / "aws_s3_unauthenticated_access_rare_source_legacy_principal.toml"
+    (rule_dir / "nested").mkdir()
+    (rule_dir / "nested" / legacy.name).write_text(legacy.read_text())
+    kept = rule_dir / f"{RULE.stem}.tests.toml"
+    kept.write_text("# the engineer's own cases\n")
+
+    assert main(["rules", "test", "--scaffold", str(rule_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {rule_dir / 'nested' / legacy.stem}.tests.toml" in out
+    assert "1 rule(s) already have a fixture, left as they are" in out
+    assert kept.read_text() == "# the engineer's own cases\n"
+
+
+def test_scaffold_names_a_rule_it_cannot_read_and_writes_the_others(
+    rule_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (rule_dir / "broken.toml").write_text("not toml [")
+
+    assert main(["rules", "test", "--scaffold", str(rule_dir)]) == 2
+    captured = capsys.readouterr()
+    assert f"error: {rule_dir / 'broken.toml'}:1: invalid TOML" in captured.err
+    assert (rule_dir / f"{RULE.stem}.tests.toml").exists()
+    assert not (rule_dir / "broken.tests.toml").exists()
