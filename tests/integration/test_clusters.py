@@ -38,7 +38,14 @@ from tests.support import cloudtrail as ct
 from tests.support.bruteforce import Doc, Simulation
 from tests.support.es_node import EsNode, local_es, settings_of, start_local_node
 from tests.support.http_faults import FaultProxy
-from tests.support.runs import add_events, alerts_index, alerts_of, log_docs, runner_factory
+from tests.support.runs import (
+    add_events,
+    alert_documents,
+    alerts_index,
+    alerts_of,
+    log_docs,
+    runner_factory,
+)
 
 pytestmark = pytest.mark.clusters
 
@@ -267,8 +274,10 @@ def test_explain_preview_and_the_alert_read_the_remote_as_the_engine_does(
 
     assert [result.status for result in runner.run_due(rule, now)] == ["succeeded"]
     assert stored(runner) == {alert.key for alert in previewed.alerts}
-    sources = alert_sources(runner)
-    assert sources[(REMOTE_ONLY,)]["kibana"]["alert"]["ancestors"][0]["index"] == on_east
+    by_terms = {
+        tuple(doc["kibana"]["alert"]["new_terms"]): doc for doc in alert_documents(runner).values()
+    }
+    assert by_terms[(REMOTE_ONLY,)]["kibana"]["alert"]["ancestors"][0]["index"] == on_east
 
     pair.kill_east()
     try:
@@ -279,14 +288,6 @@ def test_explain_preview_and_the_alert_read_the_remote_as_the_engine_does(
     finally:
         pair.revive_east()
         detector.close()
-
-
-def alert_sources(runner: Runner) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """The new terms of each alert the runner wrote -> the alert document."""
-    runner.elastic.refresh(alerts_index(runner))
-    body = {"size": 100, "query": {"match_all": {}}}
-    hits = runner.elastic.search([alerts_index(runner)], body)["hits"]["hits"]
-    return {tuple(hit["_source"]["kibana"]["alert"]["new_terms"]): hit["_source"] for hit in hits}
 
 
 # --- three joined nodes -------------------------------------------------------------------------

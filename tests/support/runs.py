@@ -50,17 +50,19 @@ def alerts_index(runner: Runner) -> str:
     return runner.records.alerts_index
 
 
-def alerts_of(runner: Runner) -> dict[str, tuple[Any, ...]]:
-    """Alert id -> (new terms, first seen) of every alert the runner wrote."""
+def alert_documents(runner: Runner) -> dict[str, dict[str, Any]]:
+    """Alert id -> alert document of every alert the runner wrote."""
     runner.elastic.refresh(alerts_index(runner))
     body = {"size": 1000, "query": {"match_all": {}}}
     hits = runner.elastic.search([alerts_index(runner)], body)["hits"]["hits"]
+    return {hit["_id"]: hit["_source"] for hit in hits}
+
+
+def alerts_of(runner: Runner) -> dict[str, tuple[Any, ...]]:
+    """Alert id -> (new terms, first seen) of every alert the runner wrote."""
     return {
-        hit["_id"]: (
-            tuple(hit["_source"]["kibana"]["alert"]["new_terms"]),
-            hit["_source"]["detector"]["first_seen"],
-        )
-        for hit in hits
+        alert_id: (tuple(doc["kibana"]["alert"]["new_terms"]), doc["detector"]["first_seen"])
+        for alert_id, doc in alert_documents(runner).items()
     }
 
 
